@@ -1,0 +1,36 @@
+# shellcheck shell=bash
+# Apps are cloned at a pinned ref (tag, branch or commit) and then left alone: a restart never
+# pulls. The ref that was checked out is remembered beside the clone; the app is fetched again
+# only when the blueprint's ref changes (the user edited it) or AIKORE_UPDATE_APP=1 asks for it.
+
+aik_git_checkout() {
+	local url=$1 dir=$2 ref=$3
+	local stamp=$dir/.git/aikore-ref
+	if [[ ! -d $dir/.git ]]; then
+		aik_log "cloning $url at $ref into $dir"
+		rm -rf -- "$dir"
+		git clone --no-checkout "$url" "$dir"
+		_aik_git_switch "$dir" "$ref"
+	elif [[ ${AIKORE_UPDATE_APP:-0} == 1 || "$(cat "$stamp" 2>/dev/null)" != "$ref" ]]; then
+		aik_log "updating $dir to $ref"
+		git -C "$dir" fetch --tags --force origin
+		_aik_git_switch "$dir" "$ref"
+	else
+		aik_log "keeping $dir at $ref ($(git -C "$dir" rev-parse --short HEAD))"
+		return 0
+	fi
+	printf '%s\n' "$ref" >"$stamp"
+}
+
+# A branch name resolves to the remote's tip; tags and commits to themselves. The checkout is
+# detached either way, so nothing moves the app until the next explicit update.
+_aik_git_switch() {
+	local dir=$1 ref=$2 commit
+	commit=$(git -C "$dir" rev-parse --verify --quiet "origin/$ref^{commit}" ||
+		git -C "$dir" rev-parse --verify --quiet "$ref^{commit}") ||
+		aik_die "ref $ref not found in $dir"
+	git -C "$dir" checkout --force --detach "$commit"
+	if [[ -f $dir/.gitmodules ]]; then
+		git -C "$dir" submodule update --init --recursive
+	fi
+}

@@ -1,0 +1,81 @@
+# shellcheck shell=bash
+# One Python environment per instance, made by uv (fast, no conda). It is created once and reused
+# on every start; AIKORE_REBUILD_ENV=1 deletes and recreates it. Installs are skipped when the
+# same packages (and the same requirement files) were already installed into this environment,
+# so a restart costs seconds, not a dependency resolution.
+
+AIK_VENV=
+AIK_CONSTRAINTS=
+
+aik_python_env() {
+	local dir=$1 want=${2:-3.12}
+	if [[ $AIKORE_REBUILD_ENV == 1 && -e $dir ]]; then
+		aik_log "AIKORE_REBUILD_ENV=1: removing $dir"
+		rm -rf -- "$dir"
+	fi
+	if [[ ! -x $dir/bin/python ]]; then
+		aik_log "creating Python ${AIKORE_VENV_PYTHON:-$want} environment in $dir"
+		uv venv --seed --python "${AIKORE_VENV_PYTHON:-$want}" "$dir"
+	else
+		aik_log "reusing Python environment $dir"
+	fi
+	AIK_VENV=$dir
+	AIK_CONSTRAINTS=$dir/aikore-constraints.txt
+	export VIRTUAL_ENV=$dir
+	export PATH=$dir/bin:$PATH
+	unset PYTHONHOME
+}
+
+# Installs torch from its CUDA wheel index and pins it: every later install runs with these
+# pins as constraints, so an app's requirements can never swap the CUDA build for another one.
+aik_torch() {
+	[[ -n $AIK_VENV ]] || aik_die "aik_torch before aik_python_env"
+	printf '%s\n' "$@" >"$AIK_CONSTRAINTS"
+	aik_pip_install --index-url "${AIKORE_TORCH_INDEX:-https://download.pytorch.org/whl/cu128}" "$@"
+}
+
+# uv pip install into the instance environment, with the torch pins, once per distinct request.
+aik_pip_install() {
+	[[ -n $AIK_VENV ]] || aik_die "aik_pip_install before aik_python_env"
+	local key stamp args=(--python "$AIK_VENV/bin/python")
+	if [[ -s $AIK_CONSTRAINTS ]]; then
+		args+=(--constraint "$AIK_CONSTRAINTS")
+	fi
+	key=$(_aik_install_key "$@")
+	stamp=$AIK_VENV/.aikore-installed/$key
+	if [[ -e $stamp ]]; then
+		aik_log "already installed: $*"
+		return 0
+	fi
+	uv pip install "${args[@]}" "$@"
+	mkdir -p "${stamp%/*}"
+	printf '%s\n' "$*" >"$stamp"
+}
+
+# Installs each existing requirements file; a file the app does not ship is skipped.
+aik_pip_requirements() {
+	local file
+	for file in "$@"; do
+		if [[ -f $file ]]; then
+			aik_pip_install -r "$file"
+		else
+			aik_log "no $file; skipped"
+		fi
+	done
+}
+
+# The key covers the arguments, the pins and the content of every requirements file named, so an
+# app update that changes its requirements installs them again.
+_aik_install_key() {
+	local arg prev=
+	{
+		printf '%s\n' "$@"
+		cat "$AIK_CONSTRAINTS" 2>/dev/null || true
+		for arg in "$@"; do
+			if [[ $prev == -r || $prev == --requirement ]]; then
+				cat -- "$arg"
+			fi
+			prev=$arg
+		done
+	} | sha256sum | cut -c1-32
+}

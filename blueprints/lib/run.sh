@@ -1,0 +1,27 @@
+# shellcheck shell=bash
+# Launching: the app replaces the script's shell (exec), so AiKore's stop signal reaches it
+# directly and its exit code is the instance's exit code.
+
+# Gradio reads these itself; apps that call launch() without arguments then listen where AiKore
+# expects and build their URLs under the instance's sub-path.
+aik_gradio_env() {
+	export GRADIO_SERVER_NAME=$WEBUI_HOST
+	export GRADIO_SERVER_PORT=$WEBUI_PORT
+	export GRADIO_ROOT_PATH
+	export GRADIO_ANALYTICS_ENABLED=False
+}
+
+# aik_launch CMD ARGS...: runs the app with the user's extra arguments from
+# $INSTANCE_CONF_DIR/launch_args.txt appended (split on whitespace, never evaluated by a shell).
+aik_launch() {
+	local extra=() line words
+	if [[ -f $INSTANCE_CONF_DIR/launch_args.txt ]]; then
+		while IFS= read -r line || [[ -n $line ]]; do
+			[[ $line =~ ^[[:space:]]*(#|$) ]] && continue
+			read -ra words <<<"$line"
+			extra+=("${words[@]}")
+		done <"$INSTANCE_CONF_DIR/launch_args.txt"
+	fi
+	aik_log "launching: $* ${extra[*]}"
+	exec "$@" "${extra[@]}"
+}
