@@ -40,7 +40,7 @@ class SystemSample:
     """Machine-wide figures; cpu percents are 0-100 of the whole machine / of one core."""
 
     cpu_percent: float | None
-    cpu_percent_per_core: list[float]
+    cpu_percent_per_core: list[float | None]
     memory_total_bytes: int
     memory_used_bytes: int
     memory_available_bytes: int
@@ -368,12 +368,12 @@ class _CpuTimes:
     def __init__(self) -> None:
         self._last = psutil.cpu_times(percpu=True)
 
-    def percents(self) -> tuple[float | None, list[float]]:
+    def percents(self) -> tuple[float | None, list[float | None]]:
         current = psutil.cpu_times(percpu=True)
         pairs = list(zip(self._last, current, strict=False))
         self._last = current
         busy_total = [_busy_and_total(before, after) for before, after in pairs]
-        per_core = [_percent(busy, total) or 0.0 for busy, total in busy_total]
+        per_core = [_percent(busy, total) for busy, total in busy_total]
         overall = _percent(sum(b for b, _ in busy_total), sum(t for _, t in busy_total))
         return overall, per_core
 

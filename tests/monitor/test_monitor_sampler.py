@@ -115,7 +115,7 @@ def test_system_figures_match_the_kernel(tmp_path: Path) -> None:
     )
     assert len(system.cpu_percent_per_core) == cores
     assert system.cpu_percent is not None and 0.0 <= system.cpu_percent <= 100.0
-    assert all(0.0 <= percent <= 100.0 for percent in system.cpu_percent_per_core)
+    assert all(percent is not None and 0.0 <= percent <= 100.0 for percent in system.cpu_percent_per_core)
     assert system.memory_total_bytes == _meminfo_bytes("MemTotal")
     assert system.swap_total_bytes == _meminfo_bytes("SwapTotal")
     assert 0 < system.memory_used_bytes < system.memory_total_bytes
