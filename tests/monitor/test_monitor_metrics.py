@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from aikore import metrics
 from aikore.gpu import Gpus
-from aikore.monitor import Monitor
+from aikore.monitor import Monitor, Sample
 from proxy.table import RouteTable
 
 MIB = 2**20
@@ -32,6 +33,15 @@ def _parse(payload: bytes) -> dict[str, dict[tuple[tuple[str, str], ...], float]
 def _single(found: dict[str, dict[tuple[tuple[str, str], ...], float]], name: str) -> float:
     (value,) = found[name].values()
     return value
+
+
+def _sample_with_cpu_figures(monitor: Monitor) -> Sample:
+    """CPU percents need a clock tick (10 ms) between samples; poll rather than sleep."""
+    deadline = time.monotonic() + 30
+    while (sample := monitor.sample_now()).system.cpu_percent is None:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    return sample
 
 
 @pytest.fixture
@@ -62,7 +72,7 @@ def test_metrics_cover_system_gpu_instance_and_routes(
     monitor = Monitor(
         data_dir=tmp_path, instance_pids=lambda: {4: child.pid}, gpus=Gpus.open(fake_nvml.load), interval=2.0
     )
-    sample = monitor.sample_now()
+    sample = _sample_with_cpu_figures(monitor)
     registry = metrics.build_registry(monitor, routes.snapshot, lambda: {4: "comfy"})
     found = _parse(metrics.render(registry))
 
