@@ -1,0 +1,3 @@
+from aikore.cli import main
+
+raise SystemExit(main())
