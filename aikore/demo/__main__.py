@@ -1,0 +1,3 @@
+from aikore.demo.app import main
+
+raise SystemExit(main())

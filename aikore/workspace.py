@@ -1,0 +1,112 @@
+"""Instance folders on disk: ``instances/<name>/`` with launch.sh, its backup, config and output.
+
+Every change is made so that a crash at any point leaves either the old state or the new one:
+new folders are built under a temporary name and renamed into place, files are replaced with
+``os.replace``, and deleted instances are moved aside rather than erased (nothing is lost).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+import time
+from pathlib import Path
+
+from aikore.blueprints import Blueprint, load_blueprint
+
+SCRIPT = "launch.sh"
+SCRIPT_BACKUP = "launch.sh.bak"
+CONF_DIR = "config"
+OUTPUT_DIR = "output"
+_TMP_PREFIX = ".creating-"
+
+
+class Workspace:
+    def __init__(self, instances_dir: Path, trash_dir: Path) -> None:
+        self.instances_dir = instances_dir
+        self.trash_dir = trash_dir
+
+    def path(self, name: str) -> Path:
+        return self.instances_dir / name
+
+    def script_path(self, name: str) -> Path:
+        return self.path(name) / SCRIPT
+
+    def exists(self, name: str) -> bool:
+        return self.path(name).exists()
+
+    def clean_partial(self) -> None:
+        """Remove folders a crash left half-created (they never had a database row)."""
+        if self.instances_dir.is_dir():
+            for leftover in self.instances_dir.glob(f"{_TMP_PREFIX}*"):
+                shutil.rmtree(leftover, ignore_errors=True)
+
+    def prepare(self, name: str, blueprint_script: Path) -> Path:
+        """Build the folder under a temporary name; ``commit`` renames it into place."""
+        self.instances_dir.mkdir(parents=True, exist_ok=True)
+        staging = self.instances_dir / f"{_TMP_PREFIX}{name}-{os.getpid()}-{time.monotonic_ns()}"
+        staging.mkdir()
+        (staging / CONF_DIR).mkdir()
+        (staging / OUTPUT_DIR).mkdir()
+        shutil.copyfile(blueprint_script, staging / SCRIPT)
+        (staging / SCRIPT).chmod(0o755)
+        return staging
+
+    def commit(self, staging: Path, name: str) -> None:
+        target = self.path(name)
+        if target.exists():
+            raise FileExistsError(target)
+        os.rename(staging, target)
+
+    def discard(self, staging: Path) -> None:
+        shutil.rmtree(staging, ignore_errors=True)
+
+    def rename(self, old: str, new: str) -> None:
+        """Atomic on one filesystem; refuses to replace an existing folder."""
+        source, target = self.path(old), self.path(new)
+        if target.exists():
+            raise FileExistsError(target)
+        if source.exists():
+            os.rename(source, target)
+        else:
+            target.mkdir(parents=True)
+
+    def retire(self, name: str) -> Path | None:
+        """Move a deleted instance's folder to the trash (its outputs and logs stay recoverable)."""
+        source = self.path(name)
+        if not source.exists():
+            return None
+        self.trash_dir.mkdir(parents=True, exist_ok=True)
+        target = self.trash_dir / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}-{time.monotonic_ns() % 10**6}"
+        os.rename(source, target)
+        return target
+
+    def metadata(self, name: str, blueprint_id: str) -> Blueprint:
+        return script_metadata(self.script_path(name), blueprint_id)
+
+    def read_script(self, name: str) -> str:
+        return self.script_path(name).read_text(encoding="utf-8", errors="replace")
+
+    def write_script(self, name: str, content: str) -> None:
+        """Replace launch.sh, keeping the previous version as launch.sh.bak."""
+        folder = self.path(name)
+        folder.mkdir(parents=True, exist_ok=True)
+        script = folder / SCRIPT
+        fresh = folder / f".{SCRIPT}.new"
+        fresh.write_text(content, encoding="utf-8")
+        fresh.chmod(0o755)
+        if script.exists():
+            backup = folder / f".{SCRIPT_BACKUP}.new"
+            shutil.copy2(script, backup)
+            os.replace(backup, folder / SCRIPT_BACKUP)
+        os.replace(fresh, script)
+
+
+def script_metadata(script: Path, blueprint_id: str) -> Blueprint:
+    """The header of an instance's own launch.sh: edits to it (proxy mode, health) take effect."""
+    try:
+        meta = load_blueprint(script, builtin=False)
+    except OSError:
+        meta = Blueprint(id=blueprint_id, name=blueprint_id, path=script)
+    return dataclasses.replace(meta, id=blueprint_id)
