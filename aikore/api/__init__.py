@@ -1,0 +1,17 @@
+"""The JSON API: one module per resource, each with ``setup(app)`` and its OpenAPI fragment."""
+
+from __future__ import annotations
+
+from types import ModuleType
+
+from aiohttp import web
+
+from aikore.api import blueprints, health, instances, openapi
+
+# Each module registers its routes and contributes OPENAPI_PATHS / OPENAPI_SCHEMAS.
+API_MODULES: list[ModuleType] = [health, blueprints, instances, openapi]
+
+
+def setup_api(app: web.Application) -> None:
+    for module in API_MODULES:
+        module.setup(app)

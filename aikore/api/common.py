@@ -1,0 +1,49 @@
+"""Helpers shared by API views: JSON bodies in and out, path parameters."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aiohttp import web
+
+from aikore.errors import AikoreError
+
+# API bodies are small JSON documents or scripts; proxied uploads never pass through here.
+MAX_BODY = 1024 * 1024
+
+
+async def read_json_object(request: web.Request) -> dict[str, Any]:
+    """The request body as a JSON object, or a 4xx naming what is wrong with it."""
+    if request.content_length is not None and request.content_length > MAX_BODY:
+        raise AikoreError(413, "payload_too_large", f"body is larger than {MAX_BODY} bytes")
+    raw = await request.content.read(MAX_BODY + 1)
+    if len(raw) > MAX_BODY:
+        raise AikoreError(413, "payload_too_large", f"body is larger than {MAX_BODY} bytes")
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise AikoreError(400, "invalid_json", "body is not valid UTF-8") from None
+    except json.JSONDecodeError as exc:
+        raise AikoreError(400, "invalid_json", f"body is not valid JSON: {exc.msg} at position {exc.pos}") from None
+    if not isinstance(data, dict):
+        raise AikoreError(400, "invalid_json", "body must be a JSON object")
+    return data
+
+
+def reject_unknown(data: dict[str, Any], allowed: set[str]) -> None:
+    unknown = sorted(set(data) - allowed)
+    if unknown:
+        shown = ", ".join(repr(k[:40]) for k in unknown[:5])
+        raise AikoreError(400, "unknown_field", f"unknown field(s) {shown}; allowed: {', '.join(sorted(allowed))}")
+
+
+def path_id(request: web.Request) -> int:
+    text = request.match_info["id"]
+    if not text.isdigit() or len(text) > 18:
+        raise AikoreError(404, "not_found", "instance ids are positive integers")
+    return int(text)
+
+
+def json_response(data: Any, status: int = 200) -> web.Response:
+    return web.json_response(data, status=status)

@@ -1,0 +1,80 @@
+"""``GET /api/openapi.json``: the OpenAPI 3.1 document, merged from every API module's fragment."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from aikore import __version__
+from aikore.api.common import json_response
+
+DOCUMENT = web.AppKey("openapi_document", dict)
+
+ERROR_SCHEMA = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {
+        "error": {
+            "type": "object",
+            "required": ["code", "message"],
+            "properties": {"code": {"type": "string"}, "message": {"type": "string"}},
+        }
+    },
+}
+
+
+def build_document() -> dict[str, Any]:
+    from aikore.api import API_MODULES  # the list that imports this module
+
+    paths: dict[str, Any] = {}
+    schemas: dict[str, Any] = {"Error": ERROR_SCHEMA}
+    for module in API_MODULES:
+        paths.update(getattr(module, "OPENAPI_PATHS", {}))
+        schemas.update(getattr(module, "OPENAPI_SCHEMAS", {}))
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "AiKore API",
+            "version": __version__,
+            "description": "Manage AI WebUI instances, their processes, logs and the machine's resources. "
+            'Errors are {"error": {"code", "message"}} with a 4xx status.',
+        },
+        "servers": [{"url": "/"}],
+        "security": [{"bearerAuth": []}, {"sessionCookie": []}],
+        "paths": dict(sorted(paths.items())),
+        "components": {
+            "schemas": schemas,
+            "securitySchemes": {
+                "bearerAuth": {"type": "http", "scheme": "bearer", "description": "The AiKore token"},
+                "sessionCookie": {"type": "apiKey", "in": "cookie", "name": "aikore_session"},
+            },
+        },
+    }
+
+
+async def get_openapi(request: web.Request) -> web.Response:
+    return json_response(request.app[DOCUMENT])
+
+
+def setup(app: web.Application) -> None:
+    app.router.add_get("/api/openapi.json", get_openapi)
+
+    async def _build(app: web.Application) -> None:
+        app[DOCUMENT] = build_document()
+
+    # Built at startup, after every module has registered, and served from memory.
+    app.on_startup.append(_build)
+
+
+OPENAPI_SCHEMAS: dict[str, Any] = {}
+OPENAPI_PATHS: dict[str, Any] = {
+    "/api/openapi.json": {
+        "get": {
+            "summary": "This document",
+            "responses": {
+                "200": {"description": "OpenAPI 3.1", "content": {"application/json": {"schema": {"type": "object"}}}}
+            },
+        }
+    }
+}

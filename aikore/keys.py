@@ -1,0 +1,31 @@
+"""Every typed application key, in one leaf module so nothing imports app.py for them."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+from aikore.blueprints import BlueprintCatalog
+from aikore.config import Settings
+from aikore.db import Store
+from aikore.events import EventBus
+from aikore.instance import Instance
+from aikore.workspace import Workspace
+
+# Adds fields to an instance's JSON (proxy metrics, usage, desktop URL...) so api/instances.py
+# needs no knowledge of the parts that own them.
+InstanceJsonHook = Callable[[web.Request, Instance, dict[str, Any]], None]
+# Awaited before an instance is deleted (the supervisor stops it there).
+BeforeDelete = Callable[[Instance], Awaitable[None]]
+
+SETTINGS = web.AppKey("settings", Settings)
+STORE = web.AppKey("store", Store)
+EVENTS = web.AppKey("events", EventBus)
+BLUEPRINTS = web.AppKey("blueprints", BlueprintCatalog)
+WORKSPACE = web.AppKey("workspace", Workspace)
+INSTANCE_JSON_HOOKS = web.AppKey("instance_json_hooks", list[InstanceJsonHook])
+BEFORE_DELETE = web.AppKey("before_delete", list[BeforeDelete])
+# Lines printed at startup after the dashboard URL; each gets that URL (auth adds the login URL).
+STARTUP_MESSAGES = web.AppKey("startup_messages", list[Callable[[str], str | None]])
