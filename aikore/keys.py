@@ -16,7 +16,7 @@ from aikore.workspace import Workspace
 
 # Adds fields to an instance's JSON (proxy metrics, usage, desktop URL...) so api/instances.py
 # needs no knowledge of the parts that own them.
-InstanceJsonHook = Callable[[web.Request, Instance, dict[str, Any]], None]
+InstanceJsonHook = Callable[[web.Application, Instance, dict[str, Any]], None]
 # Awaited before an instance is deleted (the supervisor stops it there).
 BeforeDelete = Callable[[Instance], Awaitable[None]]
 

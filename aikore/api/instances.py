@@ -32,28 +32,35 @@ MAX_SCRIPT = 512 * 1024
 MUTATION_LOCK = web.AppKey("instances_mutation_lock", asyncio.Lock)
 
 
-def instance_json(request: web.Request, instance: Instance) -> dict[str, Any]:
-    """Stored fields plus where to open it and whatever the registered hooks add."""
-    app = request.app
+def instance_json(app: web.Application, instance: Instance, request: web.Request | None = None) -> dict[str, Any]:
+    """Stored fields plus where to open it and whatever the registered hooks add.
+
+    ``request`` (when there is one) gives the host the browser used, for public-port URLs; events
+    published outside a request fall back to the configured host.
+    """
     data = instance.to_json()
     meta = app[keys.WORKSPACE].metadata(instance.name, instance.blueprint)
     data["proxy_mode"] = meta.proxy_mode
-    data["url"] = _open_url(request, instance, meta.proxy_mode)
+    data["url"] = _open_url(app, instance, meta.proxy_mode, request)
     for hook in app[keys.INSTANCE_JSON_HOOKS]:
-        hook(request, instance, data)
+        hook(app, instance, data)
     return data
 
 
-def _open_url(request: web.Request, instance: Instance, mode: str) -> str | None:
+def _open_url(app: web.Application, instance: Instance, mode: str, request: web.Request | None) -> str | None:
     if mode != "port-only":
         return f"/app/{instance.name}/"
     if instance.public_port is None:
         return None
     # Same host the browser used for the dashboard, on the instance's own port.
-    host = request.url.host or "127.0.0.1"
+    if request is not None:
+        scheme, host = request.scheme, request.url.host or "127.0.0.1"
+    else:
+        scheme, host = "http", app[keys.SETTINGS].host
+        host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
     if ":" in host:
         host = f"[{host}]"
-    return f"{request.scheme}://{host}:{instance.public_port}/"
+    return f"{scheme}://{host}:{instance.public_port}/"
 
 
 async def load_instance(request: web.Request) -> Instance:
@@ -64,17 +71,18 @@ async def load_instance(request: web.Request) -> Instance:
     return instance
 
 
-def publish_instance(request: web.Request, instance: Instance) -> None:
-    request.app[keys.EVENTS].publish("instance", instance_json(request, instance))
+def publish_instance(app: web.Application, instance: Instance) -> None:
+    """Tell listeners (route table, live dashboards) about an instance's new state."""
+    app[keys.EVENTS].publish("instance", instance_json(app, instance))
 
 
 async def list_instances(request: web.Request) -> web.Response:
     instances = await request.app[keys.STORE].list_instances()
-    return json_response([instance_json(request, i) for i in instances])
+    return json_response([instance_json(request.app, i, request) for i in instances])
 
 
 async def get_instance(request: web.Request) -> web.Response:
-    return json_response(instance_json(request, await load_instance(request)))
+    return json_response(instance_json(request.app, await load_instance(request), request))
 
 
 async def create_instance(request: web.Request) -> web.Response:
@@ -107,8 +115,8 @@ async def create_instance(request: web.Request) -> web.Response:
         except BaseException:
             workspace.discard(staging)
             raise
-    publish_instance(request, instance)
-    return json_response(instance_json(request, instance), status=201)
+    publish_instance(request.app, instance)
+    return json_response(instance_json(request.app, instance, request), status=201)
 
 
 async def _insert(store: Any, fields: dict[str, Any]) -> Instance:
@@ -180,8 +188,8 @@ async def patch_instance(request: web.Request) -> web.Response:
     if changes:
         if new_name is not None:
             app[keys.EVENTS].publish("instance_deleted", {"id": instance.id, "name": instance.name, "renamed": True})
-        publish_instance(request, updated)
-    return json_response(instance_json(request, updated))
+        publish_instance(request.app, updated)
+    return json_response(instance_json(request.app, updated, request))
 
 
 async def delete_instance(request: web.Request) -> web.Response:
@@ -228,7 +236,7 @@ async def put_script(request: web.Request) -> web.Response:
         raise AikoreError(400, "invalid_field", "content: must be valid Unicode text") from None
     request.app[keys.WORKSPACE].write_script(instance.name, content)
     # Header edits (proxy mode, health path) change how the instance is routed: tell listeners.
-    publish_instance(request, instance)
+    publish_instance(request.app, instance)
     return json_response({"id": instance.id, "name": instance.name, "content": content, "backup": "launch.sh.bak"})
 
 
