@@ -184,7 +184,7 @@ class Monitor:
         self._self_proc = psutil.Process()
         self._self_proc.cpu_percent()
         self._wakeup = asyncio.Event()
-        self._streams: set[asyncio.Queue[Sample]] = set()
+        self._streams: set[asyncio.Queue[Sample | None]] = set()
 
     @property
     def interval(self) -> float:
@@ -254,17 +254,24 @@ class Monitor:
                     await self._wakeup.wait()
 
     async def stream(self) -> AsyncIterator[Sample]:
-        """Every new sample as it is taken; a slow reader skips the oldest ones."""
-        queue: asyncio.Queue[Sample] = asyncio.Queue(maxsize=_STREAM_BACKLOG)
+        """Every new sample as it is taken, until `end_streams()`; a slow reader skips old ones."""
+        queue: asyncio.Queue[Sample | None] = asyncio.Queue(maxsize=_STREAM_BACKLOG)
         self._streams.add(queue)
         try:
-            while True:
-                yield await queue.get()
+            while (sample := await queue.get()) is not None:
+                yield sample
         finally:
             self._streams.discard(queue)
 
+    def end_streams(self) -> None:
+        """Finish every open stream, so live views return when the server shuts down."""
+        for queue in self._streams:
+            _put_dropping_oldest(queue, None)
+        self._streams.clear()
+
     def close(self) -> None:
-        """Release NVML."""
+        """End the streams and release NVML."""
+        self.end_streams()
         self._gpus.close()
 
     def _capacity(self, interval: float) -> int:
@@ -273,9 +280,7 @@ class Monitor:
     def _record(self, sample: Sample) -> None:
         self._ring.append(sample)
         for queue in self._streams:
-            if queue.full():
-                queue.get_nowait()
-            queue.put_nowait(sample)
+            _put_dropping_oldest(queue, sample)
 
     def _collect(self, roots: Mapping[int, int]) -> Sample:
         started = time.perf_counter()
@@ -337,6 +342,12 @@ class Monitor:
             disk_free_bytes=None if disk is None else disk.free,
             disk_percent=None if disk is None else disk.percent,
         )
+
+
+def _put_dropping_oldest(queue: asyncio.Queue[Sample | None], item: Sample | None) -> None:
+    if queue.full():
+        queue.get_nowait()
+    queue.put_nowait(item)
 
 
 def _check_interval(interval: float) -> None:

@@ -107,12 +107,8 @@ def _meminfo_bytes(key: str) -> int:
 
 
 def test_system_figures_match_the_kernel(tmp_path: Path) -> None:
-    monitor = _monitor(tmp_path)
-    time.sleep(0.2)
-    system = monitor.sample_now().system
-    cores = sum(
-        1 for line in Path("/proc/stat").read_text().splitlines() if line[:3] == "cpu" and line[3].isdigit()
-    )
+    system = _sample_until(_monitor(tmp_path), lambda s: s.system.cpu_percent is not None).system
+    cores = sum(1 for line in Path("/proc/stat").read_text().splitlines() if line[:3] == "cpu" and line[3].isdigit())
     assert len(system.cpu_percent_per_core) == cores
     assert system.cpu_percent is not None and 0.0 <= system.cpu_percent <= 100.0
     assert all(percent is not None and 0.0 <= percent <= 100.0 for percent in system.cpu_percent_per_core)
@@ -153,9 +149,7 @@ def test_instance_usage_sums_cpu_and_rss_over_the_whole_process_tree(tmp_path: P
     assert usage.to_json()["running"] is True
 
 
-def test_instances_are_accounted_separately(
-    tmp_path: Path, tree: Tree, sleeper: subprocess.Popen[str]
-) -> None:
+def test_instances_are_accounted_separately(tmp_path: Path, tree: Tree, sleeper: subprocess.Popen[str]) -> None:
     monitor = _monitor(tmp_path, {1: tree.root.pid, 2: sleeper.pid})
     sample = _sample_until(monitor, lambda s: (_usage(s, 1).cpu_percent or 0) >= 20)
     busy, idle = _usage(sample, 1), _usage(sample, 2)
@@ -188,9 +182,7 @@ def test_an_instance_whose_root_is_gone_reports_nulls(tmp_path: Path, sleeper: s
     }
 
 
-def test_vram_per_instance_matches_nvml_process_lists_against_the_tree(
-    tmp_path: Path, tree: Tree, fake_nvml
-) -> None:
+def test_vram_per_instance_matches_nvml_process_lists_against_the_tree(tmp_path: Path, tree: Tree, fake_nvml) -> None:
     fake_nvml.add_gpu(compute={tree.hold: 1024 * MIB, 1: 5000 * MIB})
     fake_nvml.add_gpu(graphics={tree.root.pid: 100 * MIB})
     fake_nvml.add_gpu()
@@ -318,3 +310,13 @@ async def test_slow_stream_reader_skips_old_samples_without_blocking(tmp_path: P
     rest = [await _next_sample(stream) for _ in range(7)]
     await stream.aclose()
     assert [first, *rest] == taken[-8:]
+
+
+async def test_ending_streams_finishes_every_reader(tmp_path: Path) -> None:
+    monitor = _monitor(tmp_path)
+    streams = [monitor.stream() for _ in range(2)]
+    readers = [asyncio.ensure_future(anext(stream, None)) for stream in streams]
+    await asyncio.sleep(0)  # let both streams register
+    monitor.end_streams()
+    async with asyncio.timeout(DEADLINE):
+        assert await asyncio.gather(*readers) == [None, None]
