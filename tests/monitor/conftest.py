@@ -97,9 +97,7 @@ class FakeNvml:
 
     def nvmlDeviceGetMemoryInfo(self, handle: int) -> Any:
         gpu = self._gpu(handle)
-        return SimpleNamespace(
-            used=gpu.memory_used, total=gpu.memory_total, free=gpu.memory_total - gpu.memory_used
-        )
+        return SimpleNamespace(used=gpu.memory_used, total=gpu.memory_total, free=gpu.memory_total - gpu.memory_used)
 
     def nvmlDeviceGetTemperature(self, handle: int, sensor: int) -> int:
         assert sensor == self.NVML_TEMPERATURE_GPU
