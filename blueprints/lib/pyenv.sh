@@ -64,12 +64,13 @@ aik_pip_requirements() {
 	done
 }
 
-# The key covers the arguments, the pins and the content of every requirements file named, so an
-# app update that changes its requirements installs them again.
+# The key covers the folder (requirement files name paths relative to it), the arguments, the
+# pins and the content of every requirements file named, so an app update that changes its
+# requirements installs them again.
 _aik_install_key() {
 	local arg prev=
 	{
-		printf '%s\n' "$@"
+		printf '%s\n' "$PWD" "$@"
 		cat "$AIK_CONSTRAINTS" 2>/dev/null || true
 		for arg in "$@"; do
 			if [[ $prev == -r || $prev == --requirement ]]; then
