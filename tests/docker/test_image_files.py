@@ -1,0 +1,141 @@
+"""The Dockerfile, compose file and s6-overlay service tree, checked without Docker.
+
+Docker cannot run on the test machines, so the image is never built here: these tests lint the
+Dockerfile with hadolint and check that the files it copies, the ports it opens, the services s6
+starts and the compose file agree with each other.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+DOCKERFILE = REPO / "Dockerfile"
+RC_D = REPO / "docker" / "rootfs" / "etc" / "s6-overlay" / "s6-rc.d"
+ROOTFS = REPO / "docker" / "rootfs"
+
+
+def instructions() -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) with continuation lines joined and comments dropped."""
+    text = re.sub(r"\\\n", " ", DOCKERFILE.read_text())
+    lines = [line.strip() for line in text.splitlines()]
+    return [(line.split(None, 1)[0].upper(), line.split(None, 1)[1]) for line in lines if line and line[0] != "#"]
+
+
+def args_of(name: str) -> list[str]:
+    return [args for instr, args in instructions() if instr == name]
+
+
+def hadolint() -> str:
+    found = Path(sys.executable).parent / "hadolint"
+    return str(found) if found.exists() else shutil.which("hadolint") or "hadolint"
+
+
+def test_dockerfile_is_hadolint_clean() -> None:
+    proc = subprocess.run([hadolint(), "--no-color", str(DOCKERFILE)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_hadolint_catches_a_bad_dockerfile(tmp_path: Path) -> None:
+    # The lint above passes only if hadolint really ran and judged; a broken one must fail here.
+    bad = tmp_path / "Dockerfile"
+    bad.write_text("FROM ubuntu\nRUN apt-get install curl\n")
+    assert subprocess.run([hadolint(), str(bad)], capture_output=True).returncode != 0
+
+
+def test_image_is_cuda_runtime_with_s6_as_pid_1() -> None:
+    assert re.fullmatch(r"nvidia/cuda:[\d.]+-runtime-ubuntu[\d.]+", args_of("FROM")[0])
+    assert args_of("ENTRYPOINT") == ['["/init"]']
+    version = next(a.split("=", 1)[1] for a in args_of("ARG") if a.startswith("S6_OVERLAY_VERSION="))
+    assert re.fullmatch(r"\d+\.\d+\.\d+\.\d+", version), "s6-overlay must be pinned"
+    adds = args_of("ADD")
+    assert any("s6-overlay-noarch.tar.xz" in a and "v${S6_OVERLAY_VERSION}" in a for a in adds)
+
+
+def test_image_has_what_blueprints_and_persistent_mode_need() -> None:
+    packages = set(" ".join(a for a in args_of("RUN") if "apt-get install" in a).split())
+    for needed in ("git", "build-essential", "python3-venv", "nodejs", "npm", "xvfb", "openbox", "falkon",
+                   "curl", "tzdata"):
+        assert needed in packages, needed
+    assert any("uv==${UV_VERSION}" in a for a in args_of("RUN"))
+
+
+def test_healthcheck_probes_api_health_on_aikores_port() -> None:
+    (check,) = args_of("HEALTHCHECK")
+    assert "/api/health" in check and "${AIKORE_PORT}" in check
+    env = " ".join(args_of("ENV"))
+    assert "AIKORE_PORT=9000" in env and "AIKORE_HOST=0.0.0.0" in env and "AIKORE_DATA_DIR=/config" in env
+
+
+def test_exposed_ports_match_the_public_pool_and_compose() -> None:
+    env = " ".join(args_of("ENV"))
+    pool = re.search(r"AIKORE_PUBLIC_PORTS=(\d+-\d+)", env).group(1)
+    assert args_of("EXPOSE") == [f"9000 {pool}"]
+    compose = yaml.safe_load((REPO / "docker-compose.yml").read_text())["services"]["aikore"]
+    assert set(compose["ports"]) == {"9000:9000", f"{pool}:{pool}"}
+
+
+def test_data_volume_and_user_remapping_defaults() -> None:
+    assert args_of("VOLUME") == ['["/config"]']
+    env = " ".join(args_of("ENV"))
+    for default in ("PUID=1000", "PGID=1000", "TZ=Etc/UTC", "AIKORE_BLUEPRINTS_LIB=/opt/aikore/src/blueprints/lib"):
+        assert default in env
+    assert any("useradd --uid 1000" in a for a in args_of("RUN"))
+
+
+def test_compose_reserves_gpus_and_mounts_the_volumes() -> None:
+    service = yaml.safe_load((REPO / "docker-compose.yml").read_text())["services"]["aikore"]
+    (device,) = service["deploy"]["resources"]["reservations"]["devices"]
+    assert device["driver"] == "nvidia" and device["capabilities"] == ["gpu"]
+    assert any(v.endswith(":/config") for v in service["volumes"])
+    assert any(v.endswith(":/config/models") for v in service["volumes"])
+    assert {"PUID", "PGID", "TZ"} <= set(service["environment"])
+
+
+def _ignored(path: str, patterns: list[str]) -> bool:
+    ignored = False
+    for pattern in patterns:
+        negate = pattern.startswith("!")
+        pat = pattern[1:] if negate else pattern
+        if fnmatch.fnmatch(path, pat.rstrip("/")) or fnmatch.fnmatch(path, pat.rstrip("/") + "/*"):
+            ignored = not negate
+    return ignored
+
+
+def test_every_copied_path_exists_and_survives_dockerignore() -> None:
+    patterns = [p.strip() for p in (REPO / ".dockerignore").read_text().splitlines() if p.strip()[:1] not in ("", "#")]
+    for args in args_of("COPY"):
+        *sources, _ = args.split()
+        for source in sources:
+            source = source.rstrip("/")
+            assert (REPO / source).exists(), source
+            assert not _ignored(source, patterns), f"{source} is excluded by .dockerignore"
+    assert _ignored(".venv", patterns) and _ignored("tests", patterns)
+
+
+def test_s6_services_aikore_runs_after_its_init_step() -> None:
+    assert (RC_D / "init-aikore" / "type").read_text().strip() == "oneshot"
+    assert (RC_D / "aikore" / "type").read_text().strip() == "longrun"
+    assert (RC_D / "aikore" / "dependencies.d" / "init-aikore").exists()
+    assert {p.name for p in (RC_D / "user" / "contents.d").iterdir()} == {"init-aikore", "aikore"}
+    up = (RC_D / "init-aikore" / "up").read_text().split()
+    script = ROOTFS / up[0].lstrip("/")
+    assert len(up) == 1 and script.is_file() and os.access(script, os.X_OK)
+    run = RC_D / "aikore" / "run"
+    assert os.access(run, os.X_OK)
+    assert "exec s6-setuidgid" in run.read_text()
+
+
+def test_container_scripts_are_shellcheck_clean() -> None:
+    assert shutil.which("shellcheck"), "shellcheck (Debian package) is part of the test tools"
+    scripts = [RC_D / "aikore" / "run", RC_D / "aikore" / "finish", ROOTFS / "etc/s6-overlay/scripts/init-aikore"]
+    proc = subprocess.run(["shellcheck", *map(str, scripts)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout
