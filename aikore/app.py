@@ -10,7 +10,7 @@ import jinja2
 from aiohttp import web
 
 from aikore import keys
-from aikore.api import setup_api
+from aikore.api import setup_api, system
 from aikore.blueprints import BlueprintCatalog
 from aikore.config import Settings
 from aikore.db import Store
@@ -47,6 +47,7 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(_data_dir_ctx)
     app.cleanup_ctx.append(_store_ctx)
     app.cleanup_ctx.append(_events_ctx)
+    app.cleanup_ctx.append(system.monitor_ctx)
     return app
 
 

@@ -73,10 +73,14 @@ class Gpus:
         self.reason = reason
 
     @classmethod
-    def open(cls, load: Callable[[], Any] = load_pynvml) -> Gpus:
-        """Initialise NVML; never raises: without library, driver or GPU, `reason` says why."""
+    def open(cls, load: Callable[[], Any] | None = None) -> Gpus:
+        """Initialise NVML; never raises: without library, driver or GPU, `reason` says why.
+
+        `load` returns the pynvml module (or a stand-in); by default `load_pynvml`, looked up at
+        call time so tests of the whole app can replace it.
+        """
         try:
-            nvml = load()
+            nvml = (load or load_pynvml)()
         except ImportError as exc:
             return cls(None, [], f"NVML library not installed: {exc}")
         try:

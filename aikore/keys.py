@@ -6,12 +6,14 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
+from prometheus_client import CollectorRegistry
 
 from aikore.blueprints import BlueprintCatalog
 from aikore.config import Settings
 from aikore.db import Store
 from aikore.events import EventBus
 from aikore.instance import Instance
+from aikore.monitor import Monitor
 from aikore.workspace import Workspace
 
 # Adds fields to an instance's JSON (proxy metrics, usage, desktop URL...) so api/instances.py
@@ -29,3 +31,6 @@ INSTANCE_JSON_HOOKS = web.AppKey("instance_json_hooks", list[InstanceJsonHook])
 BEFORE_DELETE = web.AppKey("before_delete", list[BeforeDelete])
 # Lines printed at startup after the dashboard URL; each gets that URL (auth adds the login URL).
 STARTUP_MESSAGES = web.AppKey("startup_messages", list[Callable[[str], str | None]])
+MONITOR = web.AppKey("monitor", Monitor)
+# /metrics: a registry of AiKore's own, never prometheus-client's process-global one.
+METRICS_REGISTRY = web.AppKey("metrics_registry", CollectorRegistry)
