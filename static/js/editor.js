@@ -1,0 +1,132 @@
+// The launch.sh editor: CodeMirror 5 with shell highlighting, save (the API keeps a .bak), restart.
+
+import { api } from "./api.js";
+import { $, busy, h, openDialog, showError } from "./dom.js";
+import { state, upsertInstance } from "./state.js";
+
+let current = null; // { id, saved, editor }
+
+function makeEditor(host, content) {
+  host.replaceChildren();
+  // CodeMirror is a classic script (window.CodeMirror); without it a plain textarea still works.
+  if (window.CodeMirror) {
+    const cm = window.CodeMirror(host, {
+      value: content,
+      mode: "shell",
+      lineNumbers: true,
+      indentUnit: 2,
+      tabSize: 2,
+      lineWrapping: false,
+      // Tab indents; Escape (closing the dialog) is the keyboard way out, so focus is never stuck.
+      extraKeys: { "Ctrl-S": () => save(), "Cmd-S": () => save() },
+      screenReaderLabel: "launch.sh",
+    });
+    return {
+      get: () => cm.getValue(),
+      set: (text) => cm.setValue(text),
+      onChange: (fn) => cm.on("change", fn),
+      focus: () => cm.focus(),
+      refresh: () => cm.refresh(),
+    };
+  }
+  const area = h("textarea", { class: "fallback", spellcheck: "false", "aria-label": "launch.sh" });
+  area.value = content;
+  host.append(area);
+  return {
+    get: () => area.value,
+    set: (text) => { area.value = text; },
+    onChange: (fn) => area.addEventListener("input", fn),
+    focus: () => area.focus(),
+    refresh: () => {},
+  };
+}
+
+function dirtyText() {
+  return current && current.editor.get() !== current.saved ? "Unsaved changes" : "";
+}
+
+function updateDirty() {
+  $("#editor-dirty").textContent = dirtyText();
+}
+
+function notice(text) {
+  const el = $("#editor-notice");
+  el.textContent = text;
+  el.hidden = !text;
+}
+
+export async function openEditor(id) {
+  const inst = state.instances.get(id);
+  if (!inst) return;
+  $("#editor-title").textContent = `Edit script — ${inst.name}`;
+  showError($("#editor-error"), "");
+  notice("");
+  $("#editor-restart").hidden = true;
+  $("#editor-dirty").textContent = "";
+  const dialog = $("#editor-dialog");
+  openDialog(dialog, { onClose: () => { current = null; } });
+  const host = $("#editor-host");
+  host.replaceChildren(h("p", { class: "muted loading", text: "Loading launch.sh…" }));
+  try {
+    const script = await api.script(id);
+    current = { id, saved: script.content, editor: makeEditor(host, script.content) };
+    current.editor.onChange(updateDirty);
+    current.editor.refresh();
+    current.editor.focus();
+  } catch (err) {
+    host.replaceChildren();
+    showError($("#editor-error"), err.message);
+  }
+}
+
+async function save() {
+  if (!current) return;
+  const { id } = current;
+  const content = current.editor.get();
+  await busy($("#editor-save"), async () => {
+    try {
+      await api.saveScript(id, content);
+      if (!current || current.id !== id) return;
+      current.saved = content;
+      showError($("#editor-error"), "");
+      updateDirty();
+      const inst = state.instances.get(id);
+      const running = inst && ["running", "starting"].includes(inst.status);
+      notice(running
+        ? "Saved (previous version kept as launch.sh.bak). The running instance uses the old script until it restarts."
+        : "Saved (previous version kept as launch.sh.bak). It takes effect at the next start.");
+      $("#editor-restart").hidden = !running;
+    } catch (err) {
+      showError($("#editor-error"), err.message);
+    }
+  });
+}
+
+async function restart() {
+  if (!current) return;
+  const { id } = current;
+  await busy($("#editor-restart"), async () => {
+    try {
+      const result = await api.action(id, "restart");
+      if (result && result.id === id) upsertInstance(result);
+      notice("Restarting with the new script…");
+      $("#editor-restart").hidden = true;
+    } catch (err) {
+      showError($("#editor-error"), err.message);
+    }
+  });
+}
+
+export function setupEditor() {
+  $("#editor-save").addEventListener("click", save);
+  $("#editor-restart").addEventListener("click", restart);
+  // Closing with unsaved changes asks first (Escape included).
+  $("#editor-dialog").addEventListener("cancel", (event) => {
+    if (dirtyText() && !window.confirm("Discard unsaved changes to launch.sh?")) event.preventDefault();
+  });
+  for (const button of document.querySelectorAll("#editor-dialog [data-close]")) {
+    button.addEventListener("click", (event) => {
+      if (dirtyText() && !window.confirm("Discard unsaved changes to launch.sh?")) event.stopImmediatePropagation();
+    }, { capture: true });
+  }
+}

@@ -1,0 +1,413 @@
+// The instances table: live rows, inline edits saved with Update, actions, and the Add dialog.
+
+import { api, ApiError } from "./api.js";
+import { $, $$, busy, confirmAction, h, openDialog, showError } from "./dom.js";
+import * as fmt from "./format.js";
+import { openEditor } from "./editor.js";
+import { openLogs } from "./logs.js";
+import { removeInstance, state, upsertInstance, usageOf, on } from "./state.js";
+
+const STOPPED = new Set(["stopped", "error"]);
+// The API accepts these while the process runs (they only matter at the next start or crash).
+const LIVE_FIELDS = new Set(["autostart", "restart_policy"]);
+const EDITABLE = ["name", "gpu_ids", "autostart", "persistent_mode"];
+
+const table = () => $("#instances-table");
+const rows = new Map(); // id -> <tbody>
+
+export function setupInstances() {
+  on("instances", renderAll);
+  on("stats", renderUsage);
+  $("#add-instance-btn").addEventListener("click", openAddDialog);
+  $$("[data-action='open-add']").forEach((btn) => btn.addEventListener("click", openAddDialog));
+  $("#add-form").addEventListener("submit", submitAdd);
+}
+
+export function renderAll() {
+  $("#instances-loading").hidden = true;
+  const instances = [...state.instances.values()].sort((a, b) => a.name.localeCompare(b.name));
+  for (const [id, body] of rows) {
+    if (!state.instances.has(id)) {
+      body.remove();
+      rows.delete(id);
+    }
+  }
+  let previous = table().tHead;
+  for (const instance of instances) {
+    let body = rows.get(instance.id);
+    if (!body) {
+      body = createRow(instance.id);
+      rows.set(instance.id, body);
+    }
+    if (previous.nextElementSibling !== body) previous.after(body);
+    previous = body;
+    renderRow(body, instance);
+  }
+  $("#instances-empty").hidden = instances.length > 0;
+  table().hidden = instances.length === 0;
+}
+
+function createRow(id) {
+  const body = $("#instance-row").content.firstElementChild.cloneNode(true);
+  body.dataset.id = id;
+  for (const input of $$("[data-field]", body)) {
+    input.addEventListener(input.type === "checkbox" ? "change" : "input", () => markDirty(body));
+    if (input.type !== "checkbox") {
+      input.addEventListener("keydown", (event) => {
+        if (event.key === "Enter") update(body);
+        if (event.key === "Escape" && isDirty(body)) {
+          event.preventDefault();
+          revert(body);
+        }
+      });
+    }
+  }
+  body.addEventListener("click", (event) => {
+    const control = event.target.closest("[data-action]");
+    if (control && body.contains(control)) onAction(body, control, event);
+  });
+  return body;
+}
+
+function instanceOf(body) {
+  return state.instances.get(Number(body.dataset.id));
+}
+
+function show(body, key) {
+  return $(`[data-show='${key}']`, body);
+}
+
+function renderRow(body, inst) {
+  const stopped = STOPPED.has(inst.status);
+  body.dataset.status = inst.status;
+  body.dataset.name = inst.name;
+  for (const input of $$("[data-field]", body)) {
+    const field = input.dataset.field;
+    // Never overwrite what the user is typing: an unsaved edit stays until Update or Escape.
+    if (!input.classList.contains("changed")) setValue(input, inst[field]);
+    input.disabled = !stopped && !LIVE_FIELDS.has(field);
+    input.title = input.disabled ? "Stop the instance to change this" : "";
+  }
+  const badge = show(body, "status");
+  badge.textContent = inst.status;
+  badge.dataset.status = inst.status;
+  show(body, "blueprint").textContent = blueprintName(inst.blueprint);
+  show(body, "pid").textContent = inst.pid ?? fmt.DASH;
+  renderPort(body, inst);
+  renderButtons(body, inst);
+  renderNote(body, inst);
+  renderUsageRow(body, inst);
+  markDirty(body);
+}
+
+function setValue(input, value) {
+  if (input.type === "checkbox") input.checked = Boolean(value);
+  else input.value = value ?? "";
+}
+
+function valueOf(input) {
+  return input.type === "checkbox" ? input.checked : input.value.trim();
+}
+
+function blueprintName(id) {
+  const bp = state.blueprints.find((b) => b.id === id);
+  return bp ? bp.name : id;
+}
+
+function openUrl(inst) {
+  if (inst.persistent_mode && inst.desktop_url) return inst.desktop_url;
+  if (inst.url) return inst.url;
+  if (inst.public_port) return `${location.protocol}//${location.hostname}:${inst.public_port}/`;
+  return null;
+}
+
+function renderPort(body, inst) {
+  const ports = [];
+  if (inst.port) ports.push(`:${inst.port}`);
+  if (inst.public_port) ports.push(`public :${inst.public_port}`);
+  const link = show(body, "url");
+  const url = openUrl(inst);
+  show(body, "port").textContent = ports.join(" · ") || (url ? "" : fmt.DASH);
+  link.hidden = !url;
+  if (url) {
+    link.href = url;
+    link.textContent = url.startsWith("/") ? url : url.replace(/^https?:\/\//, "");
+  }
+}
+
+function renderButtons(body, inst) {
+  const stopped = STOPPED.has(inst.status);
+  const byAction = (name) => $(`[data-action='${name}']`, body);
+  byAction("start").hidden = !stopped;
+  byAction("stop").hidden = stopped;
+  byAction("stop").disabled = inst.status === "stopping";
+  byAction("restart").disabled = inst.status !== "running";
+  byAction("rebuild").disabled = inst.status === "stopping";
+  const open = byAction("open");
+  const url = openUrl(inst);
+  const openable = Boolean(url) && inst.status === "running";
+  open.setAttribute("aria-disabled", String(!openable));
+  if (openable) open.href = url;
+  else open.removeAttribute("href");
+  open.title = openable ? `Open ${url} in a new tab` : "Opens once the instance is running";
+  const view = byAction("view");
+  view.hidden = !(inst.persistent_mode && inst.desktop_url);
+  view.disabled = inst.status !== "running";
+  for (const button of $$("button[data-action]", body)) {
+    button.setAttribute("aria-label", `${button.textContent} ${inst.name}`);
+  }
+  open.setAttribute("aria-label", `Open ${inst.name}`);
+}
+
+function renderNote(body, inst) {
+  const note = show(body, "note");
+  let text = "";
+  if (inst.status === "error") {
+    const code = inst.exit_code === null || inst.exit_code === undefined ? "" : ` (exit code ${inst.exit_code})`;
+    text = `Error${code}: ${inst.status_message || "the process ended unexpectedly"} — see Logs.`;
+  } else if (inst.status_message && inst.status !== "stopped") {
+    text = inst.status_message;
+  }
+  note.textContent = text;
+  note.hidden = !text;
+  note.classList.toggle("error", inst.status === "error");
+  syncNoteRow(body);
+}
+
+function syncNoteRow(body) {
+  const visible = !show(body, "note").hidden || !show(body, "error").hidden;
+  $(".instance-note", body).hidden = !visible;
+}
+
+/** Show an API error in the instance's own row, next to the field it names when it names one. */
+function rowError(body, err) {
+  const message = err ? err.message : "";
+  showError(show(body, "error"), message);
+  for (const input of $$("[data-field]", body)) input.removeAttribute("aria-invalid");
+  if (err instanceof ApiError && err.field) {
+    $(`[data-field='${err.field}']`, body)?.setAttribute("aria-invalid", "true");
+  }
+  syncNoteRow(body);
+}
+
+function renderUsage() {
+  for (const [id, body] of rows) {
+    const inst = state.instances.get(id);
+    if (inst) renderUsageRow(body, inst);
+  }
+}
+
+function renderUsageRow(body, inst) {
+  const usage = STOPPED.has(inst.status) ? null : usageOf(inst);
+  show(body, "cpu").textContent = fmt.percent(usage?.cpu_percent, 0);
+  show(body, "ram").textContent = fmt.bytes(usage?.rss_bytes);
+  show(body, "vram").textContent = fmt.bytes(usage?.gpu_memory_bytes);
+}
+
+function changes(body) {
+  const inst = instanceOf(body);
+  const out = {};
+  if (!inst) return out;
+  for (const input of $$("[data-field]", body)) {
+    const field = input.dataset.field;
+    const value = valueOf(input);
+    const current = input.type === "checkbox" ? Boolean(inst[field]) : String(inst[field] ?? "");
+    if (value !== current) out[field] = value;
+  }
+  return out;
+}
+
+function isDirty(body) {
+  return Object.keys(changes(body)).length > 0;
+}
+
+function markDirty(body) {
+  const changed = changes(body);
+  for (const input of $$("[data-field]", body)) {
+    input.classList.toggle("changed", input.dataset.field in changed);
+  }
+  const dirty = Object.keys(changed).length > 0;
+  body.classList.toggle("dirty", dirty);
+  $("[data-action='update']", body).hidden = !dirty;
+}
+
+function revert(body) {
+  const inst = instanceOf(body);
+  for (const input of $$("[data-field]", body)) {
+    input.classList.remove("changed");
+    setValue(input, inst[input.dataset.field]);
+  }
+  rowError(body, null);
+  markDirty(body);
+}
+
+async function update(body) {
+  const inst = instanceOf(body);
+  const fields = changes(body);
+  if (!inst || Object.keys(fields).length === 0) return;
+  const button = $("[data-action='update']", body);
+  await busy(button, async () => {
+    try {
+      const updated = await api.update(inst.id, fields);
+      for (const input of $$("[data-field]", body)) input.classList.remove("changed");
+      rowError(body, null);
+      upsertInstance(updated);
+    } catch (err) {
+      rowError(body, err);
+    }
+  });
+}
+
+async function onAction(body, control, event) {
+  const action = control.dataset.action;
+  const inst = instanceOf(body);
+  if (!inst) return;
+  if (action === "open") {
+    if (control.getAttribute("aria-disabled") === "true") event.preventDefault();
+    return;
+  }
+  if (action === "update") return update(body);
+  if (action === "logs") return openLogs(inst.id);
+  if (action === "script") return openEditor(inst.id);
+  if (action === "view") return openDesktop(inst);
+  if (action === "rebuild") {
+    const ok = await confirmAction({
+      title: `Rebuild ${inst.name}?`,
+      text: "Its Python environment is recreated at the next start (AIKORE_REBUILD_ENV=1). "
+        + "This can take a while and downloads packages again. Models and outputs are kept.",
+      confirm: "Rebuild",
+    });
+    if (!ok) return;
+  }
+  if (action === "delete") {
+    const ok = await confirmAction({
+      title: `Delete ${inst.name}?`,
+      text: (STOPPED.has(inst.status) ? "" : "It is stopped first. ")
+        + `Its folder is moved to the trash folder in AiKore's data directory; nothing is erased.`,
+      confirm: "Delete",
+    });
+    if (!ok) return;
+  }
+  await busy(control, async () => {
+    try {
+      if (action === "delete") {
+        await api.remove(inst.id);
+        removeInstance(inst.id);
+        return;
+      }
+      const result = await api.action(inst.id, action);
+      rowError(body, null);
+      if (result && typeof result === "object" && result.id === inst.id) upsertInstance(result);
+    } catch (err) {
+      rowError(body, err);
+    }
+  });
+}
+
+function openDesktop(inst) {
+  const dialog = $("#desktop-dialog");
+  $("#desktop-title").textContent = `${inst.name} — desktop`;
+  $("#desktop-newtab").href = inst.desktop_url;
+  $("#desktop-frame").src = inst.desktop_url;
+  openDialog(dialog, { onClose: () => { $("#desktop-frame").src = "about:blank"; } });
+}
+
+// ---- Add instance ----
+
+function openAddDialog() {
+  const form = $("#add-form");
+  form.reset();
+  clearFormErrors(form);
+  renderBlueprintChoices();
+  renderGpuChoices();
+  openDialog($("#add-dialog"));
+  $("#add-name").focus();
+}
+
+function renderBlueprintChoices() {
+  const list = $("#add-blueprints");
+  list.replaceChildren();
+  const sorted = [...state.blueprints].sort(
+    (a, b) => (a.id === "demo" ? -1 : b.id === "demo" ? 1 : 0)
+      || a.category.localeCompare(b.category) || a.name.localeCompare(b.name),
+  );
+  if (sorted.length === 0) {
+    list.append(h("p", { class: "muted", text: "No blueprints found." }));
+    return;
+  }
+  sorted.forEach((bp, index) => {
+    list.append(
+      h("label", { class: "blueprint", "data-blueprint": bp.id },
+        h("input", { type: "radio", name: "blueprint", value: bp.id, checked: index === 0 }),
+        h("span", {},
+          h("span", { class: "blueprint-name", text: bp.name }), " ",
+          h("span", { class: "blueprint-cat", text: bp.category || "" }),
+          h("p", { class: "blueprint-desc", text: bp.description || "" }))),
+    );
+  });
+}
+
+function renderGpuChoices() {
+  const list = $("#add-gpus");
+  list.replaceChildren();
+  const gpus = state.stats?.gpus ?? [];
+  if (gpus.length === 0) {
+    const reason = state.stats?.gpu_reason;
+    list.append(h("p", { class: "none", text: `No GPU detected${reason ? ` (${reason})` : ""}; the instance runs without one.` }));
+    return;
+  }
+  for (const gpu of gpus) {
+    list.append(h("label", { class: "check" },
+      h("input", { type: "checkbox", name: "gpu", value: String(gpu.index) }),
+      `GPU ${gpu.index}${gpu.name ? ` · ${gpu.name}` : ""}`));
+  }
+}
+
+function clearFormErrors(form) {
+  for (const el of $$("[data-error-for]", form)) showError(el, "");
+  for (const el of $$("[aria-invalid]", form)) el.removeAttribute("aria-invalid");
+}
+
+function formFields(form) {
+  const data = new FormData(form);
+  const fields = {
+    name: String(data.get("name") ?? "").trim(),
+    blueprint: data.get("blueprint") ?? "",
+    gpu_ids: data.getAll("gpu").join(","),
+    autostart: data.get("autostart") === "on",
+    persistent_mode: data.get("persistent_mode") === "on",
+    restart_policy: data.get("restart_policy") || "never",
+  };
+  const port = String(data.get("public_port") ?? "").trim();
+  // Sent as typed: a number when it is one, else the text, so the API's message names the problem.
+  if (port) fields.public_port = /^\d+$/.test(port) ? Number(port) : port;
+  return fields;
+}
+
+async function submitAdd(event) {
+  event.preventDefault();
+  const form = event.currentTarget;
+  clearFormErrors(form);
+  await busy($("#add-submit"), async () => {
+    try {
+      const created = await api.create(formFields(form));
+      upsertInstance(created);
+      $("#add-dialog").close();
+      rows.get(created.id)?.querySelector("[data-action='start']")?.focus();
+    } catch (err) {
+      formError(form, err);
+    }
+  });
+}
+
+function formError(form, err) {
+  const field = err instanceof ApiError ? err.field : "";
+  const slot = $(`[data-error-for='${field}']`, form) ?? $("[data-error-for='']", form);
+  showError(slot, err.message);
+  const input = field ? form.elements.namedItem(field) : null;
+  if (input && input.setAttribute) {
+    input.setAttribute("aria-invalid", "true");
+    if (field === "public_port") $(".advanced", form).open = true;
+    input.focus();
+  }
+}

@@ -1,0 +1,106 @@
+// Dashboard entry point: views by URL hash, initial load, and the two live streams.
+
+import { api, onUnauthorized } from "./api.js";
+import { $, $$, h } from "./dom.js";
+import { setupEditor } from "./editor.js";
+import { renderAll, setupInstances } from "./instances.js";
+import { LiveStream } from "./live.js";
+import { setupLogs } from "./logs.js";
+import { removeInstance, setBlueprints, setInstances, setStats, upsertInstance } from "./state.js";
+import { loadHistory, setupSystem, showSystem } from "./system.js";
+
+const VIEWS = ["instances", "system"];
+const streamStates = { events: "connecting", stats: "connecting" };
+
+function route() {
+  const wanted = location.hash.replace(/^#\/?/, "");
+  const view = VIEWS.includes(wanted) ? wanted : "instances";
+  for (const section of $$("[data-view]")) section.hidden = section.dataset.view !== view;
+  for (const link of $$("[data-view-link]")) {
+    if (link.dataset.viewLink === view) link.setAttribute("aria-current", "page");
+    else link.removeAttribute("aria-current");
+  }
+  document.title = `${view === "system" ? "System" : "Instances"} · AiKore`;
+  showSystem(view === "system");
+}
+
+function banner(message, link) {
+  const el = $("#banner");
+  el.replaceChildren(message, link ? " " : "", link ?? "");
+  el.hidden = !message;
+}
+
+/** One indicator for both streams: live only when both are. */
+function setStreamState(name, value) {
+  streamStates[name] = value;
+  const states = Object.values(streamStates);
+  const overall = states.includes("offline") ? "offline" : states.every((s) => s === "live") ? "live" : "connecting";
+  const el = $("#live-status");
+  el.dataset.state = overall;
+  $(".live-text", el).textContent = { live: "Live", connecting: "Connecting…", offline: "Reconnecting…" }[overall];
+}
+
+async function loadInstances() {
+  try {
+    setInstances(await api.instances());
+    banner("");
+  } catch (err) {
+    banner(`Could not load instances: ${err.message}`);
+  }
+}
+
+async function loadBlueprints() {
+  try {
+    setBlueprints(await api.blueprints());
+    renderAll();
+  } catch (err) {
+    banner(`Could not load blueprints: ${err.message}`);
+  }
+}
+
+function startStreams() {
+  new LiveStream("/api/events", {
+    // Whatever changed while disconnected is re-read once, instead of polling.
+    onOpen: loadInstances,
+    onState: (s) => setStreamState("events", s),
+    handlers: {
+      instance: (data) => upsertInstance(data),
+      instance_deleted: (data) => removeInstance(data.id),
+    },
+  }).start();
+  new LiveStream("/api/system/stream", {
+    onState: (s) => setStreamState("stats", s),
+    handlers: { stats: (sample) => setStats(sample) },
+  }).start();
+}
+
+function setupLogout() {
+  // The form posts without a token header; doing it with fetch keeps the CSRF rules in api.js.
+  const form = $(".logout-form");
+  if (!form) return;
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    try {
+      await fetch(form.action, { method: "POST", credentials: "same-origin", headers: { "X-Requested-With": "aikore-dashboard" } });
+    } finally {
+      location.href = "/";
+    }
+  });
+}
+
+function init() {
+  onUnauthorized(() => banner("Your session has ended.", h("a", { href: "/", text: "Log in again" })));
+  setupInstances();
+  setupLogs();
+  setupEditor();
+  setupSystem();
+  setupLogout();
+  window.addEventListener("hashchange", route);
+  route();
+  loadBlueprints();
+  api.stats().then(setStats, () => {});
+  loadHistory();
+  startStreams();
+}
+
+init();
