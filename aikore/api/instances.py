@@ -292,6 +292,8 @@ OPENAPI_SCHEMAS: dict[str, Any] = {
             "status_message": {"type": ["string", "null"]},
             "created_at": {"type": "string"},
             "updated_at": {"type": "string"},
+            # Added by aikore/api/system.py's hook; null when the instance has no live process.
+            "usage": {"anyOf": [{"$ref": "#/components/schemas/InstanceUsage"}, {"type": "null"}]},
         },
     },
     "InstanceCreate": {

@@ -172,6 +172,8 @@ async def test_running_instance_usage_in_stats_instance_json_and_metrics(
         return (await _json(client, f"/api/instances/{instance_id}"))["usage"]
 
     seen = await _poll(usage)
+    document = await _json(client, "/api/openapi.json")
+    _validator("Instance", document).validate(await _json(client, f"/api/instances/{instance_id}"))
     assert (seen["id"], seen["pid"], seen["process_count"], seen["running"]) == (instance_id, child.pid, 1, True)
     assert seen["rss_bytes"] > 0
     stats = await _json(client, "/api/system/stats")
