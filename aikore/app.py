@@ -11,12 +11,14 @@ from aiohttp import web
 
 from aikore import keys
 from aikore.api import setup_api, system
+from aikore.auth import Auth, auth_ctx, gate, setup_auth
 from aikore.blueprints import BlueprintCatalog
 from aikore.config import Settings
 from aikore.db import Store
 from aikore.errors import error_middleware
 from aikore.events import EventBus
 from aikore.resources import builtin_blueprints_dir, static_dir
+from aikore.security_headers import setup_security_headers
 from aikore.views import setup_dashboard
 from aikore.workspace import Workspace
 
@@ -25,9 +27,12 @@ log = logging.getLogger(__name__)
 
 def create_app(settings: Settings) -> web.Application:
     """Build the application; resources open and close through cleanup contexts, in this order."""
+    auth = Auth(settings)
     app = web.Application(
         # Order matters: the error middleware is outermost so every failure below it becomes JSON.
-        middlewares=[error_middleware],
+        # The auth gate comes next, before every view and the /app proxy: closed by default, it
+        # answers 401/403/429 itself (with WWW-Authenticate / Retry-After) or lets a request in.
+        middlewares=[error_middleware, gate(auth)],
         # API bodies are read with an explicit limit; proxied uploads stream and are not capped.
         client_max_size=1024**2,
     )
@@ -38,6 +43,9 @@ def create_app(settings: Settings) -> web.Application:
     app[keys.INSTANCE_JSON_HOOKS] = []
     app[keys.BEFORE_DELETE] = []
     app[keys.STARTUP_MESSAGES] = []
+    setup_auth(app, auth)
+    # A response signal, not a middleware, so 404s and errors get the headers too.
+    setup_security_headers(app)
 
     aiohttp_jinja2.setup(app, loader=jinja2.FileSystemLoader(str(static_dir())), autoescape=True)
     setup_api(app)
@@ -45,6 +53,7 @@ def create_app(settings: Settings) -> web.Application:
 
     # Dependency order: db → http client → supervisor → monitor → public listeners.
     app.cleanup_ctx.append(_data_dir_ctx)
+    app.cleanup_ctx.append(auth_ctx)  # token and session key live in the data dir
     app.cleanup_ctx.append(_store_ctx)
     app.cleanup_ctx.append(_events_ctx)
     app.cleanup_ctx.append(system.monitor_ctx)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry
@@ -15,6 +15,9 @@ from aikore.events import EventBus
 from aikore.instance import Instance
 from aikore.monitor import Monitor
 from aikore.workspace import Workspace
+
+if TYPE_CHECKING:
+    from aikore.auth import Auth
 
 # Adds fields to an instance's JSON (proxy metrics, usage, desktop URL...) so api/instances.py
 # needs no knowledge of the parts that own them.
@@ -34,3 +37,5 @@ STARTUP_MESSAGES = web.AppKey("startup_messages", list[Callable[[str], str | Non
 MONITOR = web.AppKey("monitor", Monitor)
 # /metrics: a registry of AiKore's own, never prometheus-client's process-global one.
 METRICS_REGISTRY = web.AppKey("metrics_registry", CollectorRegistry)
+# auth.py reads the keys above, so its type is named lazily here to keep imports acyclic.
+AUTH: web.AppKey[Auth] = web.AppKey("auth")

@@ -1,0 +1,268 @@
+"""Login, logout and session info: the JSON endpoints under /api/auth and the /login page.
+
+The page posts a plain HTML form (no script, so the dashboard CSP needs no exception); the JSON
+endpoints do the same for the dashboard's own code and for scripts that want a cookie.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import parse_qs
+
+import aiohttp_jinja2
+from aiohttp import hdrs, web
+from yarl import URL
+
+from aikore import __version__, keys
+from aikore.api.common import json_response, read_json_object, reject_unknown
+from aikore.auth import ANONYMOUS, IDENTITY, Auth, Identity, TooManyAttempts
+from aikore.errors import AikoreError
+
+MAX_FORM = 8 * 1024
+MAX_NEXT = 2048
+MAX_SECRET = 1024
+
+
+def safe_next(value: object, request: web.Request) -> str:
+    """Where to go after login: a path on this site, or one of this host's public ports; else "/"."""
+    if not isinstance(value, str) or not value or len(value) > MAX_NEXT:
+        return "/"
+    if any(ord(c) < 0x20 or c in "\\\x7f" for c in value):
+        return "/"
+    if value.startswith("/") and not value.startswith("//"):
+        return value
+    auth: Auth = request.app[keys.AUTH]
+    try:
+        url = URL(value)
+    except ValueError:
+        return "/"
+    here = URL(f"//{auth.forwarded.peer(request).host}")
+    same_host = url.raw_host is not None and here.raw_host is not None and url.raw_host.lower() == here.raw_host.lower()
+    if url.scheme in ("http", "https") and same_host and url.explicit_port in auth.settings.public_ports:
+        return value
+    return "/"
+
+
+def _identity(request: web.Request) -> Identity:
+    return request.get(IDENTITY, ANONYMOUS)
+
+
+def _session_json(auth: Auth, identity: Identity) -> dict[str, Any]:
+    session = identity.session
+    expires = datetime.fromtimestamp(session.expires_at, UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if session else None
+    return {
+        "mode": auth.mode,
+        "authenticated": identity.via in ("session", "token", "none"),
+        "via": identity.via,
+        "expires_at": expires,
+    }
+
+
+async def _check(request: web.Request, secret: object, kind: str) -> bool:
+    auth: Auth = request.app[keys.AUTH]
+    if not isinstance(secret, str) or not secret or len(secret) > MAX_SECRET:
+        raise AikoreError(400, "invalid_field", f"{kind}: must be a non-empty string of at most {MAX_SECRET} chars")
+    address = auth.forwarded.peer(request).address
+    if kind == "token":
+        return await auth.verify(address, token=secret)
+    return await auth.verify(address, password=secret)
+
+
+# -- JSON API ------------------------------------------------------------------------------------
+
+
+async def api_login(request: web.Request) -> web.Response:
+    auth: Auth = request.app[keys.AUTH]
+    data = await read_json_object(request)
+    reject_unknown(data, {"token", "password"})
+    if len(data) != 1:
+        raise AikoreError(400, "invalid_field", "send exactly one of token or password")
+    if not auth.enabled:
+        return json_response(_session_json(auth, Identity("none")))
+    kind, secret = next(iter(data.items()))
+    if kind == "password" and auth.mode != "password":
+        raise AikoreError(400, "invalid_field", "password: password login is off; set AIKORE_PASSWORD to enable it")
+    try:
+        ok = await _check(request, secret, kind)
+    except TooManyAttempts as exc:
+        return _too_many_json(exc)
+    if not ok:
+        raise AikoreError(401, "unauthorized", f"{kind}: wrong {kind}")
+    session = auth.open_session()
+    resp = json_response(_session_json(auth, Identity("session", session)))
+    auth.set_cookie(resp, session, auth.forwarded.peer(request))
+    return resp
+
+
+async def api_logout(request: web.Request) -> web.Response:
+    auth: Auth = request.app[keys.AUTH]
+    _end_session(request)
+    resp = json_response(_session_json(auth, ANONYMOUS))
+    auth.clear_cookie(resp)
+    return resp
+
+
+async def api_session(request: web.Request) -> web.Response:
+    return json_response(_session_json(request.app[keys.AUTH], _identity(request)))
+
+
+def _end_session(request: web.Request) -> None:
+    identity = _identity(request)
+    if identity.session is not None:
+        request.app[keys.AUTH].revoke(identity.session)
+
+
+def _too_many_json(exc: TooManyAttempts) -> web.Response:
+    body = json.dumps({"error": {"code": "too_many_requests", "message": str(exc)}})
+    return web.Response(
+        status=429, text=body, content_type="application/json", headers={hdrs.RETRY_AFTER: str(exc.retry_after)}
+    )
+
+
+# -- the login page ------------------------------------------------------------------------------
+
+
+def _page(request: web.Request, next_url: str, error: str | None = None, status: int = 200) -> web.Response:
+    auth: Auth = request.app[keys.AUTH]
+    context = {"version": __version__, "mode": auth.mode, "next": next_url, "error": error}
+    resp = aiohttp_jinja2.render_template("login.html", request, context, status=status)
+    resp.headers[hdrs.CACHE_CONTROL] = "no-store"
+    return resp
+
+
+async def login_page(request: web.Request) -> web.StreamResponse:
+    auth: Auth = request.app[keys.AUTH]
+    next_url = safe_next(request.query.get("next"), request)
+    if not auth.enabled or _identity(request).via == "session":
+        raise web.HTTPFound(next_url)
+    return _page(request, next_url)
+
+
+async def login_form(request: web.Request) -> web.StreamResponse:
+    auth: Auth = request.app[keys.AUTH]
+    form = await _read_form(request)
+    next_url = safe_next(form.get("next"), request)
+    if not auth.enabled:
+        raise web.HTTPSeeOther(next_url)
+    kind = "password" if auth.mode == "password" and "password" in form else "token"
+    try:
+        ok = await _check(request, form.get(kind), kind)
+    except TooManyAttempts as exc:
+        resp = _page(request, next_url, f"Too many failed attempts. Try again in {exc.retry_after} seconds.", 429)
+        resp.headers[hdrs.RETRY_AFTER] = str(exc.retry_after)
+        return resp
+    except AikoreError:
+        return _page(request, next_url, f"Enter the {kind}.", 400)
+    if not ok:
+        return _page(request, next_url, f"That {kind} is not right.", 401)
+    resp = web.Response(status=303, headers={hdrs.LOCATION: next_url, hdrs.CACHE_CONTROL: "no-store"})
+    auth.set_cookie(resp, auth.open_session(), auth.forwarded.peer(request))
+    return resp
+
+
+async def logout_form(request: web.Request) -> web.StreamResponse:
+    _end_session(request)
+    resp = web.Response(status=303, headers={hdrs.LOCATION: "/login", hdrs.CACHE_CONTROL: "no-store"})
+    request.app[keys.AUTH].clear_cookie(resp)
+    return resp
+
+
+async def _read_form(request: web.Request) -> dict[str, str]:
+    """A small urlencoded form; anything odd (too big, not UTF-8) is a 400 page, never a 500."""
+    if request.content_length is not None and request.content_length > MAX_FORM:
+        raise web.HTTPRequestEntityTooLarge(max_size=MAX_FORM, actual_size=request.content_length)
+    raw = await request.content.read(MAX_FORM + 1)
+    if len(raw) > MAX_FORM:
+        raise web.HTTPRequestEntityTooLarge(max_size=MAX_FORM, actual_size=len(raw))
+    try:
+        fields = parse_qs(raw.decode("utf-8"), keep_blank_values=True, errors="strict", max_num_fields=10)
+    except (UnicodeDecodeError, ValueError):
+        raise web.HTTPBadRequest(text="the login form could not be read") from None
+    return {k: v[0] for k, v in fields.items()}
+
+
+def setup(app: web.Application) -> None:
+    r = app.router
+    r.add_get("/login", login_page, name="login")
+    r.add_post("/login", login_form)
+    r.add_post("/logout", logout_form, name="logout")
+    r.add_post("/api/auth/login", api_login)
+    r.add_post("/api/auth/logout", api_logout)
+    r.add_get("/api/auth/session", api_session)
+
+
+_ERROR = {"$ref": "#/components/schemas/Error"}
+
+
+def _json(description: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+OPENAPI_SCHEMAS: dict[str, Any] = {
+    "Session": {
+        "type": "object",
+        "required": ["mode", "authenticated", "via", "expires_at"],
+        "properties": {
+            "mode": {"type": "string", "enum": ["token", "password", "none"]},
+            "authenticated": {"type": "boolean"},
+            "via": {
+                "type": "string",
+                "enum": ["session", "token", "none", "anonymous"],
+                "description": "session: the browser cookie; token: Authorization Bearer; none: auth is off",
+            },
+            "expires_at": {"type": ["string", "null"], "description": "When the session cookie stops working"},
+        },
+    },
+    "Login": {
+        "type": "object",
+        "description": "Exactly one of token or password (password only when AIKORE_PASSWORD is set)",
+        "additionalProperties": False,
+        "minProperties": 1,
+        "maxProperties": 1,
+        "properties": {
+            "token": {"type": "string", "minLength": 1, "maxLength": MAX_SECRET},
+            "password": {"type": "string", "minLength": 1, "maxLength": MAX_SECRET},
+        },
+    },
+}
+
+_SESSION = {"$ref": "#/components/schemas/Session"}
+
+OPENAPI_PATHS: dict[str, Any] = {
+    "/api/auth/login": {
+        "post": {
+            "summary": "Log in with the token or password; sets the HttpOnly aikore_session cookie",
+            "security": [],
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Login"}}},
+            },
+            "responses": {
+                "200": _json("Logged in; the cookie is set", _SESSION),
+                "400": _json("Invalid input", _ERROR),
+                "401": _json("Wrong token or password", _ERROR),
+                "403": _json("Sent from a page that is not the dashboard", _ERROR),
+                "413": _json("Body too large", _ERROR),
+                "429": _json("Too many failed attempts from this address; see Retry-After", _ERROR),
+            },
+        }
+    },
+    "/api/auth/logout": {
+        "post": {
+            "summary": "End this browser's session (the cookie stops working, here and on disk)",
+            "security": [],
+            "responses": {
+                "200": _json("Logged out", _SESSION),
+                "403": _json("Sent from a page that is not the dashboard", _ERROR),
+            },
+        }
+    },
+    "/api/auth/session": {
+        "get": {
+            "summary": "How this request is authenticated, and when its session ends",
+            "responses": {"200": _json("Current identity", _SESSION), "401": _json("Not logged in", _ERROR)},
+        }
+    },
+}
