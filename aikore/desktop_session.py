@@ -342,6 +342,8 @@ def _remove_stale_lock(display: int | None, xvfb_pid: int) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # Set here so that this process and every program it starts (Xvfb too) carry the marker.
+    os.environ[MARKER] = str(args.state)
     session = Session(args)
 
     def on_signal(signum: int, frame: FrameType | None) -> None:

@@ -1,0 +1,238 @@
+"""Persistent mode, AiKore's side: what a desktop session needs, how it is launched, where it is served.
+
+The session itself runs as its own process (``aikore.desktop_session``); the supervisor starts it
+as a companion of the instance's app, records it for re-adoption and stops it with the app. This
+module checks the system pieces before a start (a clear error, never a hang), builds the session's
+command line from the instance's settings, and serves the Selkies client at ``/desktop/<name>/``
+through the proxy package, with its own route table kept in sync from instance events.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import sys
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from importlib.util import find_spec
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+import proxy
+from aikore import keys
+from aikore.blueprints import Blueprint
+from aikore.errors import AikoreError
+from aikore.events import Event
+from aikore.instance import Instance
+
+PREFIX = "/desktop"
+# The supervisor's role name for the session process (a row in process_groups).
+ROLE = "desktop"
+DEFAULT_RESOLUTION = "1920x1080"
+DEFAULT_FPS = 30
+MAX_FPS = 120
+_RESOLUTION = re.compile(r"^(\d{3,5})x(\d{3,5})$")
+# Sizes Xvfb and the encoders accept: even numbers (4:2:0 video), up to the 8K Xvfb allows.
+_MIN_SIDE, _MAX_SIDE = 320, 7680
+BROWSERS = ("chromium", "chromium-browser", "google-chrome-stable", "google-chrome")
+_TRUE = {"1", "true", "yes", "on"}
+_INSTALL_HINT = "install it (Debian/Ubuntu: apt-get install xvfb openbox chromium) or turn persistent_mode off"
+
+DESKTOP_ROUTES = web.AppKey("desktop_routes", proxy.RouteTable)
+_OWN_CLIENT = web.AppKey("desktop_client", aiohttp.ClientSession)
+
+
+@dataclass(frozen=True)
+class Programs:
+    """The system programs a session runs, found on PATH."""
+
+    xvfb: str
+    window_manager: str
+    browser: str | None
+
+
+def is_desktop_app(meta: Blueprint) -> bool:
+    """True when the blueprint header says ``# aikore.desktop: true`` (an app with no web UI)."""
+    return (meta.get("desktop") or "").strip().lower() in _TRUE
+
+
+def find_programs(needs_browser: bool) -> Programs:
+    """Every program the session needs, or a 409 naming each one that is missing."""
+    xvfb, wm = shutil.which("Xvfb"), shutil.which("openbox")
+    browser = next((found for name in BROWSERS if (found := shutil.which(name))), None)
+    missing = [label for label, path in (("Xvfb", xvfb), ("openbox", wm)) if path is None]
+    if needs_browser and browser is None:
+        missing.append("a Chromium browser (" + " / ".join(BROWSERS) + ")")
+    if find_spec("selkies") is None:
+        missing.append("the selkies Python package (pip install 'aikore[persistent]')")
+    if missing:
+        raise AikoreError(
+            409,
+            "desktop_unavailable",
+            f"persistent_mode: this machine lacks {', '.join(missing)}; {_INSTALL_HINT}",
+        )
+    assert xvfb is not None and wm is not None
+    return Programs(xvfb, wm, browser if needs_browser else None)
+
+
+def parse_resolution(text: str) -> tuple[int, int]:
+    """``"1920x1080"`` → (1920, 1080); ValueError for anything else."""
+    match = _RESOLUTION.match(text)
+    if match is None:
+        raise ValueError(text)
+    width, height = int(match[1]), int(match[2])
+    if not (_MIN_SIDE <= width <= _MAX_SIDE and _MIN_SIDE <= height <= _MAX_SIDE) or width % 2 or height % 2:
+        raise ValueError(text)
+    return width, height
+
+
+def check_resolution(value: Any) -> str:
+    """API input check for ``desktop_resolution``."""
+    if value is None:
+        return DEFAULT_RESOLUTION
+    if isinstance(value, str):
+        try:
+            width, height = parse_resolution(value.strip())
+            return f"{width}x{height}"
+        except ValueError:
+            pass
+    raise AikoreError(
+        400,
+        "invalid_field",
+        f"desktop_resolution: must be WIDTHxHEIGHT with even sides from {_MIN_SIDE} to {_MAX_SIDE}, e.g. "
+        f'"{DEFAULT_RESOLUTION}"',
+    )
+
+
+def check_fps(value: Any) -> int:
+    """API input check for ``desktop_fps``."""
+    if value is None:
+        return DEFAULT_FPS
+    if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= MAX_FPS:
+        return value
+    raise AikoreError(400, "invalid_field", f"desktop_fps: must be an integer from 1 to {MAX_FPS}")
+
+
+def session_dir(instance_dir: Path) -> Path:
+    """Where a session keeps its state file, logs and HOME (inside the instance folder)."""
+    return instance_dir / "desktop"
+
+
+def state_path(instance_dir: Path) -> Path:
+    return session_dir(instance_dir) / "state.json"
+
+
+def read_state(instance_dir: Path) -> dict[str, Any] | None:
+    """The running session's state (display, port, process ids), or None when there is none."""
+    try:
+        data = json.loads(state_path(instance_dir).read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def internal_url(port: int, name: str, meta: Blueprint) -> str:
+    """The app's own address: what the in-desktop browser opens (keep-prefix apps live under /app/<name>)."""
+    base = f"http://127.0.0.1:{port}"
+    return f"{base}/app/{name}/" if meta.proxy_mode == proxy.KEEP_PREFIX else f"{base}/"
+
+
+def ready_url(port: int, name: str, meta: Blueprint) -> str:
+    health = meta.health if meta.health.startswith("/") else f"/{meta.health}"
+    prefix = f"/app/{name}" if meta.proxy_mode == proxy.KEEP_PREFIX else ""
+    return f"http://127.0.0.1:{port}{prefix}{health}"
+
+
+def session_command(
+    *,
+    instance_dir: Path,
+    programs: Programs,
+    port: int,
+    resolution: str,
+    fps: int,
+    app_url: str | None,
+    app_ready_url: str | None,
+) -> list[str]:
+    """The command line of one instance's desktop session process."""
+    width, height = parse_resolution(resolution)
+    folder = session_dir(instance_dir)
+    command = [
+        sys.executable, "-m", "aikore.desktop_session",
+        "--state", str(state_path(instance_dir)),
+        "--home", str(folder / "home"),
+        "--port", str(port),
+        "--width", str(width), "--height", str(height), "--fps", str(fps),
+        "--xvfb", programs.xvfb, "--window-manager", programs.window_manager,
+    ]  # fmt: skip
+    if programs.browser and app_url:
+        command += ["--browser", programs.browser, "--url", app_url, "--ready-url", app_ready_url or app_url]
+    return command
+
+
+def desktop_url(instance: Instance) -> str | None:
+    """Where the desktop of a persistent instance is opened, on the main port."""
+    return f"{PREFIX}/{instance.name}/" if instance.persistent_mode else None
+
+
+# -- serving /desktop/<name>/ -------------------------------------------------------------------
+
+
+def sync_route(table: proxy.RouteTable, data: dict[str, Any]) -> None:
+    """Point the instance's desktop route at its Selkies port while the instance is live."""
+    name = data.get("name")
+    if not isinstance(name, str):
+        return
+    if not data.get("persistent_mode"):
+        table.remove(name)
+        return
+    # Selkies serves its client at / and uses relative URLs (api/websockets), so the prefix goes.
+    table.set(name, port=data.get("persistent_port"), mode=proxy.STRIP_PREFIX, state=str(data.get("status")))
+
+
+def _on_event(table: proxy.RouteTable, event: Event) -> None:
+    if event.kind == "instance":
+        sync_route(table, event.data)
+    elif event.kind == "instance_deleted":
+        table.remove(str(event.data.get("name")))
+
+
+def json_hook(app: web.Application, instance: Instance, data: dict[str, Any]) -> None:
+    """``desktop_url`` in every instance's JSON (null unless persistent mode is on)."""
+    data["desktop_url"] = desktop_url(instance)
+
+
+def setup_desktop(app: web.Application, client_key: web.AppKey[aiohttp.ClientSession] | None = None) -> None:
+    """Mount /desktop/<name>/, keep its routes in sync with instance events, add ``desktop_url``.
+
+    ``client_key`` names the application's shared upstream session when it has one; otherwise a
+    session of its own is opened for the desktops.
+    """
+    table = proxy.RouteTable()
+    app[DESKTOP_ROUTES] = table
+    app[keys.INSTANCE_JSON_HOOKS].append(json_hook)
+    app[keys.EVENTS].listen(lambda event: _on_event(table, event))
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        return await handler(request)
+
+    handler: Any = None
+
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        nonlocal handler
+        own = client_key is None or client_key not in app
+        session = proxy.client_session() if own else app[client_key]  # type: ignore[index]
+        if own:
+            app[_OWN_CLIENT] = session
+        handler = proxy.path_handler(table, session, prefix=PREFIX)
+        for instance in await app[keys.STORE].list_instances():
+            sync_route(table, instance.to_json())
+        yield
+        if own:
+            await session.close()
+
+    proxy.add_app_routes(app.router, handle, prefix=PREFIX)
+    app.cleanup_ctx.append(ctx)
