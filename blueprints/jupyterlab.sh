@@ -35,8 +35,13 @@ mkdir -p "$notebooks"
 aik_link_dir "$AIKORE_MODELS_DIR" "$notebooks/models"
 
 # allow_remote_access: the proxy keeps the browser's Host header, which is not "localhost";
-# trust_xheaders: links and redirects follow the X-Forwarded-Proto/Host that AiKore sets.
+# trust_xheaders: links and redirects follow the X-Forwarded-Proto/Host that AiKore sets;
+# --allow-root: Jupyter refuses root without it, and AiKore run as root runs its instances so.
+as_root=()
+if [[ $EUID == 0 ]]; then
+	as_root=(--allow-root)
+fi
 aik_launch jupyter lab --no-browser --ip="$WEBUI_HOST" --port="$WEBUI_PORT" \
 	--ServerApp.base_url="$AIKORE_ROOT_PATH/" --ServerApp.root_dir="$notebooks" \
 	--IdentityProvider.token= --ServerApp.allow_remote_access=True \
-	--ServerApp.trust_xheaders=True
+	--ServerApp.trust_xheaders=True "${as_root[@]}"
