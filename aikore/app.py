@@ -10,7 +10,7 @@ import jinja2
 from aiohttp import web
 
 from aikore import keys
-from aikore.api import setup_api, system
+from aikore.api import actions, setup_api, system
 from aikore.auth import Auth, auth_ctx, gate, setup_auth
 from aikore.blueprints import BlueprintCatalog
 from aikore.config import Settings
@@ -56,6 +56,8 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(auth_ctx)  # token and session key live in the data dir
     app.cleanup_ctx.append(_store_ctx)
     app.cleanup_ctx.append(_events_ctx)
+    # Needs the store; before the monitor, so on exit instances stop while events still flow.
+    app.cleanup_ctx.append(actions.supervisor_ctx)
     app.cleanup_ctx.append(system.monitor_ctx)
     return app
 

@@ -46,6 +46,18 @@ MIGRATIONS: Sequence[str] = (
     ALTER TABLE instances ADD COLUMN pid_create_time REAL;
     ALTER TABLE instances ADD COLUMN status_message TEXT;
     """,
+    # 4: every process group of a running instance (main + companions), for re-adoption.
+    """
+    CREATE TABLE process_groups (
+        instance_id INTEGER NOT NULL REFERENCES instances(id) ON DELETE CASCADE,
+        role TEXT NOT NULL,
+        pid INTEGER NOT NULL,
+        create_time REAL NOT NULL,
+        launch_id TEXT NOT NULL,
+        port INTEGER,
+        PRIMARY KEY (instance_id, role)
+    );
+    """,
 )
 
 # API field name → column name, where they differ (the column keeps the original design's name).

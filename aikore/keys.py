@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
@@ -14,6 +15,7 @@ from aikore.db import Store
 from aikore.events import EventBus
 from aikore.instance import Instance
 from aikore.monitor import Monitor
+from aikore.supervisor import Supervisor
 from aikore.workspace import Workspace
 
 if TYPE_CHECKING:
@@ -39,3 +41,7 @@ MONITOR = web.AppKey("monitor", Monitor)
 METRICS_REGISTRY = web.AppKey("metrics_registry", CollectorRegistry)
 # auth.py reads the keys above, so its type is named lazily here to keep imports acyclic.
 AUTH: web.AppKey[Auth] = web.AppKey("auth")
+# Instance processes: start/stop/adopt, restart policy; instance_pids() for the monitor.
+SUPERVISOR = web.AppKey("supervisor", Supervisor)
+# Set when AiKore shuts down: live SSE streams (events, logs) end instead of holding shutdown up.
+STREAMS_CLOSING = web.AppKey("streams_closing", asyncio.Event)

@@ -6,10 +6,10 @@ from types import ModuleType
 
 from aiohttp import web
 
-from aikore.api import auth, blueprints, health, instances, openapi, system
+from aikore.api import actions, auth, blueprints, events, health, instances, logs, openapi, system
 
 # Each module registers its routes and contributes OPENAPI_PATHS / OPENAPI_SCHEMAS.
-API_MODULES: list[ModuleType] = [health, auth, blueprints, instances, system, openapi]
+API_MODULES: list[ModuleType] = [health, auth, blueprints, instances, actions, logs, events, system, openapi]
 
 
 def setup_api(app: web.Application) -> None:

@@ -1,0 +1,127 @@
+"""``GET /api/events``: a live SSE stream of instance state changes for the dashboard.
+
+The stream opens with an ``event: snapshot`` of every instance, then forwards each bus event as
+``event: <kind>`` (``instance`` with the instance JSON, ``instance_deleted`` with id and name).
+The subscription is taken before the snapshot is read, so no change falls between the two.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator, Callable
+from typing import Any, TypeVar
+
+from aiohttp import web
+
+from aikore import keys
+from aikore.api.instances import instance_json
+
+T = TypeVar("T")
+
+# Proxies and browsers drop idle connections; a comment line every so often keeps them open.
+KEEPALIVE = 15.0
+SSE_HEADERS = {
+    "Content-Type": "text/event-stream; charset=utf-8",
+    "Cache-Control": "no-cache",
+    # nginx in front of AiKore must not buffer the stream.
+    "X-Accel-Buffering": "no",
+}
+
+
+def sse(kind: str, data: Any) -> bytes:
+    return f"event: {kind}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
+
+
+async def open_sse(request: web.Request) -> web.StreamResponse:
+    resp = web.StreamResponse(headers=SSE_HEADERS)
+    await resp.prepare(request)
+    return resp
+
+
+async def pump(
+    request: web.Request, resp: web.StreamResponse, source: AsyncIterator[T], render: Callable[[T], bytes | None]
+) -> None:
+    """Write ``source`` items to an open SSE response until it ends, the client goes, or AiKore stops."""
+    closing = request.app[keys.STREAMS_CLOSING]
+    closed = asyncio.ensure_future(closing.wait())
+    pending: asyncio.Future[T] = asyncio.ensure_future(anext(source))
+    try:
+        while True:
+            done, _ = await asyncio.wait({pending, closed}, timeout=KEEPALIVE, return_when=asyncio.FIRST_COMPLETED)
+            if closed in done:
+                return
+            if pending not in done:
+                await resp.write(b": keepalive\n\n")
+                continue
+            try:
+                item = pending.result()
+            except StopAsyncIteration:
+                return
+            chunk = render(item)
+            if chunk:
+                await resp.write(chunk)
+            pending = asyncio.ensure_future(anext(source))
+    except (ConnectionResetError, ConnectionError):
+        return  # the client went away
+    finally:
+        closed.cancel()
+        pending.cancel()
+        with contextlib.suppress(BaseException):
+            await pending
+        aclose = getattr(source, "aclose", None)
+        if aclose is not None:
+            with contextlib.suppress(Exception):
+                await aclose()
+
+
+async def stream_events(request: web.Request) -> web.StreamResponse:
+    app = request.app
+    events = app[keys.EVENTS].subscribe()
+    # Start the subscription (it registers its queue when first run) before reading the snapshot.
+    first = asyncio.ensure_future(anext(events))
+    await asyncio.sleep(0)
+    instances = await app[keys.STORE].list_instances()
+    resp = await open_sse(request)
+    await resp.write(sse("snapshot", {"instances": [instance_json(app, i, request) for i in instances]}))
+
+    async def rest() -> AsyncIterator[Any]:
+        yield await first
+        async for event in events:
+            yield event
+
+    await pump(request, resp, rest(), lambda ev: sse(ev.kind, ev.data))
+    first.cancel()
+    with contextlib.suppress(BaseException):
+        await first
+    with contextlib.suppress(Exception):
+        await events.aclose()
+    return resp
+
+
+async def _close_streams(app: web.Application) -> None:
+    app[keys.STREAMS_CLOSING].set()
+
+
+def setup(app: web.Application) -> None:
+    app[keys.STREAMS_CLOSING] = asyncio.Event()
+    # Shutdown runs before aiohttp waits for open requests: live streams end here, not at its timeout.
+    app.on_shutdown.append(_close_streams)
+    app.router.add_get("/api/events", stream_events)
+
+
+OPENAPI_SCHEMAS: dict[str, Any] = {}
+OPENAPI_PATHS: dict[str, Any] = {
+    "/api/events": {
+        "get": {
+            "summary": "Live instance state changes (Server-Sent Events)",
+            "description": (
+                "First `event: snapshot` with `{\"instances\": [Instance...]}`, then one event per change: "
+                "`event: instance` (data: the Instance) or `event: instance_deleted` (data: `{id, name}`). "
+                "Comment lines keep the connection alive."
+            ),
+            "responses": {"200": {"description": "An endless event stream", "content": {"text/event-stream": {}}}},
+        }
+    }
+}

@@ -1,0 +1,164 @@
+"""The tiny process that owns an instance's log file: ``python -m aikore.logwriter ... -- cmd``.
+
+Why a process of its own: an instance must outlive a ``kill -9`` of AiKore, so its output cannot
+flow through AiKore; and a child writing straight to its log with O_APPEND keeps writing to the
+same inode however the file is renamed, so size rotation would never take effect. This writer
+starts the instance command with stdout+stderr on a pipe, copies every byte to the log, rotates
+by size at line boundaries, and exits with the command's exit status. It is the root of the
+instance's own session and process group, so it survives AiKore and is stopped with the instance.
+
+Stdlib only, and nothing from the rest of aikore: it must start fast and never depend on AiKore.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import select
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+# After the command exits, its descendants may still hold the pipe; read what they flush for this
+# long, then exit so AiKore sees the exit promptly (it cleans up the leftovers).
+_DRAIN_AFTER_EXIT = 0.5
+_POLL = 0.1
+_CHUNK = 64 * 1024
+
+
+def backup_path(path: Path, index: int) -> Path:
+    """``instance.log`` → ``instance.log.1`` (newest backup) ... ``.N`` (oldest)."""
+    return path.with_name(f"{path.name}.{index}")
+
+
+class RotatingFile:
+    """Append-only log file rotated by size; the current file is ``path``, older ones ``path.N``."""
+
+    def __init__(self, path: Path, max_bytes: int, backups: int) -> None:
+        self.path = path
+        self.max_bytes = max(1, max_bytes)
+        self.backups = max(0, backups)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        self.size = os.fstat(self._fd).st_size
+
+    def write(self, data: bytes) -> None:
+        if self.size > 0 and self.size + len(data) > self.max_bytes:
+            # Keep lines whole: finish the file at the last newline that still fits.
+            cut = data.rfind(b"\n", 0, self.max_bytes - self.size) + 1
+            if cut:
+                self._write(data[:cut])
+                data = data[cut:]
+            self.rotate()
+        if data:
+            self._write(data)
+
+    def _write(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            written = os.write(self._fd, view)
+            view = view[written:]
+            self.size += written
+
+    def rotate(self) -> None:
+        os.close(self._fd)
+        if self.backups == 0:
+            # No backups kept: start a fresh file; the old one is not truncated in place.
+            self.path.replace(backup_path(self.path, 1))
+            backup_path(self.path, 1).unlink(missing_ok=True)
+        else:
+            for index in range(self.backups - 1, 0, -1):
+                older = backup_path(self.path, index)
+                if older.exists():
+                    older.replace(backup_path(self.path, index + 1))
+            self.path.replace(backup_path(self.path, 1))
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        self.size = 0
+
+    def close(self) -> None:
+        os.close(self._fd)
+
+
+def exit_status(returncode: int) -> int:
+    """Popen's ``-SIG`` for a signal death becomes the shell's ``128 + SIG``."""
+    return 128 - returncode if returncode < 0 else returncode
+
+
+def stamp() -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
+
+
+def pump(fd: int, child: subprocess.Popen[bytes], out: RotatingFile) -> None:
+    """Copy the pipe to the log until every writer closed it, or the command ended and it went quiet."""
+    exited_at: float | None = None
+    while True:
+        if exited_at is None and child.poll() is not None:
+            exited_at = time.monotonic()
+        ready, _, _ = select.select([fd], [], [], _POLL)
+        if ready:
+            data = os.read(fd, _CHUNK)
+            if not data:
+                return
+            out.write(data)
+        elif exited_at is not None:
+            return
+        if exited_at is not None and time.monotonic() - exited_at > _DRAIN_AFTER_EXIT:
+            return
+
+
+def write_status(path: Path, exit_code: int) -> None:
+    """Leave the exit status where a re-started AiKore (not this process's parent) can read it."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps({"pid": os.getpid(), "exit_code": exit_code, "time": time.time()}))
+    os.replace(tmp, path)
+
+
+def _note_signal(signum: int, frame: object) -> None:
+    # The stop signal goes to the whole group; this writer stays to record the command's last
+    # words and its exit status. A handler (unlike SIG_IGN) is reset for the command on exec.
+    return None
+
+
+def run(log: Path, max_bytes: int, backups: int, status: Path | None, banner: str, cmd: Sequence[str]) -> int:
+    out = RotatingFile(log, max_bytes, backups)
+    out.write(f"\n===== {stamp()} {banner} (logwriter pid {os.getpid()}) =====\n".encode())
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, _note_signal)
+    read_fd, write_fd = os.pipe()
+    try:
+        child = subprocess.Popen(list(cmd), stdin=subprocess.DEVNULL, stdout=write_fd, stderr=write_fd)
+    except OSError as exc:
+        out.write(f"[aikore] cannot run {' '.join(cmd)!r}: {exc}\n".encode())
+        code = 127
+    else:
+        os.close(write_fd)
+        pump(read_fd, child, out)
+        code = exit_status(child.wait())
+    out.write(f"===== {stamp()} exited with code {code} =====\n".encode())
+    out.close()
+    if status is not None:
+        write_status(status, code)
+    return code
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m aikore.logwriter")
+    parser.add_argument("--log", type=Path, required=True)
+    parser.add_argument("--max-bytes", type=int, default=10 * 1024 * 1024)
+    parser.add_argument("--backups", type=int, default=5)
+    parser.add_argument("--status", type=Path, default=None)
+    parser.add_argument("--banner", default="start")
+    parser.add_argument("cmd", nargs=argparse.REMAINDER)
+    args = parser.parse_args(argv)
+    cmd = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
+    if not cmd:
+        parser.error("a command to run is required after --")
+    return run(args.log, args.max_bytes, args.backups, args.status, args.banner, cmd)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,441 @@
+"""One managed instance: its state machine, its lock, its watcher task and its process groups.
+
+``change_state`` is the only writer of an instance's state: it checks the transition against
+``states.TRANSITIONS``, writes the DB row, then publishes the instance (the route table listens,
+so "running" is published only once the health path answered). Every other method serialises on
+the instance's lock; the watcher task notices exits, readiness and the ready timeout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import sys
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from aikore import logwriter
+from aikore.config import Settings
+from aikore.db import Store
+from aikore.errors import AikoreError
+from aikore.instance import Instance
+from aikore.logs import MAIN_LOG, InstanceLog
+from aikore.oskit import MARKER, Exit, Handle, OsKit
+from aikore.ports import PortPool, PortsExhausted
+from aikore.records import MAIN, GroupRecord, GroupRecords
+from aikore.states import ACTIVE_STATES, ERROR, RUNNING, STARTING, STOPPED, STOPPING, can_change
+from aikore.workspace import CONF_DIR, OUTPUT_DIR, Workspace
+
+log = logging.getLogger(__name__)
+
+# Exits are noticed within this (own children and adopted ones alike): "error within a second".
+WATCH_INTERVAL = 0.2
+PROBE_INTERVAL = 0.5
+# After a crash, leftovers of the tree get this long after SIGTERM (the main process is gone).
+CRASH_CLEANUP_GRACE = 2.0
+LAST_LINES = 20
+_MESSAGE_MAX = 4000
+# Never handed to instances: they are AiKore's login secrets.
+_SECRET_ENV = frozenset({"AIKORE_TOKEN", "AIKORE_PASSWORD"})
+
+
+@dataclass(frozen=True)
+class CompanionSpec:
+    """A command supervised as part of an instance (e.g. a persistent-mode desktop).
+
+    It runs in its own session under its own logwriter (``logs/<role>.log``), is started after the
+    main process, stopped and re-adopted with it; if it dies, the instance fails as a whole.
+    """
+
+    role: str
+    argv: Sequence[str]
+    env: Mapping[str, str] = field(default_factory=dict)
+    cwd: Path | None = None
+    port: int | None = None
+
+
+# Called at each start with the instance and its environment; returns None to add nothing.
+CompanionFactory = Callable[[Instance, Mapping[str, str]], CompanionSpec | None]
+
+
+class Host(Protocol):
+    """What an instance process needs from the supervisor that owns it."""
+
+    settings: Settings
+    store: Store
+    records: GroupRecords
+    workspace: Workspace
+    kit: OsKit
+    ports: PortPool
+    companions: list[CompanionFactory]
+
+    def publish(self, instance: Instance) -> None: ...
+
+    async def failed(self, proc: InstanceProcess, exit_code: int | None) -> str | None: ...
+
+    def ready(self, instance: Instance) -> None: ...
+
+    def stopped(self, instance: Instance) -> None: ...
+
+
+@dataclass
+class ProcessGroup:
+    """One command run under the logwriter in a session of its own: spawned, watched, adopted, stopped."""
+
+    role: str
+    handle: Handle
+    launch_id: str
+    log: InstanceLog
+    port: int | None = None
+
+    @classmethod
+    def spawn(
+        cls, kit: OsKit, role: str, argv: Sequence[str], cwd: Path, env: Mapping[str, str], log: InstanceLog,
+        settings: Settings, banner: str, port: int | None = None,
+    ) -> ProcessGroup:
+        launch_id = uuid.uuid4().hex
+        # By file path, isolated: the logwriter is stdlib-only and must not depend on how aikore
+        # is installed or on PYTHON* variables meant for the instance's own Python.
+        wrapped = [
+            sys.executable, "-I", logwriter.__file__,
+            "--log", str(log.path), "--max-bytes", str(settings.log_max_bytes),
+            "--backups", str(settings.log_backups), "--status", str(log.status_path),
+            "--banner", banner, "--", *argv,
+        ]
+        handle = kit.spawn(wrapped, cwd, {**env, MARKER: launch_id}, log.dir / "logwriter.err")
+        return cls(role, handle, launch_id, log, port)
+
+    def record(self, instance_id: int) -> GroupRecord:
+        return GroupRecord(instance_id, self.role, self.handle.pid, self.handle.create_time, self.launch_id, self.port)
+
+    def exit_code(self) -> int | None:
+        ended = self.handle.poll()
+        if ended is None:
+            return None
+        return ended.code if ended.code is not None else self.log.last_exit(self.handle.pid)
+
+
+def instance_env(
+    settings: Settings, instance: Instance, folder: Path, port: int, rebuild: bool,
+    base: Mapping[str, str] | None = None,
+) -> dict[str, str]:
+    """The environment contract of DESIGN.md on top of AiKore's own environment (minus secrets)."""
+    env = {k: v for k, v in (os.environ if base is None else base).items() if k not in _SECRET_ENV}
+    root_path = f"/app/{instance.name}"
+    # Python apps otherwise buffer their output and the log lags behind what they did.
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    env.update(
+        {
+            "WEBUI_PORT": str(port),
+            "WEBUI_HOST": "127.0.0.1",
+            "INSTANCE_NAME": instance.name,
+            "INSTANCE_ID": str(instance.id),
+            "INSTANCE_CONF_DIR": str(folder / CONF_DIR),
+            "INSTANCE_OUTPUT_DIR": str(folder / OUTPUT_DIR),
+            "AIKORE_ROOT_PATH": root_path,
+            "GRADIO_ROOT_PATH": root_path,
+            "CUDA_VISIBLE_DEVICES": instance.gpu_ids,
+            "CUDA_DEVICE_ORDER": "PCI_BUS_ID",
+            "AIKORE_DATA_DIR": str(settings.data_dir),
+            "AIKORE_MODELS_DIR": str(settings.models_dir),
+            "AIKORE_REBUILD_ENV": "1" if rebuild else "0",
+            "AIKORE_PYTHON": sys.executable,
+        }
+    )
+    return env
+
+
+class InstanceProcess:
+    """The supervised life of one instance."""
+
+    def __init__(self, instance_id: int, host: Host, state: str = STOPPED) -> None:
+        self.id = instance_id
+        self.host = host
+        self.state = state
+        self.lock = asyncio.Lock()
+        self.groups: dict[str, ProcessGroup] = {}
+        self.port: int | None = None
+        self.health = "/"
+        self.ready_at: float | None = None
+        self.failures = 0
+        self._deadline = 0.0
+        self._watcher: asyncio.Task[None] | None = None
+        self._changed = asyncio.Event()
+
+    # -- the one writer of the state --------------------------------------------------------
+
+    async def change_state(self, new: str, **fields: Any) -> Instance | None:
+        """Move to ``new`` (an allowed transition only), store it with ``fields``, then publish."""
+        if not can_change(self.state, new):
+            raise RuntimeError(f"instance {self.id}: transition {self.state} -> {new} is not allowed")
+        log.info("instance %s: %s -> %s", self.id, self.state, new)
+        self.state = new
+        instance = await self.host.store.update_instance(self.id, status=new, **fields)
+        if instance is not None:
+            self.host.publish(instance)
+        self._changed.set()
+        self._changed = asyncio.Event()
+        return instance
+
+    def next_change(self) -> asyncio.Event:
+        """An event set at the next state change (take it before starting the action to watch)."""
+        return self._changed
+
+    # -- actions ----------------------------------------------------------------------------
+
+    async def start(self, rebuild: bool = False, note: str | None = None) -> Instance | None:
+        """Spawn the instance and return at once in ``starting``; the watcher takes it from there."""
+        self._refuse_if_active()
+        async with self.lock:
+            self._refuse_if_active()
+            instance = await self._load()
+            try:
+                port = self.host.ports.reserve(instance.name)
+            except PortsExhausted as exc:
+                return await self._spawn_failed(str(exc))
+            try:
+                groups = await self._spawn_all(instance, port, rebuild)
+            except OSError as exc:
+                self.host.ports.release(port, instance.name)
+                return await self._spawn_failed(f"cannot start: {exc}")
+            self.groups, self.port = groups, port
+            self.health = self.host.workspace.metadata(instance.name, instance.blueprint).health
+            await self.host.records.clear(self.id)
+            for group in groups.values():
+                await self.host.records.save(group.record(self.id))
+            main = groups[MAIN]
+            # STOPPED/ERROR -> STARTING
+            started = await self.change_state(
+                STARTING, pid=main.handle.pid, pid_create_time=main.handle.create_time, port=port,
+                exit_code=None, status_message=note,
+            )
+            self._watch()
+            return started
+
+    async def stop(self, reason: str = "stopping on request") -> Instance | None:
+        """Stop every process of the instance: SIGTERM, stop_timeout, SIGKILL, stragglers."""
+        async with self.lock:
+            if self.state not in ACTIVE_STATES:
+                return None
+            await self._cancel_watcher()
+            if self.state != STOPPING:
+                # STARTING/RUNNING -> STOPPING
+                await self.change_state(STOPPING, status_message=reason)
+            code = await self._terminate(self.host.settings.stop_timeout)
+            # STOPPING -> STOPPED
+            stopped = await self.change_state(
+                STOPPED, pid=None, pid_create_time=None, port=None, exit_code=code, status_message=None
+            )
+        if stopped is not None:
+            self.host.stopped(stopped)
+        return stopped
+
+    async def adopt(self, instance: Instance) -> None:
+        """Take over an instance a previous AiKore left active: keep it if its process is still it."""
+        async with self.lock:
+            self.state = instance.status
+            records = await self.host.records.load(self.id)
+            if MAIN not in records and instance.pid and instance.pid_create_time:
+                records[MAIN] = GroupRecord(self.id, MAIN, instance.pid, instance.pid_create_time, "", instance.port)
+            folder = self.host.workspace.path(instance.name)
+            for role, rec in records.items():
+                handle = self.host.kit.adopt(rec.pid, rec.create_time)
+                if handle is not None:
+                    self.groups[role] = ProcessGroup(role, handle, rec.launch_id, self._log(folder, role), rec.port)
+            self.port = instance.port
+            main = records.get(MAIN)
+            if MAIN not in self.groups:
+                await self._adopt_gone(instance, main, list(records.values()))
+                return
+            if instance.port is not None:
+                self.host.ports.adopt(instance.port, instance.name)
+            self.health = self.host.workspace.metadata(instance.name, instance.blueprint).health
+            log.info("instance %s (%s): re-adopted pid %s", self.id, instance.name, instance.pid)
+            if self.state != STOPPING:
+                if self.state == RUNNING:
+                    self.ready_at = self.host.kit.monotonic()
+                # The route table is rebuilt from events: announce the adopted state once.
+                self.host.publish(instance)
+                self._watch()
+        if self.state == STOPPING:
+            await self.stop()
+
+    # -- internals --------------------------------------------------------------------------
+
+    def _refuse_if_active(self) -> None:
+        if self.state in ACTIVE_STATES:
+            raise AikoreError(409, "instance_active", f"instance is {self.state}; stop it first")
+
+    async def _load(self) -> Instance:
+        instance = await self.host.store.get_instance(self.id)
+        if instance is None:
+            raise AikoreError(404, "not_found", f"instance {self.id} does not exist")
+        return instance
+
+    def _log(self, folder: Path, role: str) -> InstanceLog:
+        return InstanceLog(folder, self.host.settings.log_backups, MAIN_LOG if role == MAIN else role)
+
+    async def _spawn_all(self, instance: Instance, port: int, rebuild: bool) -> dict[str, ProcessGroup]:
+        kit, settings = self.host.kit, self.host.settings
+        folder = self.host.workspace.path(instance.name)
+        env = instance_env(settings, instance, folder, port, rebuild)
+        banner = f"start of {instance.name}" + (" (rebuild: AIKORE_REBUILD_ENV=1)" if rebuild else "")
+        groups = {
+            MAIN: ProcessGroup.spawn(
+                kit, MAIN, ["bash", str(folder / "launch.sh")], folder, env, self._log(folder, MAIN), settings, banner,
+                port,
+            )
+        }
+        try:
+            for factory in self.host.companions:
+                spec = factory(instance, env)
+                if spec is not None:
+                    groups[spec.role] = ProcessGroup.spawn(
+                        kit, spec.role, spec.argv, spec.cwd or folder, {**env, **spec.env},
+                        self._log(folder, spec.role), settings, f"start of {spec.role} for {instance.name}", spec.port,
+                    )
+        except BaseException:
+            # A companion could not start: the groups already running go, then the start fails.
+            await asyncio.gather(*(kit.terminate(g.handle, g.launch_id, 0.0) for g in groups.values()))
+            raise
+        return groups
+
+    async def _spawn_failed(self, message: str) -> Instance | None:
+        # STOPPED/ERROR -> STARTING -> ERROR: the attempt is visible, then why it failed.
+        await self.change_state(STARTING, pid=None, pid_create_time=None, port=None, exit_code=None)
+        return await self.change_state(ERROR, status_message=message)
+
+    def _watch(self) -> None:
+        self._deadline = self.host.kit.monotonic() + self.host.settings.ready_timeout
+        self._watcher = asyncio.create_task(self._watch_loop(self.groups), name=f"aikore-watch-{self.id}")
+
+    async def _cancel_watcher(self) -> None:
+        task, self._watcher = self._watcher, None
+        if task is not None and task is not asyncio.current_task():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _watch_loop(self, groups: dict[str, ProcessGroup]) -> None:
+        kit = self.host.kit
+        next_probe = 0.0
+        while True:
+            for group in groups.values():
+                ended = group.handle.poll()
+                if ended is not None:
+                    await self._died(groups, group, ended)
+                    return
+            if self.state == STARTING:
+                now = kit.monotonic()
+                if now >= self._deadline:
+                    await self._never_ready(groups)
+                    return
+                if now >= next_probe and self.port is not None:
+                    next_probe = now + PROBE_INTERVAL
+                    if await kit.probe(self.port, self.health):
+                        await self._became_ready(groups)
+            await kit.sleep(WATCH_INTERVAL)
+
+    async def _became_ready(self, groups: dict[str, ProcessGroup]) -> None:
+        async with self.lock:
+            if self.groups is not groups or self.state != STARTING:
+                return
+            # STARTING -> RUNNING
+            instance = await self.change_state(RUNNING, status_message=None)
+            self.ready_at = self.host.kit.monotonic()
+        if instance is not None:
+            self.host.ready(instance)
+
+    async def _died(self, groups: dict[str, ProcessGroup], group: ProcessGroup, ended: Exit) -> None:
+        async with self.lock:
+            if self.groups is not groups or self.state not in (STARTING, RUNNING):
+                return
+            code = ended.code if ended.code is not None else group.log.last_exit(group.handle.pid)
+            who = "" if group.role == MAIN else f"{group.role} "
+            await self._fail(f"{who}exited with code {code}" if code is not None else f"{who}exited", code)
+
+    async def _never_ready(self, groups: dict[str, ProcessGroup]) -> None:
+        async with self.lock:
+            if self.groups is not groups or self.state != STARTING:
+                return
+            timeout = self.host.settings.ready_timeout
+            path = self.health
+            await self._fail(f"not ready: {path} did not answer below 500 within {timeout:g} s", None, stop=True)
+
+    async def _fail(self, message: str, code: int | None, stop: bool = False) -> None:
+        """Clean up whatever is left of the instance, then ERROR with the code and last log lines."""
+        note = await self.host.failed(self, code)
+        main = self.groups.get(MAIN)
+        lines = main.log.tail(LAST_LINES) if main is not None else []
+        leftovers = stop or await self._anything_left()
+        if leftovers:
+            # STARTING/RUNNING -> STOPPING: the remaining processes are stopped before ERROR.
+            await self.change_state(STOPPING, status_message=f"{message}; stopping what is left")
+            grace = self.host.settings.stop_timeout
+            await self._terminate(grace if stop else min(grace, CRASH_CLEANUP_GRACE))
+        else:
+            await self._release()
+        text = "; ".join(filter(None, [message, note]))
+        if lines:
+            text += "\nlast log lines:\n" + "\n".join(lines)
+        # STARTING/RUNNING/STOPPING -> ERROR
+        instance = await self.change_state(
+            ERROR, pid=None, pid_create_time=None, port=None, exit_code=code, status_message=text[-_MESSAGE_MAX:]
+        )
+        if instance is not None:
+            self.host.stopped(instance)
+
+    async def _anything_left(self) -> bool:
+        for group in self.groups.values():
+            if group.handle.poll() is None or await self.host.kit.leftovers(group.launch_id):
+                return True
+        return False
+
+    async def _terminate(self, grace: float) -> int | None:
+        """Stop every group at once; returns the main process's exit code."""
+        kit = self.host.kit
+        groups = list(self.groups.values())
+        await asyncio.gather(*(kit.terminate(g.handle, g.launch_id, grace) for g in groups))
+        main = self.groups.get(MAIN)
+        code = main.exit_code() if main is not None else None
+        await self._release()
+        return code
+
+    async def _release(self) -> None:
+        instance = await self.host.store.get_instance(self.id)
+        self.host.ports.release(self.port, instance.name if instance is not None else None)
+        self.groups, self.port, self.ready_at = {}, None, None
+        await self.host.records.clear(self.id)
+
+    async def _adopt_gone(self, instance: Instance, main: GroupRecord | None, records: list[GroupRecord]) -> None:
+        """The stored process is not there (exited, or its pid now belongs to another process)."""
+        kit = self.host.kit
+        # Companions and escaped descendants of that launch may still run: they go too.
+        await asyncio.gather(
+            *(kit.terminate(self.groups[r.role].handle if r.role in self.groups else None, r.launch_id, 2.0)
+              for r in records if r.launch_id)
+        )
+        folder = self.host.workspace.path(instance.name)
+        code = self._log(folder, MAIN).last_exit(main.pid) if main is not None else None
+        await self._release()
+        if self.state == STOPPING:
+            # STOPPING -> STOPPED: it was being stopped when AiKore went away, and it is gone.
+            await self.change_state(STOPPED, pid=None, pid_create_time=None, port=None, exit_code=code)
+            return
+        if code is not None:
+            message = f"exited with code {code} while AiKore was not running"
+        else:
+            message = f"process {instance.pid} was gone when AiKore started (it exited, or the pid was reused)"
+        note = await self.host.failed(self, code)
+        # STARTING/RUNNING -> ERROR
+        failed = await self.change_state(
+            ERROR, pid=None, pid_create_time=None, port=None, exit_code=code,
+            status_message="; ".join(filter(None, [message, note])),
+        )
+        if failed is not None:
+            self.host.stopped(failed)
