@@ -4,7 +4,7 @@
 # aikore.category: Development
 # aikore.description: JupyterLab notebooks with a Python kernel on the instance's GPUs. Installs jupyterlab 4.4.10 and ipykernel from PyPI in a Python 3.12 uv environment (no torch: install what a notebook needs with %pip).
 # aikore.proxy: keep-prefix
-# aikore.health: /api/status
+# aikore.health: /
 ### AIKORE-METADATA-END ###
 #
 # Installs, under $INSTANCE_CONF_DIR:
@@ -13,7 +13,8 @@
 # Notebooks live in $INSTANCE_OUTPUT_DIR/notebooks; $AIKORE_MODELS_DIR is reachable from it as
 # models/.
 # Jupyter serves everything under its base_url, so it is set to /app/<name>/ and the proxy keeps
-# the prefix. AiKore authenticates every request before it reaches Jupyter, so Jupyter's own token
+# the prefix. AiKore's readiness probe asks for "/" without the prefix; Jupyter answers it with a
+# 404 as soon as it listens, which is what the probe waits for. AiKore authenticates every request before it reaches Jupyter, so Jupyter's own token
 # is off; its XSRF check stays on, and it listens on 127.0.0.1 only.
 
 JUPYTERLAB_VERSION=${JUPYTERLAB_VERSION:-4.4.10}
