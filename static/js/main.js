@@ -60,10 +60,10 @@ async function loadBlueprints() {
 
 function startStreams() {
   new LiveStream("/api/events", {
-    // Whatever changed while disconnected is re-read once, instead of polling.
-    onOpen: loadInstances,
     onState: (s) => setStreamState("events", s),
     handlers: {
+      // Every (re)connect starts with the whole list, so whatever changed meanwhile is caught up.
+      snapshot: (data) => setInstances(data.instances),
       instance: (data) => upsertInstance(data),
       instance_deleted: (data) => removeInstance(data.id),
     },
@@ -74,27 +74,12 @@ function startStreams() {
   }).start();
 }
 
-function setupLogout() {
-  // The form posts without a token header; doing it with fetch keeps the CSRF rules in api.js.
-  const form = $(".logout-form");
-  if (!form) return;
-  form.addEventListener("submit", async (event) => {
-    event.preventDefault();
-    try {
-      await fetch(form.action, { method: "POST", credentials: "same-origin", headers: { "X-Requested-With": "aikore-dashboard" } });
-    } finally {
-      location.href = "/";
-    }
-  });
-}
-
 function init() {
   onUnauthorized(() => banner("Your session has ended.", h("a", { href: "/", text: "Log in again" })));
   setupInstances();
   setupLogs();
   setupEditor();
   setupSystem();
-  setupLogout();
   window.addEventListener("hashchange", route);
   route();
   loadBlueprints();

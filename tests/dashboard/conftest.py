@@ -1,0 +1,122 @@
+"""Headless Chromium (Debian's) driving the real dashboard of a real `aikore` process."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.sync_api import Browser, ConsoleMessage, Page, sync_playwright
+
+from tests.helpers import REPO, AikoreProcess
+
+TOKEN = "dashboard-test-token-0123456789"
+CHROMIUM = os.environ.get("AIKORE_TEST_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+ARTIFACTS = REPO / "test-artifacts" / "dashboard"
+SCREENSHOTS = REPO / "docs" / "screenshots"
+FAKE_PYNVML = Path(__file__).resolve().parent / "fake_pynvml"
+DESKTOP = {"width": 1360, "height": 820}
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"{CHROMIUM} is missing: apt-get install chromium (scripts/test-deps does)")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@dataclass
+class Dashboard:
+    """A running aikore plus a logged-out browser page on it, recording what went wrong in the page."""
+
+    server: AikoreProcess
+    page: Page
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def base(self) -> str:
+        return self.server.base
+
+    def login(self, path: str = "/") -> None:
+        """Log in the way a user does: the token URL AiKore prints."""
+        path, hash_mark, fragment = path.partition("#")
+        sep = "&" if "?" in path else "?"
+        self.page.goto(f"{self.base}{path}{sep}token={TOKEN}{hash_mark}{fragment}")
+        self.page.wait_for_selector("#instances-loading", state="hidden", timeout=30_000)
+        assert "token=" not in self.page.url, "the token must be dropped from the address bar"
+
+    def api(self, method: str, path: str, body: object = None) -> Any:
+        """Call the API as another client would (bearer token), returning the JSON body."""
+        response = self.server.request(method, path, body)
+        assert response.status < 300, f"{method} {path} -> {response.status}: {response.body[:300]!r}"
+        return response.json()
+
+    def row(self, name: str) -> str:
+        return f"tbody.instance[data-name='{name}']"
+
+    def shot(self, name: str, readme: bool = False, full_page: bool = False) -> Path:
+        """Screenshot into test-artifacts/ (and docs/screenshots/ for the README ones)."""
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        path = ARTIFACTS / f"{name}.png"
+        self.page.screenshot(path=str(path), full_page=full_page)
+        if readme:
+            SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, SCREENSHOTS / f"{name}.png")
+        return path
+
+
+@pytest.fixture
+def dashboard(
+    browser: Browser, aikore_process: Callable[..., AikoreProcess], request: pytest.FixtureRequest
+) -> Iterator[Callable[..., Dashboard]]:
+    """Factory: ``dashboard(gpus=False, viewport=DESKTOP)`` → a Dashboard (aikore started, not logged in)."""
+    opened: list[Dashboard] = []
+
+    def start(gpus: bool = False, viewport: dict[str, int] | None = None) -> Dashboard:
+        env = {"PYTHONPATH": os.pathsep.join([str(FAKE_PYNVML), str(REPO)])} if gpus else {}
+        server = aikore_process(
+            extra_args=["--token", TOKEN, "--stop-timeout", "5", "--monitor-interval", "1"], env=env
+        )
+        server.token = TOKEN
+        context = browser.new_context(viewport=viewport or DESKTOP, color_scheme="dark")
+        page = context.new_page()
+        page.set_default_timeout(15_000)
+        board = Dashboard(server=server, page=page)
+        page.on("pageerror", lambda exc: board.errors.append(f"page error: {exc}"))
+        page.on("console", lambda msg: _console(board, msg))
+        opened.append(board)
+        return board
+
+    yield start
+    for board in opened:
+        name = re.sub(r"[^\w.-]+", "_", request.node.name)
+        try:
+            board.shot(f"last-{name}")
+        except Exception:
+            pass
+        board.page.context.close()
+    for board in opened:
+        assert not board.errors, "the page reported errors:\n" + "\n".join(board.errors)
+
+
+def _console(board: Dashboard, message: ConsoleMessage) -> None:
+    # Failed requests are the API answering 4xx on purpose (tested where they matter) or a live
+    # stream cut by a restart; script errors are never expected.
+    if message.type == "error" and "Failed to load resource" not in message.text:
+        board.errors.append(f"console: {message.text}")

@@ -1,0 +1,115 @@
+"""The whole user journey in a browser, against a real aikore running the demo blueprint."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+from playwright.sync_api import expect
+
+from tests.dashboard.conftest import Dashboard
+
+RUNNING_TIMEOUT = 60_000
+
+
+def test_token_login_create_start_open_logs_edit_stop_delete(dashboard: Callable[..., Dashboard]) -> None:
+    board = dashboard()
+    page = board.page
+    # A second, stopped instance so the table (and the README picture) shows more than one state.
+    board.api("POST", "/api/instances", {"name": "notebooks", "blueprint": "jupyterlab", "autostart": True})
+
+    # Without credentials the dashboard sends the browser to the login page; the token URL logs in.
+    page.goto(board.base + "/")
+    expect(page).to_have_url(re.compile(r"/login"))
+    board.login()
+    expect(page.locator("#live-status")).to_have_attribute("data-state", "live", timeout=30_000)
+
+    # Create from the Demo blueprint.
+    page.click("#add-instance-btn")
+    page.fill("#add-name", "journey")
+    page.check("label.blueprint[data-blueprint='demo'] input")
+    page.click("#add-submit")
+    row = page.locator(board.row("journey"))
+    status = row.locator("[data-show='status']")
+    expect(status).to_have_text("stopped")
+
+    # Start: the status follows the supervisor live, through starting, to running.
+    row.locator("[data-action='start']").click()
+    expect(status).to_have_text("running", timeout=RUNNING_TIMEOUT)
+    expect(status).to_have_attribute("data-status", "running")
+    instance = next(i for i in board.api("GET", "/api/instances") if i["name"] == "journey")
+    expect(row.locator("[data-show='pid']")).to_have_text(str(instance["pid"]))
+    expect(row.locator("[data-action='stop']")).to_be_visible()
+    expect(row.locator("[data-action='start']")).to_be_hidden()
+    expect(row.locator("[data-show='ram']")).to_have_text(re.compile(r"MiB|KiB|GiB"), timeout=30_000)
+    board.shot("instances", readme=True)
+
+    # Open: a new tab on /app/journey/ served by the demo app through AiKore's proxy.
+    with page.expect_popup() as popup_info:
+        row.locator("[data-action='open']").click()
+    app_page = popup_info.value
+    app_page.wait_for_load_state()
+    assert app_page.url == f"{board.base}/app/journey/"
+    expect(app_page.locator("h1")).to_have_text("AiKore demo app")
+    app_page.close()
+
+    # Logs: live output with the demo's start line; search filters, pause holds new lines back.
+    row.locator("[data-action='logs']").click()
+    output = page.locator("#logs-output")
+    expect(output).to_contain_text("demo: starting journey", timeout=30_000)
+    expect(page.locator("#logs-state")).to_have_text("Following live output")
+    expect(page.locator("#logs-download")).to_have_attribute("href", f"/api/instances/{instance['id']}/logs/download")
+    page.fill("#logs-search", "demo: starting")
+    expect(page.locator("#logs-count")).to_have_text(re.compile(r"^\d+ of \d+ lines match$"))
+    expect(output.locator(".line:not(.hidden-by-search)").first).to_contain_text("demo: starting journey")
+    board.shot("logs")
+    page.fill("#logs-search", "")
+    page.click("#logs-pause")
+    expect(page.locator("#logs-pause")).to_have_attribute("aria-pressed", "true")
+    page.click("#logs-pause")
+    expect(page.locator("#logs-pause")).to_have_text("Pause")
+    page.keyboard.press("Escape")
+    expect(page.locator("#logs-dialog")).to_be_hidden()
+    expect(row.locator("[data-action='logs']")).to_be_focused()
+
+    # Edit the script while it runs: saved, and a restart is offered.
+    row.locator("[data-action='script']").click()
+    expect(page.locator("#editor-host .CodeMirror")).to_contain_text("aikore.demo")
+    page.locator("#editor-host .CodeMirror-code").click()
+    page.keyboard.press("Control+End")
+    page.keyboard.type("\n# tuned from the dashboard")
+    page.click("#editor-save")
+    expect(page.locator("#editor-notice")).to_contain_text("until it restarts")
+    expect(page.locator("#editor-restart")).to_be_visible()
+    script = board.api("GET", f"/api/instances/{instance['id']}/script")["content"]
+    assert script.rstrip().endswith("# tuned from the dashboard")
+    page.click("#editor-dialog [data-close]")
+    expect(page.locator("#editor-dialog")).to_be_hidden()
+
+    # Stop, then delete (with confirmation).
+    row.locator("[data-action='stop']").click()
+    expect(status).to_have_text("stopped", timeout=RUNNING_TIMEOUT)
+    expect(row.locator("[data-show='pid']")).to_have_text("\u2013")
+    row.locator("[data-action='delete']").click()
+    page.click("#confirm-ok")
+    expect(row).to_have_count(0)
+    assert [i["name"] for i in board.api("GET", "/api/instances")] == ["notebooks"]
+
+
+def test_an_instance_that_fails_shows_its_exit_code_and_last_lines(dashboard: Callable[..., Dashboard]) -> None:
+    board = dashboard()
+    created = board.api("POST", "/api/instances", {"name": "broken", "blueprint": "demo"})
+    board.api("PUT", f"/api/instances/{created['id']}/script", {"content": "echo 'about to fail' >&2\nexit 3\n"})
+    board.login()
+    page = board.page
+    row = page.locator(board.row("broken"))
+    row.locator("[data-action='start']").click()
+    expect(row.locator("[data-show='status']")).to_have_text("error", timeout=RUNNING_TIMEOUT)
+    expect(row.locator("[data-show='note']")).to_contain_text("exit code 3")
+
+    row.locator("[data-action='logs']").click()
+    exit_box = page.locator("#logs-exit")
+    expect(exit_box).to_contain_text("Exited with code 3")
+    expect(exit_box.locator("pre")).to_contain_text("about to fail")
+    expect(page.locator("#logs-output")).to_contain_text("about to fail")
+    board.shot("logs-error")
