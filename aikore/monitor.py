@@ -12,6 +12,7 @@ import contextlib
 import logging
 import math
 import os
+import threading
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
@@ -181,6 +182,9 @@ class Monitor:
         self._ring: deque[Sample] = deque(maxlen=self._capacity(interval))
         self._cpu = _CpuTimes()
         self._procs = _ProcessCache()
+        # A stats request before the first tick samples beside the loop's tick; the CPU and process
+        # baselines are shared state, so ticks never overlap.
+        self._collect_lock = threading.Lock()
         self._self_proc = psutil.Process()
         self._self_proc.cpu_percent()
         self._wakeup = asyncio.Event()
@@ -283,6 +287,10 @@ class Monitor:
             _put_dropping_oldest(queue, sample)
 
     def _collect(self, roots: Mapping[int, int]) -> Sample:
+        with self._collect_lock:
+            return self._collect_unlocked(roots)
+
+    def _collect_unlocked(self, roots: Mapping[int, int]) -> Sample:
         started = time.perf_counter()
         now = time.time()
         system = self._system()

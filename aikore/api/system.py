@@ -1,7 +1,7 @@
 """The machine's resources: latest stats, history, sampling interval, live stream, and /metrics.
 
-`monitor_ctx` opens the sampler (NVML included) for the app's lifetime; until the supervisor
-offers its own pid map, running instances are followed through the store and instance events.
+`monitor_ctx` opens the sampler (NVML included) for the app's lifetime. Instances to account for
+come from the supervisor's pid map; their names (metric labels) from the store and instance events.
 """
 
 from __future__ import annotations
@@ -74,6 +74,10 @@ async def monitor_ctx(app: web.Application) -> AsyncIterator[None]:
     for instance in await app[keys.STORE].list_instances():
         running.update(instance.id, instance.name, instance.status, instance.pid)
     app[keys.EVENTS].listen(running.on_event)
+    # The supervisor knows each live process group first-hand; the store-and-events view is the
+    # fallback for an app built without one.
+    supervisor = app.get(keys.SUPERVISOR)
+    instance_pids = supervisor.instance_pids if supervisor is not None else running.pids
     interval = min(max(settings.monitor_interval, MIN_INTERVAL), MAX_INTERVAL)
     if interval != settings.monitor_interval:
         log.warning(
@@ -87,7 +91,7 @@ async def monitor_ctx(app: web.Application) -> AsyncIterator[None]:
     gpus = await asyncio.to_thread(Gpus.open)
     if gpus.reason:
         log.info("GPU monitoring off: %s", gpus.reason)
-    monitor = Monitor(data_dir=settings.data_dir, instance_pids=running.pids, gpus=gpus, interval=interval)
+    monitor = Monitor(data_dir=settings.data_dir, instance_pids=instance_pids, gpus=gpus, interval=interval)
     app[keys.MONITOR] = monitor
     app[keys.METRICS_REGISTRY] = metrics.build_registry(monitor, lambda: _route_snapshot(app), running.names)
     task = asyncio.create_task(monitor.run(), name="aikore-monitor")

@@ -36,9 +36,9 @@ def _single(found: dict[str, dict[tuple[tuple[str, str], ...], float]], name: st
 
 
 def _sample_with_cpu_figures(monitor: Monitor) -> Sample:
-    """CPU percents need a clock tick (10 ms) between samples; poll rather than sleep."""
+    """CPU percents need a clock tick (10 ms) on every core between samples; poll, not sleep."""
     deadline = time.monotonic() + 30
-    while (sample := monitor.sample_now()).system.cpu_percent is None:
+    while None in (sample := monitor.sample_now()).system.cpu_percent_per_core:
         assert time.monotonic() < deadline
         time.sleep(0.05)
     return sample

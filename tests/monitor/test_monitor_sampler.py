@@ -107,7 +107,7 @@ def _meminfo_bytes(key: str) -> int:
 
 
 def test_system_figures_match_the_kernel(tmp_path: Path) -> None:
-    system = _sample_until(_monitor(tmp_path), lambda s: s.system.cpu_percent is not None).system
+    system = _sample_until(_monitor(tmp_path), lambda s: None not in s.system.cpu_percent_per_core).system
     cores = sum(1 for line in Path("/proc/stat").read_text().splitlines() if line[:3] == "cpu" and line[3].isdigit())
     assert len(system.cpu_percent_per_core) == cores
     assert system.cpu_percent is not None and 0.0 <= system.cpu_percent <= 100.0
@@ -320,3 +320,10 @@ async def test_ending_streams_finishes_every_reader(tmp_path: Path) -> None:
     monitor.end_streams()
     async with asyncio.timeout(DEADLINE):
         assert await asyncio.gather(*readers) == [None, None]
+
+
+async def test_concurrent_samples_do_not_corrupt_each_other(tmp_path: Path, tree: Tree) -> None:
+    monitor = _monitor(tmp_path, {7: tree.root.pid})
+    samples = await asyncio.gather(*(monitor.sample_once() for _ in range(8)))
+    assert all(_usage(sample, 7).process_count == 3 for sample in samples)
+    assert len(monitor.history()) == 8
