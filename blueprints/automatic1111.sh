@@ -40,7 +40,7 @@ aik_link_models "$app" \
 	embeddings=embeddings
 aik_link_dir "$INSTANCE_OUTPUT_DIR" "$app/outputs"
 
-# launch.py would otherwise reinstall torch with its own command if it judged it missing.
-export TORCH_COMMAND="echo torch is installed by the AiKore blueprint"
+# Should launch.py ever judge torch missing, it reinstalls the same pinned build, not its own.
+export TORCH_COMMAND="pip install ${TORCH_PINS[*]} --extra-index-url $AIKORE_TORCH_INDEX"
 aik_launch python launch.py --server-name "$WEBUI_HOST" --port "$WEBUI_PORT" \
 	--subpath "${AIKORE_ROOT_PATH#/}" --skip-python-version-check

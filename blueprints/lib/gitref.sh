@@ -7,8 +7,12 @@ aik_git_checkout() {
 	local url=$1 dir=$2 ref=$3
 	local stamp=$dir/.git/aikore-ref
 	if [[ ! -d $dir/.git ]]; then
+		# Never clone over files someone put there; an empty leftover folder is fine.
+		if [[ -d $dir ]]; then
+			rmdir -- "$dir" 2>/dev/null ||
+				aik_die "$dir exists but is not a git checkout; move it away to let AiKore clone $url"
+		fi
 		aik_log "cloning $url at $ref into $dir"
-		rm -rf -- "$dir"
 		git clone --no-checkout "$url" "$dir"
 		_aik_git_switch "$dir" "$ref"
 	elif [[ ${AIKORE_UPDATE_APP:-0} == 1 || "$(cat "$stamp" 2>/dev/null)" != "$ref" ]]; then

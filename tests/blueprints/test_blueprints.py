@@ -63,6 +63,8 @@ EXPECT: dict[str, Expect] = {
                "stable-diffusion-webui/models/hypernetworks": "hypernetworks",
                "stable-diffusion-webui/outputs": OUT},
         launch_args=(("launch.py",), ("--server-name", HOST), ("--port", PORT), ("--subpath", "app/inst")),
+        env={"TORCH_COMMAND": "pip install torch==2.1.2 torchvision==0.16.2 "
+                              "--extra-index-url https://download.pytorch.org/whl/cu121"},
     ),
     "forge": Expect(
         requirements=("stable-diffusion-webui-forge/requirements_versions.txt",),

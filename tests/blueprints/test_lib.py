@@ -42,6 +42,17 @@ def test_update_app_refetches_a_branch(blueprint_run) -> None:
     assert any("fetch" in args for args in git_calls(run))
 
 
+def test_a_folder_with_files_is_never_cloned_over(blueprint_run) -> None:
+    run = blueprint_run("lib", script=PREAMBLE + CLONE)
+    (run.conf_dir / "app").mkdir()
+    (run.conf_dir / "app" / "my-notes.txt").write_text("keep me")
+    proc = run.run(check=False)
+    assert proc.returncode != 0
+    assert "is not a git checkout" in proc.stderr
+    assert (run.conf_dir / "app" / "my-notes.txt").read_text() == "keep me"
+    assert run.calls("git") == []
+
+
 def test_unknown_ref_fails_with_its_name(blueprint_run) -> None:
     run = blueprint_run("lib", script=PREAMBLE + CLONE, APP_REF="no-such-ref")
     proc = run.run(check=False)
