@@ -7,9 +7,11 @@ from typing import Any
 
 from aikore.errors import AikoreError
 
+# fullmatch, not match: "$" also matches before a trailing newline ("name\n" would pass).
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 RESTART_POLICIES = ("never", "on-failure")
-_GPU_LIST = re.compile(r"^\s*\d{1,3}\s*(,\s*\d{1,3}\s*)*$")
+# ASCII: Python's \d also matches other scripts' digits ("١"), which the documented pattern does not.
+_GPU_LIST = re.compile(r"^\s*\d{1,3}\s*(,\s*\d{1,3}\s*)*$", re.ASCII)
 
 
 def invalid(field: str, message: str) -> AikoreError:
@@ -19,7 +21,7 @@ def invalid(field: str, message: str) -> AikoreError:
 def check_name(value: Any) -> str:
     if not isinstance(value, str):
         raise invalid("name", "must be a string")
-    if not NAME_RE.match(value):
+    if not NAME_RE.fullmatch(value):
         raise invalid(
             "name",
             f"{_show(value)} is not a valid instance name: use 1-63 lowercase letters, digits, '-' or '_', "
@@ -39,7 +41,7 @@ def check_gpu_ids(value: Any) -> str:
     elif isinstance(value, str):
         if value.strip() == "":
             return ""
-        if not _GPU_LIST.match(value):
+        if not _GPU_LIST.fullmatch(value):
             raise invalid("gpu_ids", f"{_show(value)} is not a comma-separated list of GPU indexes like \"0,1\"")
         ids = [str(int(v)) for v in value.split(",")]
     else:

@@ -26,6 +26,9 @@ async def read_json_object(request: web.Request) -> dict[str, Any]:
         raise AikoreError(400, "invalid_json", "body is not valid UTF-8") from None
     except json.JSONDecodeError as exc:
         raise AikoreError(400, "invalid_json", f"body is not valid JSON: {exc.msg} at position {exc.pos}") from None
+    except RecursionError:
+        # "[[[[..." a few hundred thousand deep fits in 1 MB and exhausts the parser's stack.
+        raise AikoreError(400, "invalid_json", "body is nested too deeply") from None
     if not isinstance(data, dict):
         raise AikoreError(400, "invalid_json", "body must be a JSON object")
     return data
