@@ -13,8 +13,9 @@ const BACKFILL_LINES = 500;
 let panel = null;
 
 class LogPanel {
-  constructor(id) {
+  constructor(id, source) {
     this.id = id;
+    this.source = source;
     this.ansi = new AnsiUp();
     this.ansi.use_classes = true;
     this.paused = false;
@@ -27,7 +28,7 @@ class LogPanel {
   }
 
   start() {
-    const url = `/api/instances/${this.id}/logs/stream?tail=${BACKFILL_LINES}`;
+    const url = `/api/instances/${this.id}/logs/stream?tail=${BACKFILL_LINES}&source=${this.source}`;
     this.stream = new LiveStream(url, {
       // A reconnect replays the backfill, so the panel starts over instead of doubling lines.
       onOpen: () => this.reset(),
@@ -169,13 +170,23 @@ function renderHeader(id) {
   badge.dataset.status = inst.status;
 }
 
-export function openLogs(id) {
+/** Follow one of the instance's logs: its own ("instance") or its desktop session's. */
+function follow(id, source) {
   panel?.stop();
-  panel = new LogPanel(id);
+  panel = new LogPanel(id, source);
   $("#logs-search").value = "";
   $("#logs-pause").textContent = "Pause";
   $("#logs-pause").setAttribute("aria-pressed", "false");
-  $("#logs-download").href = `/api/instances/${id}/logs/download`;
+  const query = source === "instance" ? "" : `?source=${source}`;
+  $("#logs-download").href = `/api/instances/${id}/logs/download${query}`;
+  panel.start();
+}
+
+export function openLogs(id) {
+  const inst = state.instances.get(id);
+  $("#logs-source").value = "instance";
+  $("#logs-source-label").hidden = !inst?.persistent_mode;
+  follow(id, "instance");
   renderHeader(id);
   renderExit(id);
   openDialog($("#logs-dialog"), {
@@ -184,12 +195,14 @@ export function openLogs(id) {
       panel = null;
     },
   });
-  panel.start();
   $("#logs-output").focus();
 }
 
 export function setupLogs() {
   $("#logs-pause").addEventListener("click", () => panel?.togglePause());
+  $("#logs-source").addEventListener("change", (event) => {
+    if (panel) follow(panel.id, event.target.value);
+  });
   $("#logs-search").addEventListener("input", (event) => panel?.search(event.target.value));
   $("#logs-wrap").addEventListener("change", (event) => {
     $("#logs-output").classList.toggle("wrap", event.target.checked);

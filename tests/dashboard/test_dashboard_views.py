@@ -268,3 +268,27 @@ def test_phone_width_shows_instances_as_cards_without_sideways_scrolling(dashboa
     page.click("#add-instance-btn")
     expect(page.locator("#add-submit")).to_be_visible()
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
+
+
+def test_persistent_instance_offers_its_desktop_and_desktop_log(dashboard: Callable[..., Dashboard]) -> None:
+    board = dashboard()
+    created = board.api("POST", "/api/instances", {"name": "desk", "blueprint": "demo", "persistent_mode": True})
+    assert created["desktop_url"] == "/desktop/desk/"
+    board.api("POST", "/api/instances", {"name": "plain", "blueprint": "demo"})
+    board.login()
+    page = board.page
+    desk, plain = page.locator(board.row("desk")), page.locator(board.row("plain"))
+    expect(desk.locator("[data-action='view']")).to_be_visible()
+    expect(desk.locator("[data-action='view']")).to_be_disabled()  # until it runs
+    expect(desk.locator("[data-show='url']")).to_have_attribute("href", "/desktop/desk/")
+    expect(plain.locator("[data-action='view']")).to_be_hidden()
+
+    desk.locator("[data-action='logs']").click()
+    expect(page.locator("#logs-source")).to_be_visible()
+    page.select_option("#logs-source", "desktop")
+    expect(page.locator("#logs-download")).to_have_attribute(
+        "href", f"/api/instances/{created['id']}/logs/download?source=desktop"
+    )
+    page.keyboard.press("Escape")
+    plain.locator("[data-action='logs']").click()
+    expect(page.locator("#logs-source")).to_be_hidden()
