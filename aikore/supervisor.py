@@ -74,16 +74,20 @@ class Supervisor:
     # -- lifecycle --------------------------------------------------------------------------
 
     async def startup(self) -> None:
-        """Re-adopt what a previous AiKore left running, then start autostart instances, staggered."""
-        instances = await self.store.list_instances()
-        for instance in instances:
+        """Re-adopt what a previous AiKore left running (pid + create time, or it is marked gone)."""
+        for instance in await self.store.list_instances():
             proc = self._procs[instance.id] = InstanceProcess(instance.id, self, instance.status)
             if instance.status in ACTIVE_STATES:
                 try:
                     await proc.adopt(instance)
                 except Exception:
                     log.exception("instance %s: re-adoption failed", instance.name)
-        self._spawn(self._autostart([i.id for i in instances if i.autostart]))
+
+    async def begin_autostart(self) -> None:
+        """Start autostart instances in the background, staggered (called once the app is up)."""
+        ids = [i.id for i in await self.store.list_instances() if i.autostart]
+        if ids:
+            self._spawn(self._autostart(ids))
 
     async def shutdown(self) -> None:
         """Stop every instance (in parallel: each may take stop_timeout) and every background task."""

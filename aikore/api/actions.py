@@ -64,7 +64,14 @@ async def rebuild(request: web.Request) -> web.Response:
     return await _answer(request, instance.id)
 
 
+async def _autostart(app: web.Application) -> None:
+    await app[keys.SUPERVISOR].begin_autostart()
+
+
 def setup(app: web.Application) -> None:
+    # on_startup handlers run after every cleanup context has started, so parts that hook into the
+    # supervisor (persistent-mode companions) are registered before the first autostart.
+    app.on_startup.append(_autostart)
     r = app.router
     r.add_post("/api/instances/{id}/start", start)
     r.add_post("/api/instances/{id}/stop", stop)

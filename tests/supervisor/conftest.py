@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -56,6 +56,19 @@ def write_blueprints(folder: Path) -> Path:
     for name, body in BLUEPRINTS.items():
         (folder / f"{name}.sh").write_text(_HEADER.format(name=name) + body)
     return folder
+
+
+@pytest.fixture(autouse=True)
+def reap_instances(tmp_path: Path) -> Iterator[None]:
+    """After each test, SIGKILL any instance process a failed test left behind (found by its env)."""
+    yield
+    data_dir = str(tmp_path.resolve())
+    for proc in psutil.process_iter():
+        try:
+            if proc.environ().get("AIKORE_DATA_DIR", "").startswith(data_dir):
+                proc.kill()
+        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+            continue
 
 
 @pytest.fixture
