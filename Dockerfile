@@ -14,21 +14,26 @@ SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 #   git, git-lfs, build-essential, python3-dev   cloning apps, building wheels without binaries
 #   libgl1, libglib2.0-0, ffmpeg                 OpenCV and video nodes in the image apps
 #   nodejs, npm                                  AI-Toolkit's web UI
-#   xvfb, openbox, falkon, python3-tk, fonts     desktop apps in persistent mode (OneTrainer): a
-#                                                virtual X display, a window manager and a browser
-#                                                (Ubuntu's chromium and firefox are snap-only, which
-#                                                cannot run in a container; Falkon is a real .deb)
+#   xvfb, openbox, chromium, python3-tk, fonts   persistent mode: a virtual X display, a window
+#                                                manager and the browser AiKore opens the app in
+#                                                (desktop apps such as OneTrainer draw there too);
+#                                                Ubuntu's own chromium is a snap, which cannot run in
+#                                                a container, so it comes from the xtradeb PPA's .deb
 #   curl                                         the HEALTHCHECK
 #   xz-utils                                     unpacking s6-overlay
 # hadolint ignore=DL3008
 RUN apt-get update \
     && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-        ca-certificates curl tzdata xz-utils \
+        ca-certificates curl gnupg software-properties-common tzdata xz-utils \
+    && add-apt-repository -y ppa:xtradeb/apps \
+    && apt-get update \
+    && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
         git git-lfs build-essential pkg-config \
         python3 python3-venv python3-dev python3-tk \
         libgl1 libglib2.0-0 ffmpeg \
         nodejs npm \
-        xvfb openbox falkon dbus-x11 fonts-dejavu-core \
+        xvfb openbox chromium dbus-x11 fonts-dejavu-core \
+        libxtst6 libxfixes3 libxrandr2 libxdamage1 \
     && rm -rf /var/lib/apt/lists/*
 
 # s6-overlay as PID 1: reaps orphans, runs the init step, supervises AiKore and stops it gracefully.
@@ -44,8 +49,8 @@ RUN userdel --remove ubuntu \
     && groupadd --gid 1000 aikore \
     && useradd --uid 1000 --gid aikore --home-dir /config/home --no-create-home --shell /bin/bash aikore
 
-# AiKore in its own environment; uv there too, since every blueprint makes its instance's
-# environment with it. The source tree stays beside it: blueprints source blueprints/lib from it.
+# AiKore in its own environment, with the [persistent] extra (the Selkies desktop streamer); uv
+# there too, since every blueprint makes its instance's environment with it. The source tree stays beside it: blueprints source blueprints/lib from it.
 WORKDIR /opt/aikore
 COPY pyproject.toml README.md ./src/
 COPY aikore ./src/aikore
@@ -53,7 +58,7 @@ COPY proxy ./src/proxy
 COPY static ./src/static
 COPY blueprints ./src/blueprints
 RUN python3 -m venv /opt/aikore/venv \
-    && /opt/aikore/venv/bin/pip install --no-cache-dir "uv==${UV_VERSION}" ./src
+    && /opt/aikore/venv/bin/pip install --no-cache-dir "uv==${UV_VERSION}" "./src[persistent]"
 
 COPY docker/rootfs/ /
 

@@ -62,10 +62,10 @@ def test_image_is_cuda_runtime_with_s6_as_pid_1() -> None:
 
 def test_image_has_what_blueprints_and_persistent_mode_need() -> None:
     packages = set(" ".join(a for a in args_of("RUN") if "apt-get install" in a).split())
-    for needed in ("git", "build-essential", "python3-venv", "nodejs", "npm", "xvfb", "openbox", "falkon",
+    for needed in ("git", "build-essential", "python3-venv", "nodejs", "npm", "xvfb", "openbox", "chromium",
                    "curl", "tzdata"):
         assert needed in packages, needed
-    assert any("uv==${UV_VERSION}" in a for a in args_of("RUN"))
+    assert any("uv==${UV_VERSION}" in a and "./src[persistent]" in a for a in args_of("RUN"))
 
 
 def test_healthcheck_probes_api_health_on_aikores_port() -> None:
