@@ -178,6 +178,18 @@ def test_header_declares_proxy_mode_and_what_it_installs(blueprint_id: str) -> N
     assert "# Installs, under $INSTANCE_CONF_DIR:" in text
 
 
+@pytest.mark.parametrize("blueprint_id", sorted(EXPECT))
+def test_header_description_names_the_versions_the_script_installs(blueprint_id: str) -> None:
+    expect = EXPECT[blueprint_id]
+    description = load_blueprint(BLUEPRINTS / f"{blueprint_id}.sh", builtin=True).description
+    if expect.torch:
+        assert f"torch {expect.torch[0].split('==')[1]}" in description
+    assert f"Python {expect.python}" in description
+    for _, ref in expect.repos.values():
+        if ref[0] == "v":
+            assert ref in description
+
+
 def test_onetrainer_header_marks_a_desktop_app() -> None:
     blueprint = load_blueprint(BLUEPRINTS / "onetrainer.sh", builtin=True)
     assert blueprint.get("desktop") == "true"
