@@ -8,7 +8,7 @@ from typing import Any
 
 from playwright.sync_api import expect
 
-from tests.dashboard.conftest import Dashboard
+from tests.dashboard.conftest import TOKEN, Dashboard
 from tests.helpers import wait_until
 
 
@@ -292,3 +292,21 @@ def test_persistent_instance_offers_its_desktop_and_desktop_log(dashboard: Calla
     page.keyboard.press("Escape")
     plain.locator("[data-action='logs']").click()
     expect(page.locator("#logs-source")).to_be_hidden()
+
+
+def test_login_form_with_the_token_reaches_the_dashboard_styled_like_it(dashboard: Callable[..., Dashboard]) -> None:
+    board = dashboard()
+    page = board.page
+    page.goto(board.base + "/#/system")
+    expect(page).to_have_url(re.compile(r"/login"))
+    # Its stylesheet is one of the few files served before login.
+    background = page.evaluate("getComputedStyle(document.body).backgroundColor")
+    assert background == "rgb(15, 18, 22)"
+    page.fill("#secret", "wrong-token")
+    page.click("button[type='submit']")
+    expect(page.locator("#login-error")).to_be_visible()
+    board.shot("login")
+    page.fill("#secret", TOKEN)
+    page.click("button[type='submit']")
+    expect(page.locator("#instances-title")).to_be_visible()
+    expect(page.locator("#live-status")).to_have_attribute("data-state", "live", timeout=30_000)
