@@ -14,8 +14,9 @@
 # models/.
 # Jupyter serves everything under its base_url, so it is set to /app/<name>/ and the proxy keeps
 # the prefix. AiKore's readiness probe asks for "/" without the prefix; Jupyter answers it with a
-# 404 as soon as it listens, which is what the probe waits for. AiKore authenticates every request before it reaches Jupyter, so Jupyter's own token
-# is off; its XSRF check stays on, and it listens on 127.0.0.1 only.
+# 404 as soon as it listens, which is what the probe waits for.
+# AiKore authenticates every request before it reaches Jupyter, so Jupyter's own token is off;
+# its XSRF check stays on, and it listens on 127.0.0.1 only.
 
 JUPYTERLAB_VERSION=${JUPYTERLAB_VERSION:-4.4.10}
 
