@@ -47,12 +47,16 @@ class RotatingFile:
         self.size = os.fstat(self._fd).st_size
 
     def write(self, data: bytes) -> None:
-        if self.size > 0 and self.size + len(data) > self.max_bytes:
-            # Keep lines whole: finish the file at the last newline that still fits.
-            cut = data.rfind(b"\n", 0, self.max_bytes - self.size) + 1
-            if cut:
-                self._write(data[:cut])
-                data = data[cut:]
+        """Append ``data``; a file ends at a line end once the next line would pass ``max_bytes``."""
+        while self.size + len(data) > self.max_bytes:
+            cut = data.rfind(b"\n", 0, max(self.max_bytes - self.size, 0)) + 1
+            if cut == 0 and self.size == 0:
+                # One line longer than a whole file: it is kept whole, in a file of its own.
+                cut = data.find(b"\n") + 1 or len(data)
+            self._write(data[:cut])
+            data = data[cut:]
+            if not data and self.size <= self.max_bytes:
+                return
             self.rotate()
         if data:
             self._write(data)
