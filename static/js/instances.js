@@ -164,9 +164,11 @@ function renderNote(body, inst) {
   let text = "";
   if (inst.status === "error") {
     const code = inst.exit_code === null || inst.exit_code === undefined ? "" : ` (exit code ${inst.exit_code})`;
-    text = `Error${code}: ${inst.status_message || "the process ended unexpectedly"} — see Logs.`;
+    // The supervisor appends the last log lines to the message; the row shows its first line only.
+    const reason = (inst.status_message || "the process ended unexpectedly").split("\n")[0];
+    text = `Error${code}: ${reason} — see Logs.`;
   } else if (inst.status_message && inst.status !== "stopped") {
-    text = inst.status_message;
+    text = inst.status_message.split("\n")[0];
   }
   note.textContent = text;
   note.hidden = !text;

@@ -91,6 +91,8 @@ class LogPanel {
     // ansi_up escapes HTML in the text and emits only spans with classes for the colours.
     el.innerHTML = this.ansi.ansi_to_html(line);
     el.dataset.text = el.textContent.toLowerCase();
+    // The supervisor's "===== <time> start of … =====" separators mark each run.
+    if (/^=====.*=====$/.test(el.dataset.text)) el.classList.add("sep");
     if (term) el.classList.toggle("hidden-by-search", !el.dataset.text.includes(term));
     return el;
   }
@@ -136,29 +138,34 @@ class LogPanel {
 }
 
 /** Show why an instance in error stopped: exit code, message and its last lines. */
+let exitRender = 0;
+
 async function renderExit(id) {
   const box = $("#logs-exit");
+  const mine = ++exitRender;
   const inst = state.instances.get(id);
   if (!inst || inst.status !== "error") {
     box.hidden = true;
     return;
   }
   const code = inst.exit_code === null || inst.exit_code === undefined ? "unknown" : inst.exit_code;
+  // The supervisor's message is one reason line, then "last log lines:" and those lines.
+  const [reason, ...rest] = (inst.status_message || "").split("\n");
   box.replaceChildren(
     h("strong", { text: `Exited with code ${code}` }),
-    inst.status_message ? h("span", { text: ` — ${inst.status_message}` }) : "",
+    reason && !/^exited with code/i.test(reason) ? h("span", { text: ` — ${reason}` }) : "",
   );
   box.hidden = false;
-  try {
-    const tail = await api.logs(id, 20);
-    const lines = Array.isArray(tail?.lines) ? tail.lines : typeof tail === "string" ? tail.split("\n") : [];
-    if (lines.length) {
-      const text = lines.join("\n").replace(/\x1b\[[0-9;]*m/g, "");
-      box.append(h("pre", { text }));
+  let lines = rest[0]?.startsWith("last log lines") ? rest.slice(1) : [];
+  if (lines.length === 0) {
+    try {
+      const tail = await api.logs(id, 20);
+      lines = Array.isArray(tail?.lines) ? tail.lines : [];
+    } catch {
+      // The exit code is shown already; the live log below has the lines as well.
     }
-  } catch {
-    // The exit code is shown already; the live log below has the lines as well.
   }
+  if (lines.length && mine === exitRender) box.append(h("pre", { text: lines.join("\n").trim().replace(/\x1b\[[0-9;?]*[A-Za-z]/g, "") }));
 }
 
 function renderHeader(id) {
