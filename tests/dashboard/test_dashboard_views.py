@@ -196,6 +196,8 @@ def test_changes_from_another_client_appear_live_and_streams_reconnect(
 
 def test_system_view_shows_figures_gpus_and_changes_the_interval(dashboard: Callable[..., Dashboard]) -> None:
     board = dashboard(gpus=True)
+    created = board.api("POST", "/api/instances", {"name": "busy", "blueprint": "demo", "gpu_ids": "0"})
+    board.api("POST", f"/api/instances/{created['id']}/start")
     board.login("/#/system")
     page = board.page
     expect(page.locator("#view-system")).to_be_visible()
@@ -212,6 +214,10 @@ def test_system_view_shows_figures_gpus_and_changes_the_interval(dashboard: Call
     expect(page.locator("#no-gpu")).to_be_hidden()
     expect(cards.nth(0).locator(".spark canvas")).to_have_count(1)
     expect(page.locator("[data-spark='cpu'] canvas")).to_have_count(1)
+    # The running instance gets a card with its process tree's figures.
+    busy = page.locator(".inst-card[aria-label='busy']")
+    expect(busy).to_contain_text("running", timeout=60_000)
+    expect(busy.locator("dd").nth(1)).to_have_text(re.compile(r"MiB$"), timeout=30_000)
 
     expect(page.locator("#interval-value")).to_have_text("1 s")
     page.click("#interval-up")
@@ -220,12 +226,14 @@ def test_system_view_shows_figures_gpus_and_changes_the_interval(dashboard: Call
     page.click("#interval-down")
     page.click("#interval-down")
     expect(page.locator("#interval-value")).to_have_text("500 ms")
-    page.click("#interval-up")
-    expect(page.locator("#interval-value")).to_have_text("1 s")
-    # Let the sparklines gather a few points before the README picture is taken.
-    page.wait_for_function("document.querySelectorAll('.gpu-card').length === 2")
-    wait_until(lambda: len(board.api("GET", "/api/system/history")["samples"]) >= 8, what="8 samples")
-    board.shot("system", readme=True)
+    assert board.api("GET", "/api/system/interval")["interval_seconds"] == 0.5
+    # Let the sparklines gather points (at 0.5 s) before the README picture is taken.
+    since = board.api("GET", "/api/system/stats")["time"]
+    wait_until(
+        lambda: len(board.api("GET", f"/api/system/history?since={since}")["samples"]) >= 24,
+        what="24 new samples",
+    )
+    board.shot("system", readme=True, full_page=True)
 
 
 def test_system_view_says_plainly_when_there_is_no_gpu(dashboard: Callable[..., Dashboard]) -> None:

@@ -40,7 +40,7 @@ def nvmlDeviceGetHandleByIndex(index: int) -> int:
 
 def _load(handle: int) -> float:
     base = _GPUS[handle]["base"]
-    return max(0.0, min(1.0, base + 0.3 * math.sin(time.time() / 3 + handle)))
+    return max(0.0, min(1.0, base + 0.3 * math.sin(time.time() / 2 + 2 * handle)))
 
 
 def nvmlDeviceGetName(handle: int) -> str:
