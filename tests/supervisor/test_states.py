@@ -1,0 +1,178 @@
+"""The state machine without children: a stand-in OsKit drives spawn, exit, readiness and adoption."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from collections.abc import AsyncIterator, Mapping, Sequence
+from pathlib import Path
+
+import pytest
+
+from aikore.config import Settings
+from aikore.db import Store
+from aikore.instance import Instance
+from aikore.oskit import Exit, Handle
+from aikore.states import (
+    ACTIVE_STATES,
+    ALL_STATES,
+    ERROR,
+    RUNNING,
+    STARTING,
+    STOPPED,
+    STOPPING,
+    TRANSITIONS,
+    can_change,
+)
+from aikore.supervisor import Backoff, Supervisor
+from aikore.workspace import Workspace
+
+from .conftest import until
+
+_pids = itertools.count(100_000)
+
+
+class FakeHandle:
+    def __init__(self) -> None:
+        self.pid = next(_pids)
+        self.create_time = 1000.0 + self.pid
+        self.exit: Exit | None = None
+
+    def poll(self) -> Exit | None:
+        return self.exit
+
+
+class FakeKit:
+    """Processes that only exist in memory; the test says when they answer or exit."""
+
+    def __init__(self) -> None:
+        self.spawned: list[tuple[FakeHandle, Sequence[str], Mapping[str, str]]] = []
+        self.alive: dict[tuple[int, float], FakeHandle] = {}
+        self.ready = False
+        self.terminated: list[int] = []
+
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(min(seconds, 0.01))
+
+    def spawn(self, argv: Sequence[str], cwd: Path, env: Mapping[str, str], output: Path) -> Handle:
+        handle = FakeHandle()
+        self.spawned.append((handle, argv, env))
+        self.alive[(handle.pid, handle.create_time)] = handle
+        return handle
+
+    def adopt(self, pid: int, create_time: float) -> Handle | None:
+        handle = self.alive.get((pid, create_time))
+        return handle if handle is not None and handle.exit is None else None
+
+    async def terminate(self, handle: Handle | None, marker: str, grace: float) -> None:
+        if isinstance(handle, FakeHandle) and handle.exit is None:
+            handle.exit = Exit(143)
+            self.terminated.append(handle.pid)
+
+    async def leftovers(self, marker: str) -> int:
+        return 0
+
+    async def probe(self, port: int, path: str) -> bool:
+        return self.ready
+
+    async def close(self) -> None:
+        return None
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[Store]:
+    store = Store(tmp_path / "aikore.db")
+    await store.open()
+    yield store
+    await store.close()
+
+
+def _supervisor(
+    tmp_path: Path, store: Store, kit: FakeKit, published: list[Instance], ready_timeout: float = 0.5
+) -> Supervisor:
+    settings = Settings(
+        data_dir=tmp_path, auth="none", public_ports=range(0), stop_timeout=1.0, ready_timeout=ready_timeout
+    )
+    return Supervisor(settings, store, Workspace(tmp_path / "instances", tmp_path / "trash"), published.append, kit)
+
+
+def test_every_transition_is_between_known_states_and_error_is_only_entered_without_processes() -> None:
+    assert all(a in ALL_STATES and b in ALL_STATES for a, b in TRANSITIONS)
+    assert not can_change(RUNNING, STARTING) and not can_change(STOPPED, RUNNING)
+    assert not can_change(STOPPED, STOPPING) and not can_change(ERROR, RUNNING)
+    # Every way into ERROR or STOPPED comes from a state where AiKore itself ended the processes.
+    assert {a for a, b in TRANSITIONS if b == STOPPED} <= {STOPPING}
+
+
+def test_backoff_doubles_up_to_its_cap() -> None:
+    backoff = Backoff(base=1.0, factor=2.0, max_delay=5.0)
+    assert [backoff.delay(n) for n in range(1, 6)] == [1.0, 2.0, 4.0, 5.0, 5.0]
+
+
+async def test_transition_stopped_to_starting_to_running_only_when_probe_answers(tmp_path: Path, store: Store) -> None:
+    kit, published = FakeKit(), []
+    sup = _supervisor(tmp_path, store, kit, published, ready_timeout=30.0)
+    inst = await store.insert_instance(name="a", blueprint="demo")
+    await sup.startup()
+    await sup.start(inst.id)
+    assert [i.status for i in published] == [STARTING]
+    await asyncio.sleep(0.1)
+    assert [i.status for i in published] == [STARTING], "running must wait for the health probe"
+    kit.ready = True
+    await until(lambda: published[-1].status == RUNNING, what="running")
+    _, argv, env = kit.spawned[0]
+    assert argv[-2:] == ["bash", str(tmp_path / "instances" / "a" / "launch.sh")]
+    assert env["WEBUI_PORT"] == str(published[-1].port) and env["AIKORE_REBUILD_ENV"] == "0"
+    await sup.shutdown()
+    assert published[-1].status == STOPPED and kit.terminated
+
+
+async def test_transition_running_to_error_when_the_process_exits(tmp_path: Path, store: Store) -> None:
+    kit, published = FakeKit(), []
+    kit.ready = True
+    sup = _supervisor(tmp_path, store, kit, published)
+    inst = await store.insert_instance(name="a", blueprint="demo")
+    await sup.startup()
+    await sup.start(inst.id)
+    await until(lambda: published[-1].status == RUNNING, what="running")
+    kit.spawned[0][0].exit = Exit(2)
+    await until(lambda: published[-1].status == ERROR, what="error")
+    assert published[-1].exit_code == 2 and published[-1].pid is None and published[-1].port is None
+    assert sup.instance_pids() == {}
+
+
+async def test_transition_starting_to_stopping_to_error_when_never_ready(tmp_path: Path, store: Store) -> None:
+    kit, published = FakeKit(), []
+    sup = _supervisor(tmp_path, store, kit, published)
+    inst = await store.insert_instance(name="a", blueprint="demo")
+    await sup.startup()
+    await sup.start(inst.id)
+    await until(lambda: published[-1].status == ERROR, what="error")
+    assert [i.status for i in published] == [STARTING, STOPPING, ERROR]
+    assert "not ready" in (published[-1].status_message or "")
+    assert kit.terminated == [kit.spawned[0][0].pid]
+
+
+async def test_active_instance_is_adopted_when_pid_and_create_time_match(tmp_path: Path, store: Store) -> None:
+    kit, published = FakeKit(), []
+    alive = FakeHandle()
+    kit.alive[(alive.pid, alive.create_time)] = alive
+    inst = await store.insert_instance(
+        name="a", blueprint="demo", status=RUNNING, pid=alive.pid, pid_create_time=alive.create_time, port=20001
+    )
+    gone = await store.insert_instance(
+        name="b", blueprint="demo", status=RUNNING, pid=alive.pid, pid_create_time=alive.create_time + 1, port=20002
+    )
+    sup = _supervisor(tmp_path, store, kit, published)
+    await sup.startup()
+    assert sup.instance_pids() == {inst.id: alive.pid}
+    assert (await store.get_instance(inst.id)).status == RUNNING  # type: ignore[union-attr]
+    assert (await store.get_instance(gone.id)).status == ERROR  # type: ignore[union-attr]
+    assert sup.ports.reserved() == {20001: "a"}
+    assert alive.exit is None, "the process with the reused pid is left alone"
+    assert {i.status for i in published if i.id == inst.id} == {RUNNING}
+    assert all(s in ACTIVE_STATES or s == ERROR for s in (i.status for i in published))
