@@ -1,0 +1,26 @@
+"""In-process reverse proxy for AiKore instances: path routes, public ports, HTTP and websockets.
+
+Standalone: nothing here imports aikore. The host application owns one RouteTable and one
+ClientSession, mounts path_handler under /app, and keeps PublicListeners in sync.
+"""
+
+from .client import SERVER_HANDLER_ARGS, client_session
+from .dispatch import APP_PREFIX, add_app_routes, path_handler, port_handler
+from .listeners import PublicListeners
+from .table import KEEP_PREFIX, MODES, PORT_ONLY, STRIP_PREFIX, Route, RouteTable
+
+__all__ = [
+    "APP_PREFIX",
+    "KEEP_PREFIX",
+    "MODES",
+    "PORT_ONLY",
+    "SERVER_HANDLER_ARGS",
+    "STRIP_PREFIX",
+    "PublicListeners",
+    "Route",
+    "RouteTable",
+    "add_app_routes",
+    "client_session",
+    "path_handler",
+    "port_handler",
+]

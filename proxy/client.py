@@ -1,0 +1,44 @@
+"""The shared upstream ClientSession and the server limits a proxying server needs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import aiohttp
+
+# Cookies grow with many apps on one host; aiohttp's 8 KiB line/field limits reject them.
+MAX_LINE_SIZE = 64 * 1024
+MAX_FIELD_SIZE = 64 * 1024
+MAX_HEADERS = 256
+
+# Keyword arguments for the server side: web.run_app(handler_args=...) / AppRunner(app, **...).
+SERVER_HANDLER_ARGS: dict[str, Any] = {
+    "max_line_size": MAX_LINE_SIZE,
+    "max_field_size": MAX_FIELD_SIZE,
+    "max_headers": MAX_HEADERS,
+}
+
+# aiohttp adds these when absent; a proxy must send only what the browser sent.
+_SKIP_AUTO_HEADERS = ("User-Agent", "Accept", "Accept-Encoding", "Content-Type")
+
+# Larger reads mean fewer Python-level hops per streamed megabyte.
+_READ_BUFSIZE = 256 * 1024
+
+
+def client_session(connect_timeout: float = 10.0) -> aiohttp.ClientSession:
+    """One session per process for every upstream request (PROXY.md items 1-5, 13)."""
+    return aiohttp.ClientSession(
+        # No pool cap: long SSE and websocket connections must not starve new requests.
+        connector=aiohttp.TCPConnector(limit=0, limit_per_host=0),
+        # Upstream cookies belong to the browser; a shared jar would hand them to everybody.
+        cookie_jar=aiohttp.DummyCookieJar(),
+        # Generations, SSE queues and big downloads run as long as they need.
+        timeout=aiohttp.ClientTimeout(total=None, sock_connect=connect_timeout),
+        # Bodies pass through byte for byte; decoding here would corrupt them downstream.
+        auto_decompress=False,
+        skip_auto_headers=_SKIP_AUTO_HEADERS,
+        read_bufsize=_READ_BUFSIZE,
+        max_line_size=MAX_LINE_SIZE,
+        max_field_size=MAX_FIELD_SIZE,
+        max_headers=MAX_HEADERS,
+    )

@@ -1,0 +1,81 @@
+"""Request handlers: pick the route, answer for unusable ones, and hand the rest to HTTP or WS."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+import aiohttp
+from aiohttp import web
+from yarl import URL
+
+from . import pages
+from .http import forward_http
+from .table import PORT_ONLY, STRIP_PREFIX, RouteTable
+from .websocket import forward_websocket, is_upgrade
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+APP_PREFIX = "/app"
+
+
+def add_app_routes(router: web.UrlDispatcher, handler: Handler, prefix: str = APP_PREFIX) -> None:
+    """Mount the handler at <prefix>/<name> and everything below it, for every method."""
+    router.add_route("*", f"{prefix}/{{name}}", handler)
+    router.add_route("*", f"{prefix}/{{name}}/{{tail:.*}}", handler)
+
+
+def _split_mount(raw: str) -> tuple[str, str]:
+    """Split '/app/<name>/rest?q' into ('/app/<name>', '/rest?q') on the raw, undecoded path."""
+    name_start = raw.find("/", 1) + 1
+    end = len(raw)
+    for sep in "/?":
+        found = raw.find(sep, name_start)
+        if found != -1 and found < end:
+            end = found
+    return raw[:end], raw[end:]
+
+
+def path_handler(table: RouteTable, session: aiohttp.ClientSession, prefix: str = APP_PREFIX) -> Handler:
+    """The handler for <prefix>/<name>/... on the main port."""
+    host = table.upstream_host
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        name = request.match_info["name"]
+        route = table.get(name)
+        if route is None:
+            return pages.unknown_instance()
+        if route.mode == PORT_ONLY:
+            return pages.port_only()
+        raw = request.rel_url.raw_path_qs
+        _, rest = _split_mount(raw)
+        mount = f"{prefix}/{name}"
+        if not rest.startswith("/"):
+            # Apps such as ComfyUI derive their API base from the page URL's directory.
+            raise web.HTTPTemporaryRedirect(f"{mount}/{rest}")
+        if not route.live:
+            return pages.stopped()
+        strip = route.mode == STRIP_PREFIX
+        url = URL(f"http://{host}:{route.port}{rest if strip else raw}", encoded=True)
+        if is_upgrade(request):
+            return await forward_websocket(request, session, route, url, prefix=mount)
+        return await forward_http(request, session, route, url, prefix=mount, mount=mount if strip else "")
+
+    return handle
+
+
+def port_handler(table: RouteTable, session: aiohttp.ClientSession, name: str) -> Handler:
+    """The handler for an instance's own public port: every path, forwarded prefix-less."""
+    host = table.upstream_host
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        route = table.get(name)
+        if route is None:
+            return pages.unknown_instance()
+        if not route.live:
+            return pages.stopped()
+        url = URL(f"http://{host}:{route.port}{request.rel_url.raw_path_qs}", encoded=True)
+        if is_upgrade(request):
+            return await forward_websocket(request, session, route, url, prefix="")
+        return await forward_http(request, session, route, url, prefix="", mount="")
+
+    return handle

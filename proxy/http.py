@@ -1,0 +1,143 @@
+"""Plain HTTP forwarding: stream both ways, flat memory, exact headers and status semantics."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+
+import aiohttp
+from aiohttp import web
+from multidict import CIMultiDict
+from yarl import URL
+
+from . import pages
+from .headers import downstream_response_headers, rewrite_location, upstream_request_headers
+from .table import STARTING, Route
+
+# Bodies up to this size with a known length are read whole and sent in one write:
+# far fewer awaits per request than streaming, and memory stays bounded by the limit.
+SMALL_BODY = 64 * 1024
+
+_NO_BODY_STATUSES = frozenset({204, 304})
+
+# Errors meaning "no usable connection to the app": the starting page or a 502.
+_CONNECT_ERRORS = (aiohttp.ClientConnectorError, aiohttp.ServerDisconnectedError)
+
+
+async def forward_http(
+    request: web.Request,
+    session: aiohttp.ClientSession,
+    route: Route,
+    url: URL,
+    *,
+    prefix: str,
+    mount: str,
+) -> web.StreamResponse:
+    """Send one request to the route's app and relay its answer."""
+    route.requests += 1
+    route.last_activity = time.time()
+    headers = upstream_request_headers(
+        request.headers,
+        remote=request.remote,
+        host=request.host,
+        scheme=request.scheme,
+        prefix=prefix,
+    )
+    data = await _request_body(request, route)
+    try:
+        upstream = await session.request(request.method, url, headers=headers, data=data, allow_redirects=False)
+    except _CONNECT_ERRORS:
+        return pages.starting() if route.state == STARTING else pages.bad_gateway()
+    except aiohttp.ClientError:
+        return pages.bad_gateway()
+    try:
+        return await _relay(request, route, upstream, mount)
+    finally:
+        upstream.release()
+
+
+async def _request_body(request: web.Request, route: Route) -> bytes | AsyncIterator[bytes] | None:
+    if not request.body_exists:
+        return None
+    length = request.content_length
+    if length is not None and length <= SMALL_BODY:
+        body = await request.read()
+        route.bytes_in += len(body)
+        return body
+    return _counted_upload(request, route)
+
+
+async def _counted_upload(request: web.Request, route: Route) -> AsyncIterator[bytes]:
+    # The client library awaits each write, so a slow app slows the browser instead of
+    # the upload piling up here.
+    async for chunk in request.content.iter_any():
+        route.bytes_in += len(chunk)
+        route.last_activity = time.time()
+        yield chunk
+
+
+async def _relay(
+    request: web.Request, route: Route, upstream: aiohttp.ClientResponse, mount: str
+) -> web.StreamResponse:
+    status = upstream.status
+    headers = downstream_response_headers(upstream.headers)
+    location = headers.get("Location")
+    if location is not None:
+        headers["Location"] = rewrite_location(location, mount=mount, own_hosts=_own_hosts(request, route))
+    if request.method == "HEAD" or status in _NO_BODY_STATUSES or status < 200:
+        return _bodiless(request, status, upstream.reason, headers)
+    length = upstream.content_length
+    if length is not None and length <= SMALL_BODY:
+        try:
+            body = await upstream.read()
+        except aiohttp.ClientError:
+            return _abort(request)
+        route.bytes_out += len(body)
+        return web.Response(status=status, reason=upstream.reason, headers=headers, body=body)
+    return await _stream(request, route, upstream, headers)
+
+
+def _bodiless(request: web.Request, status: int, reason: str | None, headers: CIMultiDict[str]) -> web.StreamResponse:
+    # A StreamResponse sends the headers as given, so HEAD keeps the upstream's Content-Length.
+    response = web.StreamResponse(status=status, reason=reason, headers=headers)
+    if status in _NO_BODY_STATUSES:
+        response.headers.popall("Content-Length", None)
+    return response
+
+
+async def _stream(
+    request: web.Request,
+    route: Route,
+    upstream: aiohttp.ClientResponse,
+    headers: CIMultiDict[str],
+) -> web.StreamResponse:
+    if upstream.content_type == "text/event-stream":
+        # Tell any proxy in front of AiKore not to buffer events either.
+        headers["X-Accel-Buffering"] = "no"
+    response = web.StreamResponse(status=upstream.status, reason=upstream.reason, headers=headers)
+    await response.prepare(request)
+    try:
+        # iter_any hands over whatever arrived: large chunks under load, single events for SSE.
+        async for chunk in upstream.content.iter_any():
+            route.bytes_out += len(chunk)
+            route.last_activity = time.time()
+            await response.write(chunk)
+    except aiohttp.ClientPayloadError:
+        return _abort(request, response)
+    except aiohttp.ClientConnectionError:
+        # The upstream vanished mid-body, or the browser left: either way this body is over.
+        return _abort(request, response)
+    await response.write_eof()
+    return response
+
+
+def _abort(request: web.Request, response: web.StreamResponse | None = None) -> web.StreamResponse:
+    """Cut the browser's connection so a truncated body is never taken as complete."""
+    if request.transport is not None:
+        request.transport.abort()
+    return response if response is not None else web.Response(status=502)
+
+
+def _own_hosts(request: web.Request, route: Route) -> frozenset[str]:
+    port = route.port
+    return frozenset({request.host.lower(), f"127.0.0.1:{port}", f"localhost:{port}", f"[::1]:{port}"})
