@@ -50,6 +50,8 @@ class CompanionSpec:
 
     It runs in its own session under its own logwriter (``logs/<role>.log``), is started after the
     main process, stopped and re-adopted with it; if it dies, the instance fails as a whole.
+    ``port`` is informational and stored for re-adoption, where it is re-reserved in the
+    supervisor's PortPool under the owner ``"<instance name>/<role>"``.
     """
 
     role: str
@@ -254,8 +256,18 @@ class InstanceProcess:
                 return
             if instance.port is not None:
                 self.host.ports.adopt(instance.port, instance.name)
+            for role, group in self.groups.items():
+                if role != MAIN and group.port is not None:
+                    # Companions reserve their ports as "<name>/<role>" (see CompanionSpec).
+                    self.host.ports.adopt(group.port, f"{instance.name}/{role}")
             self.health = self.host.workspace.metadata(instance.name, instance.blueprint).health
             log.info("instance %s (%s): re-adopted pid %s", self.id, instance.name, instance.pid)
+            lost = sorted(set(records) - set(self.groups))
+            if lost and self.state != STOPPING:
+                # Part of the instance died while AiKore was away: it fails as a whole, as it would have.
+                self.host.publish(instance)
+                await self._fail(f"{', '.join(lost)} exited while AiKore was not running", None)
+                return
             if self.state != STOPPING:
                 if self.state == RUNNING:
                     self.ready_at = self.host.kit.monotonic()
@@ -322,6 +334,16 @@ class InstanceProcess:
                 await task
 
     async def _watch_loop(self, groups: dict[str, ProcessGroup]) -> None:
+        try:
+            await self._watch_steps(groups)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            # A watcher must not die silently: the instance would look alive forever.
+            log.exception("instance %s: watcher failed; the instance is no longer watched", self.id)
+            raise
+
+    async def _watch_steps(self, groups: dict[str, ProcessGroup]) -> None:
         kit = self.host.kit
         next_probe = 0.0
         while True:

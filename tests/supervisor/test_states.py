@@ -176,3 +176,46 @@ async def test_active_instance_is_adopted_when_pid_and_create_time_match(tmp_pat
     assert alive.exit is None, "the process with the reused pid is left alone"
     assert {i.status for i in published if i.id == inst.id} == {RUNNING}
     assert all(s in ACTIVE_STATES or s == ERROR for s in (i.status for i in published))
+
+
+async def test_companion_starts_with_the_instance_and_its_death_fails_the_instance(
+    tmp_path: Path, store: Store
+) -> None:
+    from aikore.process import CompanionSpec
+
+    kit, published = FakeKit(), []
+    kit.ready = True
+    sup = _supervisor(tmp_path, store, kit, published, ready_timeout=30.0)
+    sup.add_companion(lambda inst, env: CompanionSpec("desktop", ["xvfb-run", env["WEBUI_PORT"]], port=30001))
+    inst = await store.insert_instance(name="a", blueprint="demo")
+    await sup.startup()
+    await sup.start(inst.id)
+    await until(lambda: published[-1].status == RUNNING, what="running")
+    main, desktop = kit.spawned[0][0], kit.spawned[1][0]
+    assert kit.spawned[1][1][-2:] == ["xvfb-run", str(published[-1].port)]
+    records = await sup.records.load(inst.id)
+    assert {r.role: r.pid for r in records.values()} == {"main": main.pid, "desktop": desktop.pid}
+    desktop.exit = Exit(1)
+    await until(lambda: published[-1].status == ERROR, what="error")
+    assert (published[-1].status_message or "").startswith("desktop exited with code 1")
+    assert main.exit is not None, "the main process goes with its companion"
+    assert await sup.records.load(inst.id) == {}
+
+
+async def test_adoption_fails_the_instance_when_a_companion_died_meanwhile(tmp_path: Path, store: Store) -> None:
+    from aikore.records import GroupRecord
+
+    kit, published = FakeKit(), []
+    main = FakeHandle()
+    kit.alive[(main.pid, main.create_time)] = main
+    inst = await store.insert_instance(
+        name="a", blueprint="demo", status=RUNNING, pid=main.pid, pid_create_time=main.create_time, port=20001
+    )
+    sup = _supervisor(tmp_path, store, kit, published)
+    await sup.records.save(GroupRecord(inst.id, "main", main.pid, main.create_time, "m1", 20001))
+    await sup.records.save(GroupRecord(inst.id, "desktop", 4242, 1.0, "d1", 30001))
+    await sup.startup()
+    final = await store.get_instance(inst.id)
+    assert final is not None and final.status == ERROR
+    assert "desktop exited while AiKore was not running" in (final.status_message or "")
+    assert main.exit is not None and sup.ports.reserved() == {}
