@@ -60,7 +60,12 @@ async function loadBlueprints() {
 
 function startStreams() {
   new LiveStream("/api/events", {
-    onState: (s) => setStreamState("events", s),
+    onState: (s) => {
+      setStreamState("events", s);
+      // A stream cannot say why it failed; one plain request per retry (backed off) tells an
+      // ended session, which then shows the log-in banner, from AiKore being away.
+      if (s === "offline") api.instances().catch(() => {});
+    },
     handlers: {
       // Every (re)connect starts with the whole list, so whatever changed meanwhile is caught up.
       snapshot: (data) => setInstances(data.instances),

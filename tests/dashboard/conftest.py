@@ -31,7 +31,9 @@ FAKE_PYNVML = Path(__file__).resolve().parent / "fake_pynvml"
 DESKTOP = {"width": 1360, "height": 820}
 
 
-@pytest.fixture(scope="session")
+# Per module, not per session: sync Playwright keeps its own event loop current while open, which
+# the async (aiohttp_client) tests of another module could not run beside.
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     if not Path(CHROMIUM).exists():
         pytest.skip(f"{CHROMIUM} is missing: apt-get install chromium (scripts/test-deps does)")
