@@ -8,6 +8,7 @@ from collections.abc import Callable
 from playwright.sync_api import expect
 
 from tests.dashboard.conftest import Dashboard
+from tests.helpers import wait_until
 
 RUNNING_TIMEOUT = 60_000
 
@@ -113,3 +114,36 @@ def test_an_instance_that_fails_shows_its_exit_code_and_last_lines(dashboard: Ca
     expect(exit_box.locator("pre")).to_contain_text("about to fail")
     expect(page.locator("#logs-output")).to_contain_text("about to fail")
     board.shot("logs-error")
+
+
+def test_rebuild_asks_first_then_starts_with_the_rebuild_flag(dashboard: Callable[..., Dashboard]) -> None:
+    board = dashboard()
+    created = board.api("POST", "/api/instances", {"name": "rebuilt", "blueprint": "demo"})
+    script_path = f"/api/instances/{created['id']}/script"
+    script = board.api("GET", script_path)["content"]
+    flagged = script.replace("set -euo pipefail\n", 'set -euo pipefail\necho "rebuild flag=${AIKORE_REBUILD_ENV:-0}"\n')
+    assert flagged != script
+    board.api("PUT", script_path, {"content": flagged})
+    board.login()
+    page = board.page
+    row = page.locator(board.row("rebuilt"))
+
+    row.locator("[data-action='rebuild']").click()
+    expect(page.locator("#confirm-text")).to_contain_text("AIKORE_REBUILD_ENV")
+    page.keyboard.press("Escape")
+    expect(page.locator("#confirm-dialog")).to_be_hidden()
+    assert board.api("GET", f"/api/instances/{created['id']}")["status"] == "stopped"
+
+    row.locator("[data-action='rebuild']").click()
+    page.click("#confirm-ok")
+    expect(row.locator("[data-show='status']")).to_have_text("running", timeout=RUNNING_TIMEOUT)
+    logs = board.api("GET", f"/api/instances/{created['id']}/logs?tail=50")["lines"]
+    assert "rebuild flag=1" in logs
+
+    # A plain restart afterwards runs without the flag: it is a one-off.
+    row.locator("[data-action='restart']").click()
+    wait_until(
+        lambda: board.api("GET", f"/api/instances/{created['id']}/logs?tail=50")["lines"].count("rebuild flag=0") == 1,
+        what="a restart without the rebuild flag",
+    )
+    expect(row.locator("[data-show='status']")).to_have_text("running", timeout=RUNNING_TIMEOUT)
