@@ -116,9 +116,11 @@ function blueprintName(id) {
 
 function openUrl(inst) {
   if (inst.persistent_mode && inst.desktop_url) return inst.desktop_url;
-  if (inst.url) return inst.url;
-  if (inst.public_port) return `${location.protocol}//${location.hostname}:${inst.public_port}/`;
-  return null;
+  // A public port is on the host the browser already reaches AiKore by; a URL built by the server
+  // outside a request (live events) can only guess that host.
+  const publicUrl = inst.public_port ? `${location.protocol}//${location.hostname}:${inst.public_port}/` : null;
+  if (inst.proxy_mode === "port-only") return publicUrl;
+  return inst.url ?? publicUrl;
 }
 
 function renderPort(body, inst) {
