@@ -134,7 +134,20 @@ function renderPort(body, inst) {
   if (url) {
     link.href = url;
     link.textContent = url.startsWith("/") ? url : url.replace(/^https?:\/\//, "");
+    link.title = proxySummary(inst.proxy);
   }
+}
+
+/** The proxy's counters for this instance, for the link's tooltip (they change on each event). */
+function proxySummary(proxy) {
+  if (!proxy || typeof proxy !== "object") return "";
+  const parts = [];
+  if (proxy.requests !== undefined) parts.push(`${proxy.requests} requests`);
+  if (proxy.bytes_in !== undefined) parts.push(`${fmt.bytes(proxy.bytes_in)} in`);
+  if (proxy.bytes_out !== undefined) parts.push(`${fmt.bytes(proxy.bytes_out)} out`);
+  if (proxy.open_websockets) parts.push(`${proxy.open_websockets} websockets open`);
+  if (proxy.last_activity) parts.push(`last activity ${new Date(proxy.last_activity * 1000).toLocaleTimeString()}`);
+  return parts.length ? `Proxy: ${parts.join(", ")}` : "";
 }
 
 function renderButtons(body, inst) {
