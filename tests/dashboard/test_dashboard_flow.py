@@ -147,3 +147,65 @@ def test_rebuild_asks_first_then_starts_with_the_rebuild_flag(dashboard: Callabl
         what="a restart without the rebuild flag",
     )
     expect(row.locator("[data-show='status']")).to_have_text("running", timeout=RUNNING_TIMEOUT)
+
+
+TICKER = """#!/usr/bin/env bash
+### AIKORE-METADATA-START ###
+# aikore.name: Ticker
+# aikore.health: /health
+### AIKORE-METADATA-END ###
+printf '\\033[31mred alert\\033[0m and \\033[1;32mbold green\\033[0m\\n'
+( i=0; while true; do i=$((i+1)); echo "tick $i"; sleep 0.2; done ) &
+exec "$AIKORE_PYTHON" -m aikore.demo --host "$WEBUI_HOST" --port "$WEBUI_PORT"
+"""
+
+
+def test_logs_follow_live_in_colour_pause_holds_lines_and_download_has_all(
+    dashboard: Callable[..., Dashboard],
+) -> None:
+    board = dashboard()
+    created = board.api("POST", "/api/instances", {"name": "ticker", "blueprint": "demo"})
+    board.api("PUT", f"/api/instances/{created['id']}/script", {"content": TICKER})
+    board.api("POST", f"/api/instances/{created['id']}/start")
+    board.login()
+    page = board.page
+    page.locator(f"{board.row('ticker')} [data-action='logs']").click()
+    output = page.locator("#logs-output")
+    expect(output).to_contain_text("tick 3", timeout=30_000)
+    expect(output.locator(".ansi-red-fg")).to_have_text("red alert")
+    expect(output.locator(".ansi-green-fg")).to_have_text("bold green")
+    assert "\x1b" not in output.inner_text()
+
+    # Paused: the view stands still while the log grows; resuming shows what came meanwhile.
+    page.click("#logs-pause")
+    expect(page.locator("#logs-state")).to_contain_text("Paused")
+    shown = output.locator(".line").count()
+    last_tick = _last_tick(output.inner_text())
+
+    def grew() -> bool:
+        lines = board.api("GET", f"/api/instances/{created['id']}/logs?tail=5")["lines"]
+        return _last_tick("\n".join(lines)) >= last_tick + 5
+
+    wait_until(grew, what="five more ticks in the log")
+    assert output.locator(".line").count() == shown
+    page.click("#logs-pause")
+    expect(page.locator("#logs-state")).to_have_text("Following live output")
+    wait_until(lambda: _last_tick(output.inner_text()) >= last_tick + 5, what="held lines shown on resume")
+
+    page.fill("#logs-search", "red alert")
+    expect(output.locator(".line:not(.hidden-by-search)")).to_have_count(1)
+    expect(page.locator("#logs-count")).to_have_text(re.compile(r"^1 of \d+ lines match$"))
+    page.fill("#logs-search", "")
+
+    with page.expect_download() as download_info:
+        page.click("#logs-download")
+    downloaded = download_info.value
+    assert downloaded.suggested_filename == "ticker.log"
+    text = open(downloaded.path(), encoding="utf-8").read()
+    assert "tick 1\n" in text and "red alert" in text
+    board.api("POST", f"/api/instances/{created['id']}/stop")
+
+
+def _last_tick(text: str) -> int:
+    ticks = re.findall(r"tick (\d+)", text)
+    return int(ticks[-1]) if ticks else 0
