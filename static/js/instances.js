@@ -79,6 +79,10 @@ function show(body, key) {
 
 function renderRow(body, inst) {
   const stopped = STOPPED.has(inst.status);
+  // Screen readers hear status changes without the whole table being a live region.
+  if (body.dataset.status && body.dataset.status !== inst.status) {
+    $("#announcer").textContent = `${inst.name} is ${inst.status}`;
+  }
   body.dataset.status = inst.status;
   body.dataset.name = inst.name;
   for (const input of $$("[data-field]", body)) {

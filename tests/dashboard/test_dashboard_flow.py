@@ -38,6 +38,7 @@ def test_token_login_create_start_open_logs_edit_stop_delete(dashboard: Callable
     row.locator("[data-action='start']").click()
     expect(status).to_have_text("running", timeout=RUNNING_TIMEOUT)
     expect(status).to_have_attribute("data-status", "running")
+    expect(page.locator("#announcer")).to_have_text("journey is running")
     instance = next(i for i in board.api("GET", "/api/instances") if i["name"] == "journey")
     expect(row.locator("[data-show='pid']")).to_have_text(str(instance["pid"]))
     expect(row.locator("[data-action='stop']")).to_be_visible()
