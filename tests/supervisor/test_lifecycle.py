@@ -74,7 +74,7 @@ async def test_crash_while_running_is_error_within_a_second(make_client: MakeCli
 
 
 async def test_never_ready_is_error_and_its_tree_is_stopped(make_client: MakeClient) -> None:
-    client = await make_client(ready_within=2.0)
+    client = await make_client(ready_timeout=2.0)
     inst = await create(client, "mute", "never")
     await api(client, "POST", f"/api/instances/{inst['id']}/start")
     marker = launch_id(client, inst["id"])
@@ -85,7 +85,7 @@ async def test_never_ready_is_error_and_its_tree_is_stopped(make_client: MakeCli
 
 
 async def test_stop_kills_grandchildren_term_ignorers_and_escaped_daemons(make_client: MakeClient) -> None:
-    client = await make_client(stop_within=1.5)
+    client = await make_client(stop_timeout=1.5)
     inst = await create(client, "tree", "tree")
     await api(client, "POST", f"/api/instances/{inst['id']}/start")
     running = await status_is(client, inst["id"], RUNNING)
