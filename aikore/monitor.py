@@ -108,9 +108,9 @@ class InstanceUsage:
 
     @property
     def gpu_memory_bytes(self) -> int | None:
-        """Total VRAM over all GPUs; None when no GPU is monitored."""
+        """Total VRAM over all GPUs; None when no GPU is monitored or no amount is known."""
         known = [value for value in self.gpu_memory.values() if value is not None]
-        return sum(known) if self.gpu_memory else None
+        return sum(known) if known else None
 
     def to_json(self) -> dict[str, Any]:
         """The public JSON shape (also the instance JSON's `usage`)."""
@@ -324,7 +324,7 @@ class Monitor:
             cpu_percent=usage.cpu_percent if alive else None,
             rss_bytes=usage.rss_bytes if alive else None,
             process_count=usage.process_count,
-            gpu_memory={gpu.index: _vram(gpu, tree) for gpu in gpus},
+            gpu_memory={gpu.index: _vram(gpu, tree) if alive else None for gpu in gpus},
         )
 
     def _system(self) -> SystemSample:

@@ -166,11 +166,14 @@ def test_a_child_that_exits_leaves_the_tree(tmp_path: Path, tree: Tree) -> None:
     _sample_until(monitor, lambda s: _usage(s, 7).process_count == 2)
 
 
-def test_an_instance_whose_root_is_gone_reports_nulls(tmp_path: Path, sleeper: subprocess.Popen[str]) -> None:
+def test_an_instance_whose_root_is_gone_reports_nulls(
+    tmp_path: Path, sleeper: subprocess.Popen[str], fake_nvml
+) -> None:
+    fake_nvml.add_gpu(compute={sleeper.pid: 10 * MIB})
     pid = sleeper.pid
     _stop(sleeper)
-    usage = _usage(_monitor(tmp_path, {3: pid}).sample_now(), 3)
-    assert usage.to_json() | {"gpus": []} == {
+    usage = _usage(_monitor(tmp_path, {3: pid}, gpus=Gpus.open(fake_nvml.load)).sample_now(), 3)
+    assert usage.to_json() == {
         "id": 3,
         "pid": pid,
         "running": False,
@@ -178,7 +181,7 @@ def test_an_instance_whose_root_is_gone_reports_nulls(tmp_path: Path, sleeper: s
         "cpu_percent": None,
         "rss_bytes": None,
         "gpu_memory_bytes": None,
-        "gpus": [],
+        "gpus": [{"index": 0, "memory_bytes": None}],
     }
 
 
@@ -327,3 +330,14 @@ async def test_concurrent_samples_do_not_corrupt_each_other(tmp_path: Path, tree
     samples = await asyncio.gather(*(monitor.sample_once() for _ in range(8)))
     assert all(_usage(sample, 7).process_count == 3 for sample in samples)
     assert len(monitor.history()) == 8
+
+
+@pytest.mark.parametrize(
+    ("per_gpu", "total"),
+    [({}, None), ({0: 0, 1: 0}, 0), ({0: None}, None), ({0: None, 1: 5 * MIB}, 5 * MIB), ({0: MIB, 1: MIB}, 2 * MIB)],
+)
+def test_instance_vram_total_is_null_only_when_no_amount_is_known(
+    per_gpu: dict[int, int | None], total: int | None
+) -> None:
+    usage = InstanceUsage(id=1, pid=1, cpu_percent=0.0, rss_bytes=0, process_count=1, gpu_memory=per_gpu)
+    assert usage.gpu_memory_bytes == total
