@@ -7,6 +7,7 @@ tests never touch ``os.environ``; errors name both the setting and the bad value
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -104,7 +105,7 @@ class Settings:
         )
         values["session_ttl"] = _positive("AIKORE_SESSION_TTL", pick("session_ttl", "AIKORE_SESSION_TTL"), 604800.0)
         proxies = pick("trusted_proxies", "AIKORE_TRUSTED_PROXIES") or ""
-        values["trusted_proxies"] = tuple(p.strip() for p in proxies.split(",") if p.strip())
+        values["trusted_proxies"] = _networks("AIKORE_TRUSTED_PROXIES", proxies)
         values["log_max_bytes"] = int(
             _positive("AIKORE_LOG_MAX_BYTES", pick("log_max_bytes", "AIKORE_LOG_MAX_BYTES"), 10 * 1024 * 1024)
         )
@@ -126,6 +127,17 @@ def parse_port_range(key: str, text: str) -> range:
     if not (1 <= lo <= hi <= 65535):
         raise ConfigError(f"{key} must be an ascending range within 1-65535, got {text!r}")
     return range(lo, hi + 1)
+
+
+def _networks(key: str, text: str) -> tuple[str, ...]:
+    """Comma-separated IP addresses or networks, each checked so a typo fails at startup."""
+    entries = tuple(p.strip() for p in text.split(",") if p.strip())
+    for entry in entries:
+        try:
+            ipaddress.ip_network(entry, strict=False)
+        except ValueError:
+            raise ConfigError(f"{key} entries must be IP addresses or networks, got {entry!r}") from None
+    return entries
 
 
 def _port(key: str, text: str | None, default: int) -> int:

@@ -19,6 +19,7 @@ from aikore import __version__, keys
 from aikore.api.common import json_response, read_json_object, reject_unknown
 from aikore.auth import ANONYMOUS, IDENTITY, Auth, Identity, TooManyAttempts
 from aikore.errors import AikoreError
+from aikore.security_headers import CONTENT_SECURITY_POLICY
 
 MAX_FORM = 8 * 1024
 MAX_NEXT = 2048
@@ -129,6 +130,13 @@ def _page(request: web.Request, next_url: str, error: str | None = None, status:
     context = {"version": __version__, "mode": auth.mode, "next": next_url, "error": error}
     resp = aiohttp_jinja2.render_template("login.html", request, context, status=status)
     resp.headers[hdrs.CACHE_CONTROL] = "no-store"
+    target = URL(next_url)
+    if target.absolute:
+        # The form's answer redirects to a public port; browsers apply form-action to that hop.
+        origin = str(target.origin())
+        resp.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY.replace(
+            "form-action 'self'", f"form-action 'self' {origin}"
+        )
     return resp
 
 
