@@ -208,6 +208,9 @@ class Supervisor:
 
     async def _restart_later(self, proc: InstanceProcess, delay: float, attempt: int) -> None:
         await self.kit.sleep(delay)
+        # The failure is still being handled (leftovers stopped under the lock) until it is ERROR.
+        async with proc.lock:
+            pass
         self._restarts.pop(proc.id, None)
         if proc.state != ERROR:
             return

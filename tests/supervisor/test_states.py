@@ -219,3 +219,22 @@ async def test_adoption_fails_the_instance_when_a_companion_died_meanwhile(tmp_p
     assert final is not None and final.status == ERROR
     assert "desktop exited while AiKore was not running" in (final.status_message or "")
     assert main.exit is not None and sup.ports.reserved() == {}
+
+
+async def test_on_failure_restarts_after_a_never_ready_cleanup_longer_than_the_delay(
+    tmp_path: Path, store: Store
+) -> None:
+    class SlowStopKit(FakeKit):
+        async def terminate(self, handle: Handle | None, marker: str, grace: float) -> None:
+            await asyncio.sleep(0.3)  # longer than the first backoff delay below
+            await super().terminate(handle, marker, grace)
+
+    kit, published = SlowStopKit(), []
+    sup = _supervisor(tmp_path, store, kit, published, ready_timeout=0.2)
+    sup.backoff = Backoff(base=0.05, max_attempts=1)
+    inst = await store.insert_instance(name="a", blueprint="demo", restart_policy="on-failure")
+    await sup.startup()
+    await sup.start(inst.id)
+    await until(lambda: len(kit.spawned) == 2, what="the restart after the first failure")
+    await until(lambda: "gave up" in (published[-1].status_message or ""), what="the policy to give up")
+    assert [i.status for i in published].count(STARTING) == 2
