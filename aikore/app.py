@@ -15,6 +15,7 @@ from aikore.auth import Auth, auth_ctx, gate, setup_auth
 from aikore.blueprints import BlueprintCatalog
 from aikore.config import Settings
 from aikore.db import Store
+from aikore.desktop_routes import desktop_ctx, setup_desktop
 from aikore.errors import error_middleware
 from aikore.events import EventBus
 from aikore.resources import builtin_blueprints_dir, static_dir
@@ -50,6 +51,7 @@ def create_app(settings: Settings) -> web.Application:
     aiohttp_jinja2.setup(app, loader=jinja2.FileSystemLoader(str(static_dir())), autoescape=True)
     setup_api(app)
     setup_dashboard(app)
+    setup_desktop(app)
 
     # Dependency order: db → http client → supervisor → monitor → public listeners.
     app.cleanup_ctx.append(_data_dir_ctx)
@@ -58,6 +60,8 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(_events_ctx)
     # Needs the store; before the monitor, so on exit instances stop while events still flow.
     app.cleanup_ctx.append(actions.supervisor_ctx)
+    # Joins the supervisor as a companion factory before its autostart task runs.
+    app.cleanup_ctx.append(desktop_ctx)
     app.cleanup_ctx.append(system.monitor_ctx)
     return app
 

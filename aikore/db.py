@@ -58,6 +58,11 @@ MIGRATIONS: Sequence[str] = (
         PRIMARY KEY (instance_id, role)
     );
     """,
+    # 5: persistent mode: the desktop's screen size and frame rate, per instance (defaults suit 1080p).
+    """
+    ALTER TABLE instances ADD COLUMN desktop_resolution TEXT NOT NULL DEFAULT '1920x1080';
+    ALTER TABLE instances ADD COLUMN desktop_fps INTEGER NOT NULL DEFAULT 30;
+    """,
 )
 
 # API field name → column name, where they differ (the column keeps the original design's name).

@@ -1,33 +1,34 @@
-"""Persistent mode, AiKore's side: what a desktop session needs, how it is launched, where it is served.
+"""Persistent mode, AiKore's side: what a desktop session needs and how it joins an instance.
 
 The session itself runs as its own process (``aikore.desktop_session``); the supervisor starts it
 as a companion of the instance's app, records it for re-adoption and stops it with the app. This
 module checks the system pieces before a start (a clear error, never a hang), builds the session's
-command line from the instance's settings, and serves the Selkies client at ``/desktop/<name>/``
-through the proxy package, with its own route table kept in sync from instance events.
+command line from the instance's settings and keeps its Selkies port. ``aikore.desktop_routes``
+serves it at ``/desktop/<name>/``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import shutil
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 from aiohttp import web
 
 import proxy
 from aikore import keys
 from aikore.blueprints import Blueprint
 from aikore.errors import AikoreError
-from aikore.events import Event
 from aikore.instance import Instance
+from aikore.process import CompanionSpec
+from aikore.states import STOPPED_STATES
 
 PREFIX = "/desktop"
 # The supervisor's role name for the session process (a row in process_groups).
@@ -41,9 +42,6 @@ _MIN_SIDE, _MAX_SIDE = 320, 7680
 BROWSERS = ("chromium", "chromium-browser", "google-chrome-stable", "google-chrome")
 _TRUE = {"1", "true", "yes", "on"}
 _INSTALL_HINT = "install it (Debian/Ubuntu: apt-get install xvfb openbox chromium) or turn persistent_mode off"
-
-DESKTOP_ROUTES = web.AppKey("desktop_routes", proxy.RouteTable)
-_OWN_CLIENT = web.AppKey("desktop_client", aiohttp.ClientSession)
 
 
 @dataclass(frozen=True)
@@ -178,61 +176,69 @@ def desktop_url(instance: Instance) -> str | None:
     return f"{PREFIX}/{instance.name}/" if instance.persistent_mode else None
 
 
-# -- serving /desktop/<name>/ -------------------------------------------------------------------
+# -- part of the instance: a supervisor companion ---------------------------------------------
 
 
-def sync_route(table: proxy.RouteTable, data: dict[str, Any]) -> None:
-    """Point the instance's desktop route at its Selkies port while the instance is live."""
-    name = data.get("name")
-    if not isinstance(name, str):
-        return
-    if not data.get("persistent_mode"):
-        table.remove(name)
-        return
-    # Selkies serves its client at / and uses relative URLs (api/websockets), so the prefix goes.
-    table.set(name, port=data.get("persistent_port"), mode=proxy.STRIP_PREFIX, state=str(data.get("status")))
+class Desktops:
+    """Adds a desktop session to every start of a persistent instance and keeps its Selkies port.
 
-
-def _on_event(table: proxy.RouteTable, event: Event) -> None:
-    if event.kind == "instance":
-        sync_route(table, event.data)
-    elif event.kind == "instance_deleted":
-        table.remove(str(event.data.get("name")))
-
-
-def json_hook(app: web.Application, instance: Instance, data: dict[str, Any]) -> None:
-    """``desktop_url`` in every instance's JSON (null unless persistent mode is on)."""
-    data["desktop_url"] = desktop_url(instance)
-
-
-def setup_desktop(app: web.Application, client_key: web.AppKey[aiohttp.ClientSession] | None = None) -> None:
-    """Mount /desktop/<name>/, keep its routes in sync with instance events, add ``desktop_url``.
-
-    ``client_key`` names the application's shared upstream session when it has one; otherwise a
-    session of its own is opened for the desktops.
+    The port lives in memory while the instance runs (the JSON hook reports it, so the route is
+    right from the first "starting" event) and in the ``persistent_port`` column, which is what a
+    restarted AiKore finds when it re-adopts the session.
     """
-    table = proxy.RouteTable()
-    app[DESKTOP_ROUTES] = table
-    app[keys.INSTANCE_JSON_HOOKS].append(json_hook)
-    app[keys.EVENTS].listen(lambda event: _on_event(table, event))
 
-    async def handle(request: web.Request) -> web.StreamResponse:
-        return await handler(request)
+    def __init__(self, app: web.Application) -> None:
+        self.app = app
+        self.ports: dict[int, int] = {}
+        self._writes: set[asyncio.Task[Any]] = set()
 
-    handler: Any = None
+    def companion(self, instance: Instance, env: Mapping[str, str]) -> CompanionSpec | None:
+        """The supervisor's companion factory: the session's command for a persistent instance."""
+        if not instance.persistent_mode:
+            return None
+        workspace = self.app[keys.WORKSPACE]
+        meta = workspace.metadata(instance.name, instance.blueprint)
+        desktop_app = is_desktop_app(meta)
+        programs = find_programs(needs_browser=not desktop_app)
+        supervisor = self.app[keys.SUPERVISOR]
+        port = supervisor.ports.reserve(_owner(instance), preferred=instance.persistent_port)
+        self.ports[instance.id] = port
+        self._store_port(instance.id, port)
+        app_port = int(env["WEBUI_PORT"])
+        folder = workspace.path(instance.name)
+        session_dir(folder).mkdir(parents=True, exist_ok=True)
+        command = session_command(
+            instance_dir=folder,
+            programs=programs,
+            port=port,
+            resolution=instance.desktop_resolution,
+            fps=instance.desktop_fps,
+            app_url=None if desktop_app else internal_url(app_port, instance.name, meta),
+            app_ready_url=None if desktop_app else ready_url(app_port, instance.name, meta),
+        )
+        return CompanionSpec(role=ROLE, argv=command, port=port)
 
-    async def ctx(app: web.Application) -> AsyncIterator[None]:
-        nonlocal handler
-        own = client_key is None or client_key not in app
-        session = proxy.client_session() if own else app[client_key]  # type: ignore[index]
-        if own:
-            app[_OWN_CLIENT] = session
-        handler = proxy.path_handler(table, session, prefix=PREFIX)
-        for instance in await app[keys.STORE].list_instances():
-            sync_route(table, instance.to_json())
-        yield
-        if own:
-            await session.close()
+    def stopped(self, instance: Instance) -> None:
+        """Supervisor ``on_stop``: the Selkies port goes back to the pool."""
+        port = self.ports.pop(instance.id, None) or instance.persistent_port
+        self.app[keys.SUPERVISOR].ports.release(port, _owner(instance))
 
-    proxy.add_app_routes(app.router, handle, prefix=PREFIX)
-    app.cleanup_ctx.append(ctx)
+    def live_port(self, instance: Instance) -> int | None:
+        if not instance.persistent_mode or instance.status in STOPPED_STATES:
+            return None
+        return self.ports.get(instance.id, instance.persistent_port)
+
+    def _store_port(self, instance_id: int, port: int) -> None:
+        # The factory runs synchronously inside the start; the row is written right after it.
+        task = asyncio.get_running_loop().create_task(
+            self.app[keys.STORE].update_instance(instance_id, persistent_port=port)
+        )
+        self._writes.add(task)
+        task.add_done_callback(self._writes.discard)
+
+
+DESKTOPS = web.AppKey("desktops", Desktops)
+
+
+def _owner(instance: Instance) -> str:
+    return f"{instance.name}/{ROLE}"

@@ -26,6 +26,9 @@ class Instance:
     status_message: str | None = None
     created_at: str = ""
     updated_at: str = ""
+    # Persistent mode: the desktop's screen (WIDTHxHEIGHT) and frame-rate cap.
+    desktop_resolution: str = "1920x1080"
+    desktop_fps: int = 30
 
     def replace(self, **changes: Any) -> Instance:
         return dataclasses.replace(self, **changes)

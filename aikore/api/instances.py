@@ -10,6 +10,7 @@ from aiohttp import web
 
 from aikore import keys
 from aikore.api.common import json_response, path_id, read_json_object, reject_unknown
+from aikore.desktop import check_fps, check_resolution
 from aikore.errors import AikoreError, not_found
 from aikore.instance import Instance
 from aikore.states import STOPPED_STATES
@@ -22,10 +23,11 @@ from aikore.validation import (
     check_restart_policy,
 )
 
-CREATE_FIELDS = {"name", "blueprint", "gpu_ids", "autostart", "persistent_mode", "public_port", "restart_policy"}
+CREATE_FIELDS = {"name", "blueprint", "gpu_ids", "autostart", "persistent_mode", "public_port", "restart_policy",
+                 "desktop_resolution", "desktop_fps"}
 PATCH_FIELDS = CREATE_FIELDS - {"blueprint"}
 # Safe to change while the process runs: they only matter at the next start or crash.
-LIVE_FIELDS = {"autostart", "restart_policy"}
+LIVE_FIELDS = {"autostart", "restart_policy", "desktop_resolution", "desktop_fps"}
 MAX_SCRIPT = 512 * 1024
 
 # Serialises creates, renames and deletes so the name/folder/row checks and changes are atomic.
@@ -97,6 +99,8 @@ async def create_instance(request: web.Request) -> web.Response:
         "persistent_mode": check_bool("persistent_mode", data.get("persistent_mode", False)),
         "restart_policy": check_restart_policy(data.get("restart_policy", "never")),
         "public_port": check_public_port(data.get("public_port"), app[keys.SETTINGS].public_ports),
+        "desktop_resolution": check_resolution(data.get("desktop_resolution")),
+        "desktop_fps": check_fps(data.get("desktop_fps")),
     }
     blueprint = app[keys.BLUEPRINTS].get(fields["blueprint"])
     if blueprint is None:
@@ -162,6 +166,8 @@ async def patch_instance(request: web.Request) -> web.Response:
         "persistent_mode": lambda v: check_bool("persistent_mode", v),
         "restart_policy": check_restart_policy,
         "public_port": lambda v: check_public_port(v, app[keys.SETTINGS].public_ports),
+        "desktop_resolution": check_resolution,
+        "desktop_fps": check_fps,
     }
     for field, check in checks.items():
         if field in data:
@@ -269,6 +275,20 @@ def _errors(*codes: int) -> dict[str, Any]:
     return {str(c): _resp(text[c], _ERROR) for c in codes}
 
 
+_DESKTOP_PROPERTIES: dict[str, Any] = {
+    "desktop_resolution": {
+        "type": "string",
+        "pattern": "^[0-9]{3,5}x[0-9]{3,5}$",
+        "description": "Persistent mode: the desktop screen, WIDTHxHEIGHT (even sides); used from the next start",
+    },
+    "desktop_fps": {
+        "type": "integer",
+        "minimum": 1,
+        "maximum": 120,
+        "description": "Persistent mode: the desktop stream's frame-rate cap; takes effect at the next start",
+    },
+}
+
 OPENAPI_SCHEMAS: dict[str, Any] = {
     "Instance": {
         "type": "object",
@@ -290,6 +310,11 @@ OPENAPI_SCHEMAS: dict[str, Any] = {
             "exit_code": {"type": ["integer", "null"]},
             "restart_policy": {"type": "string", "enum": ["never", "on-failure"]},
             "status_message": {"type": ["string", "null"]},
+            "desktop_url": {
+                "type": ["string", "null"],
+                "description": "Persistent mode: the instance's desktop (Selkies client) on this host",
+            },
+            **_DESKTOP_PROPERTIES,
             "created_at": {"type": "string"},
             "updated_at": {"type": "string"},
             # Added by aikore/api/system.py's hook; null when the instance has no live process.
@@ -308,6 +333,7 @@ OPENAPI_SCHEMAS: dict[str, Any] = {
             "persistent_mode": {"type": "boolean"},
             "public_port": {"type": ["integer", "null"]},
             "restart_policy": {"type": "string", "enum": ["never", "on-failure"]},
+            **_DESKTOP_PROPERTIES,
         },
     },
     "InstancePatch": {
@@ -320,6 +346,7 @@ OPENAPI_SCHEMAS: dict[str, Any] = {
             "persistent_mode": {"type": "boolean"},
             "public_port": {"type": ["integer", "null"]},
             "restart_policy": {"type": "string", "enum": ["never", "on-failure"]},
+            **_DESKTOP_PROPERTIES,
         },
     },
     "Script": {
@@ -348,7 +375,7 @@ OPENAPI_PATHS: dict[str, Any] = {
         "parameters": [_ID],
         "get": {"summary": "One instance", "responses": {"200": _resp("The instance", _INSTANCE), **_errors(404)}},
         "patch": {
-            "summary": "Change settings; only autostart and restart_policy while it runs",
+            "summary": "Change settings; only autostart, restart_policy and desktop_* while it runs",
             "requestBody": {
                 "required": True,
                 "content": {"application/json": {"schema": {"$ref": "#/components/schemas/InstancePatch"}}},

@@ -1,0 +1,144 @@
+"""``/desktop/<name>/``: the Selkies client of each persistent instance, through the proxy package.
+
+A route table of its own (the names are the instances', the ports their Selkies servers') is kept
+in sync from instance events. A desktop route stays ``starting`` until its Selkies server answers,
+so a browser that comes early gets the proxy's self-refreshing page instead of a 502; Selkies'
+client uses relative URLs (``api/websockets``), so the prefix is stripped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+import proxy
+from aikore import keys
+from aikore.desktop import DESKTOPS, PREFIX, Desktops, desktop_url
+from aikore.events import Event
+from aikore.instance import Instance
+from aikore.states import RUNNING, STARTING
+
+_PROBE_INTERVAL = 0.5
+_PROBE_TIMEOUT = aiohttp.ClientTimeout(total=2.0)
+
+
+class DesktopRoutes:
+    """The desktops' route table and the probes that mark a route running once Selkies answers."""
+
+    def __init__(self) -> None:
+        self.table = proxy.RouteTable()
+        self.session: aiohttp.ClientSession | None = None
+        self._probes: dict[str, asyncio.Task[None]] = {}
+
+    def on_event(self, event: Event) -> None:
+        if event.kind == "instance":
+            self.sync(event.data)
+        elif event.kind == "instance_deleted":
+            self.forget(str(event.data.get("name")))
+
+    def sync(self, data: dict[str, Any]) -> None:
+        """Update one instance's desktop route from its JSON (status, persistent_port)."""
+        name, port, status = data.get("name"), data.get("persistent_port"), str(data.get("status"))
+        if not isinstance(name, str):
+            return
+        if not data.get("persistent_mode"):
+            self.forget(name)
+            return
+        route = self.table.get(name)
+        if status not in (STARTING, RUNNING) or not isinstance(port, int):
+            self._cancel_probe(name)
+            self.table.set(name, port=port if isinstance(port, int) else None, state=status)
+            return
+        if route is not None and route.port == port and route.state == RUNNING:
+            return
+        self.table.set(name, port=port, state=STARTING)
+        if name not in self._probes and self.session is not None:
+            self._probes[name] = asyncio.get_running_loop().create_task(self._probe(name, port))
+
+    def forget(self, name: str) -> None:
+        self._cancel_probe(name)
+        self.table.remove(name)
+
+    async def close(self) -> None:
+        for name in list(self._probes):
+            self._cancel_probe(name)
+
+    async def _probe(self, name: str, port: int) -> None:
+        assert self.session is not None
+        try:
+            while True:
+                route = self.table.get(name)
+                if route is None or route.port != port or route.state != STARTING:
+                    return
+                if await self._answers(port):
+                    # STARTING -> RUNNING for the route only: the instance's own state is the supervisor's.
+                    self.table.set(name, port=port, state=RUNNING)
+                    return
+                await asyncio.sleep(_PROBE_INTERVAL)
+        finally:
+            if self._probes.get(name) is asyncio.current_task():
+                del self._probes[name]
+
+    async def _answers(self, port: int) -> bool:
+        assert self.session is not None
+        try:
+            async with self.session.get(f"http://127.0.0.1:{port}/", timeout=_PROBE_TIMEOUT) as response:
+                return response.status < 500
+        except (aiohttp.ClientError, TimeoutError, OSError):
+            return False
+
+    def _cancel_probe(self, name: str) -> None:
+        task = self._probes.pop(name, None)
+        if task is not None:
+            task.cancel()
+
+
+DESKTOP_ROUTES = web.AppKey("desktop_routes", DesktopRoutes)
+_HANDLER = web.AppKey("desktop_handler", proxy.dispatch.Handler)
+
+
+def json_hook(app: web.Application, instance: Instance, data: dict[str, Any]) -> None:
+    """``desktop_url`` (null unless persistent mode is on) and the Selkies port while it runs."""
+    data["desktop_url"] = desktop_url(instance)
+    data["persistent_port"] = app[DESKTOPS].live_port(instance)
+
+
+def setup_desktop(app: web.Application) -> None:
+    """Mount /desktop/<name>/, keep its routes in sync with instance events, add ``desktop_url``."""
+    routes = app[DESKTOP_ROUTES] = DesktopRoutes()
+    app[DESKTOPS] = Desktops(app)
+    app[keys.INSTANCE_JSON_HOOKS].append(json_hook)
+    app[keys.EVENTS].listen(routes.on_event)
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        return await request.app[_HANDLER](request)
+
+    proxy.add_app_routes(app.router, handle, prefix=PREFIX)
+
+
+async def desktop_ctx(app: web.Application) -> AsyncIterator[None]:
+    """After the supervisor's: joins every start as a companion; the proxy handler gets its client.
+
+    Uses the application's shared upstream session (``keys.HTTP_CLIENT``) once the proxy has put
+    one there; until then, one of its own.
+    """
+    supervisor, desktops, routes = app[keys.SUPERVISOR], app[DESKTOPS], app[DESKTOP_ROUTES]
+    # Registered before anything awaits, so the supervisor's autostart task already sees it.
+    supervisor.add_companion(desktops.companion)
+    supervisor.on_stop.append(desktops.stopped)
+    shared = getattr(keys, "HTTP_CLIENT", None)
+    own = shared is None or shared not in app
+    routes.session = proxy.client_session() if own else app[shared]
+    app[_HANDLER] = proxy.path_handler(routes.table, routes.session, prefix=PREFIX)
+    for instance in await app[keys.STORE].list_instances():
+        data = instance.to_json()
+        json_hook(app, instance, data)
+        routes.sync(data)
+    yield
+    await routes.close()
+    if own:
+        await routes.session.close()
