@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import codecs
+import contextlib
 import json
 import os
 from collections.abc import AsyncIterator
@@ -85,12 +86,26 @@ class InstanceLog:
                     yield decoder.decode(data)
                     continue
                 if self._rotated(fd):
+                    # Files that came and went between two polls (several rotations) are read whole.
+                    for missed in self._newer_backups(os.fstat(fd).st_ino):
+                        with contextlib.suppress(FileNotFoundError):
+                            yield decoder.decode(await asyncio.to_thread(missed.read_bytes))
                     os.close(fd)
                     fd, offset = os.open(self.path, os.O_RDONLY), 0
                     continue
                 await _wait(closing, _FOLLOW_POLL)
         finally:
             os.close(fd)
+
+    def _newer_backups(self, inode: int) -> list[Path]:
+        """Backups newer than the one with ``inode`` (the file we were reading), oldest first."""
+        for index in range(1, self.backups + 1):
+            try:
+                if os.stat(backup_path(self.path, index)).st_ino == inode:
+                    return [backup_path(self.path, i) for i in range(index - 1, 0, -1)]
+            except FileNotFoundError:
+                continue
+        return []
 
     def _rotated(self, fd: int) -> bool:
         # The logwriter renamed our file to .1 and made a new one: switch once the old one is drained.

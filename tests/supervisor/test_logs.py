@@ -134,3 +134,24 @@ async def test_logs_parameters_are_checked(make_client: MakeClient) -> None:
     empty = await api(client, "GET", f"/api/instances/{inst['id']}/logs")
     assert empty["lines"] == []
     await api(client, "GET", "/api/instances/999/logs", status=404)
+
+
+async def test_follow_reads_files_that_rotated_away_between_two_polls(tmp_path: Path) -> None:
+    log = InstanceLog(tmp_path, backups=10)
+    writer = logwriter.RotatingFile(log.path, max_bytes=200, backups=10)
+    writer.write(b"old line\n")
+    closing = asyncio.Event()
+    follow = log.follow(1, closing)
+    received = [await anext(follow)]
+    assert received == ["old line\n"]
+    # Several rotations at once, with no chance for the follower to run in between.
+    for i in range(100):
+        writer.write(f"burst {i:03d}\n".encode())
+    assert len(log.files()) >= 5
+    text = ""
+    while "burst 099" not in text:
+        text += await asyncio.wait_for(anext(follow), 10)
+    closing.set()
+    await follow.aclose()
+    writer.close()
+    assert [line for line in text.splitlines() if line] == [f"burst {i:03d}" for i in range(100)]
