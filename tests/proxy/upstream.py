@@ -156,6 +156,11 @@ async def ws(request: web.Request) -> web.StreamResponse:
             _, code, reason = msg.data.split(" ", 2)
             await socket.close(code=int(code), message=reason.encode())
             break
+        if msg.type is WSMsgType.TEXT and msg.data == "!die":
+            # The app crashes: its connection drops without a close frame.
+            assert request.transport is not None
+            request.transport.abort()
+            break
         if msg.type is WSMsgType.TEXT:
             await socket.send_str(msg.data)
         elif msg.type is WSMsgType.BINARY:

@@ -1,0 +1,82 @@
+"""Answers for routes that cannot be forwarded (PROXY.md item 19): fixed pages, no echo."""
+
+from __future__ import annotations
+
+import aiohttp
+
+from .conftest import Proxied, free_port
+
+HOSTILE = "/%3Cscript%3Ealert(1)%3C/script%3E?q=<img%20src=x%20onerror=alert(1)>"
+
+
+async def _get(client: aiohttp.ClientSession, url: str) -> tuple[int, str, str]:
+    async with client.get(aiohttp.client.URL(url, encoded=True), allow_redirects=False) as resp:
+        return resp.status, resp.headers["Content-Type"], await resp.text()
+
+
+def _assert_no_echo(body: str) -> None:
+    assert "script" not in body.lower()
+    assert "onerror" not in body.lower()
+    assert "alert" not in body.lower()
+
+
+async def test_unknown_instance_is_a_plain_404(proxied: Proxied, client) -> None:
+    status, ctype, body = await _get(client, f"{proxied.url}/app/nobody{HOSTILE}")
+    assert status == 404
+    assert ctype.startswith("text/plain")
+    _assert_no_echo(body)
+
+
+async def test_stopped_instance_is_a_503_page_saying_so(proxied: Proxied, client) -> None:
+    proxied.table.set("demo", port=None, state="stopped")
+    status, ctype, body = await _get(client, proxied.app_url("demo", HOSTILE))
+    assert status == 503
+    assert ctype.startswith("text/html")
+    assert "not running" in body
+    _assert_no_echo(body)
+
+
+async def test_errored_instance_is_a_503_too(proxied: Proxied, client) -> None:
+    proxied.table.set("demo", port=proxied.upstream.port, state="error")
+    status, _, body = await _get(client, proxied.app_url("demo", "/echo/"))
+    assert status == 503
+    assert "not running" in body
+
+
+async def test_starting_instance_gets_a_self_refreshing_page_until_it_answers(proxied: Proxied, client) -> None:
+    proxied.table.set("demo", port=free_port(), state="starting")
+    status, ctype, body = await _get(client, proxied.app_url("demo", HOSTILE))
+    assert status == 503
+    assert ctype.startswith("text/html")
+    assert '<meta http-equiv="refresh"' in body
+    _assert_no_echo(body)
+    # As soon as the app listens, a starting instance is served normally.
+    proxied.table.set("demo", port=proxied.upstream.port, state="starting")
+    status, _, _ = await _get(client, proxied.app_url("demo", "/echo/"))
+    assert status == 200
+
+
+async def test_running_instance_that_refuses_is_a_plain_502(proxied: Proxied, client) -> None:
+    proxied.table.set("demo", port=free_port(), state="running")
+    status, ctype, body = await _get(client, proxied.app_url("demo", HOSTILE))
+    assert status == 502
+    assert ctype.startswith("text/plain")
+    _assert_no_echo(body)
+
+
+async def test_refused_websocket_is_a_502_not_an_accepted_socket(proxied: Proxied, client) -> None:
+    proxied.table.set("demo", port=free_port(), state="running")
+    url = proxied.app_url("demo", "/ws").replace("http://", "ws://")
+    try:
+        await client.ws_connect(url)
+    except aiohttp.WSServerHandshakeError as exc:
+        assert exc.status == 502
+    else:
+        raise AssertionError("the handshake should have been refused")
+
+
+async def test_port_only_instance_has_no_path_route(proxied: Proxied, client) -> None:
+    proxied.table.set("demo", port=proxied.upstream.port, mode="port-only", state="running")
+    status, _, body = await _get(client, proxied.app_url("demo", "/echo/"))
+    assert status == 404
+    assert "public port" in body
