@@ -274,8 +274,7 @@ class Monitor:
         self._streams.clear()
 
     def close(self) -> None:
-        """End the streams and release NVML."""
-        self.end_streams()
+        """Release NVML (blocking; safe from a worker thread, unlike `end_streams`)."""
         self._gpus.close()
 
     def _capacity(self, interval: float) -> int:

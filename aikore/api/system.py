@@ -99,6 +99,7 @@ async def monitor_ctx(app: web.Application) -> AsyncIterator[None]:
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
+    monitor.end_streams()
     await asyncio.to_thread(monitor.close)
 
 
