@@ -322,17 +322,17 @@ def _drop_token_redirect(request: web.Request, auth: Auth, peer: Peer) -> web.St
 
 def _without_aikore_credentials(request: web.Request, auth: Auth) -> web.Request:
     """The request minus AiKore's own cookie and bearer token, so instances never see them."""
-    cookie = request.headers.get(hdrs.COOKIE)
+    cookies = request.headers.getall(hdrs.COOKIE, [])
     bearer = _bearer(request)
     ours = bearer is not None and auth.token_matches(bearer)
-    if (cookie is None or COOKIE_NAME not in cookie) and not ours:
+    if not ours and not any(COOKIE_NAME in c for c in cookies):
         return request
     headers = CIMultiDict(request.headers)
-    if cookie is not None:
-        kept = [c for c in cookie.split(";") if c.strip() and c.split("=", 1)[0].strip() != COOKIE_NAME]
-        del headers[hdrs.COOKIE]
-        if kept:
-            headers[hdrs.COOKIE] = ";".join(kept).strip()
+    headers.popall(hdrs.COOKIE, None)
+    kept = [c.strip() for line in cookies for c in line.split(";")
+            if c.strip() and c.split("=", 1)[0].strip() != COOKIE_NAME]
+    if kept:
+        headers[hdrs.COOKIE] = "; ".join(kept)
     if ours:
         del headers[hdrs.AUTHORIZATION]
     return request.clone(headers=headers)
