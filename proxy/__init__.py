@@ -5,7 +5,8 @@ ClientSession, mounts path_handler under /app, and keeps PublicListeners in sync
 """
 
 from .client import SERVER_HANDLER_ARGS, client_session
-from .dispatch import APP_PREFIX, add_app_routes, path_handler, port_handler
+from .dispatch import APP_PREFIX, Handler, add_app_routes, path_handler, port_handler
+from .headers import DirectPeer, PeerFn, PeerInfo, direct_peer
 from .listeners import PublicListeners
 from .table import KEEP_PREFIX, MODES, PORT_ONLY, STRIP_PREFIX, Route, RouteTable
 
@@ -16,11 +17,16 @@ __all__ = [
     "PORT_ONLY",
     "SERVER_HANDLER_ARGS",
     "STRIP_PREFIX",
+    "DirectPeer",
+    "Handler",
+    "PeerFn",
+    "PeerInfo",
     "PublicListeners",
     "Route",
     "RouteTable",
     "add_app_routes",
     "client_session",
+    "direct_peer",
     "path_handler",
     "port_handler",
 ]

@@ -9,6 +9,7 @@ from aiohttp import web
 from yarl import URL
 
 from . import pages
+from .headers import PeerFn, direct_peer
 from .http import forward_http
 from .table import PORT_ONLY, STRIP_PREFIX, RouteTable
 from .websocket import forward_websocket, is_upgrade
@@ -35,8 +36,14 @@ def _split_mount(raw: str) -> tuple[str, str]:
     return raw[:end], raw[end:]
 
 
-def path_handler(table: RouteTable, session: aiohttp.ClientSession, prefix: str = APP_PREFIX) -> Handler:
-    """The handler for <prefix>/<name>/... on the main port."""
+def path_handler(
+    table: RouteTable,
+    session: aiohttp.ClientSession,
+    prefix: str = APP_PREFIX,
+    *,
+    peer: PeerFn = direct_peer,
+) -> Handler:
+    """The handler for <prefix>/<name>/... on the main port; peer resolves who is asking."""
     host = table.upstream_host
 
     async def handle(request: web.Request) -> web.StreamResponse:
@@ -56,14 +63,17 @@ def path_handler(table: RouteTable, session: aiohttp.ClientSession, prefix: str 
             return pages.stopped()
         strip = route.mode == STRIP_PREFIX
         url = URL(f"http://{host}:{route.port}{rest if strip else raw}", encoded=True)
+        client = peer(request)
         if is_upgrade(request):
-            return await forward_websocket(request, session, route, url, prefix=mount)
-        return await forward_http(request, session, route, url, prefix=mount, mount=mount if strip else "")
+            return await forward_websocket(request, session, route, url, peer=client, prefix=mount)
+        return await forward_http(request, session, route, url, peer=client, prefix=mount, mount=mount if strip else "")
 
     return handle
 
 
-def port_handler(table: RouteTable, session: aiohttp.ClientSession, name: str) -> Handler:
+def port_handler(
+    table: RouteTable, session: aiohttp.ClientSession, name: str, *, peer: PeerFn = direct_peer
+) -> Handler:
     """The handler for an instance's own public port: every path, forwarded prefix-less."""
     host = table.upstream_host
 
@@ -74,8 +84,9 @@ def port_handler(table: RouteTable, session: aiohttp.ClientSession, name: str) -
         if not route.live:
             return pages.stopped()
         url = URL(f"http://{host}:{route.port}{request.rel_url.raw_path_qs}", encoded=True)
+        client = peer(request)
         if is_upgrade(request):
-            return await forward_websocket(request, session, route, url, prefix="")
-        return await forward_http(request, session, route, url, prefix="", mount="")
+            return await forward_websocket(request, session, route, url, peer=client, prefix="")
+        return await forward_http(request, session, route, url, peer=client, prefix="", mount="")
 
     return handle

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import NamedTuple, Protocol
 from urllib.parse import urlsplit
 
+from aiohttp import web
 from multidict import CIMultiDict, CIMultiDictProxy
 
 # RFC 9110 hop-by-hop headers: they describe one connection, never the next one.
@@ -37,6 +40,33 @@ _DROP_FROM_WS_REQUEST = _DROP_FROM_REQUEST | {
 _FORWARDED_PREFIX = "x-forwarded-"
 
 
+class PeerInfo(Protocol):
+    """Who is asking, as the host application resolved it (after any trusted proxy in front)."""
+
+    @property
+    def address(self) -> str | None: ...
+    @property
+    def host(self) -> str: ...
+    @property
+    def scheme(self) -> str: ...
+
+
+class DirectPeer(NamedTuple):
+    """The peer as the socket sees it: right when nothing sits in front of this server."""
+
+    address: str | None
+    host: str
+    scheme: str
+
+
+PeerFn = Callable[[web.Request], PeerInfo]
+
+
+def direct_peer(request: web.Request) -> DirectPeer:
+    """The default PeerFn: trust only the socket."""
+    return DirectPeer(request.remote, request.host, request.scheme)
+
+
 def _connection_tokens(headers: CIMultiDictProxy[str] | CIMultiDict[str]) -> frozenset[str]:
     """Header names listed in Connection: are hop-by-hop for this message too."""
     values = headers.getall("Connection", ())
@@ -48,9 +78,7 @@ def _connection_tokens(headers: CIMultiDictProxy[str] | CIMultiDict[str]) -> fro
 def upstream_request_headers(
     headers: CIMultiDictProxy[str],
     *,
-    remote: str | None,
-    host: str,
-    scheme: str,
+    peer: PeerInfo,
     prefix: str,
     websocket: bool = False,
 ) -> CIMultiDict[str]:
@@ -63,10 +91,10 @@ def upstream_request_headers(
         if lower in drop or lower in extra or lower.startswith(_FORWARDED_PREFIX):
             continue
         out.add(name, value)
-    if remote:
-        out["X-Forwarded-For"] = remote
-    out["X-Forwarded-Host"] = host
-    out["X-Forwarded-Proto"] = scheme
+    if peer.address:
+        out["X-Forwarded-For"] = peer.address
+    out["X-Forwarded-Host"] = peer.host
+    out["X-Forwarded-Proto"] = peer.scheme
     if prefix:
         out["X-Forwarded-Prefix"] = prefix
     return out

@@ -11,7 +11,7 @@ from multidict import CIMultiDict
 from yarl import URL
 
 from . import pages
-from .headers import downstream_response_headers, rewrite_location, upstream_request_headers
+from .headers import PeerInfo, downstream_response_headers, rewrite_location, upstream_request_headers
 from .table import STARTING, Route
 
 # Bodies up to this size with a known length are read whole and sent in one write:
@@ -30,6 +30,7 @@ async def forward_http(
     route: Route,
     url: URL,
     *,
+    peer: PeerInfo,
     prefix: str,
     mount: str,
 ) -> web.StreamResponse:
@@ -38,9 +39,7 @@ async def forward_http(
     route.last_activity = time.time()
     headers = upstream_request_headers(
         request.headers,
-        remote=request.remote,
-        host=request.host,
-        scheme=request.scheme,
+        peer=peer,
         prefix=prefix,
     )
     data = await _request_body(request, route)
@@ -51,7 +50,7 @@ async def forward_http(
     except aiohttp.ClientError:
         return pages.bad_gateway()
     try:
-        return await _relay(request, route, upstream, mount)
+        return await _relay(request, route, upstream, mount, peer.host)
     finally:
         upstream.release()
 
@@ -77,13 +76,13 @@ async def _counted_upload(request: web.Request, route: Route) -> AsyncIterator[b
 
 
 async def _relay(
-    request: web.Request, route: Route, upstream: aiohttp.ClientResponse, mount: str
+    request: web.Request, route: Route, upstream: aiohttp.ClientResponse, mount: str, host: str
 ) -> web.StreamResponse:
     status = upstream.status
     headers = downstream_response_headers(upstream.headers)
     location = headers.get("Location")
     if location is not None:
-        headers["Location"] = rewrite_location(location, mount=mount, own_hosts=_own_hosts(request, route))
+        headers["Location"] = rewrite_location(location, mount=mount, own_hosts=_own_hosts(host, route))
     if request.method == "HEAD" or status in _NO_BODY_STATUSES or status < 200:
         return _bodiless(request, status, upstream.reason, headers)
     length = upstream.content_length
@@ -138,6 +137,6 @@ def _abort(request: web.Request, response: web.StreamResponse | None = None) -> 
     return response if response is not None else web.Response(status=502)
 
 
-def _own_hosts(request: web.Request, route: Route) -> frozenset[str]:
+def _own_hosts(host: str, route: Route) -> frozenset[str]:
     port = route.port
-    return frozenset({request.host.lower(), f"127.0.0.1:{port}", f"localhost:{port}", f"[::1]:{port}"})
+    return frozenset({host.lower(), f"127.0.0.1:{port}", f"localhost:{port}", f"[::1]:{port}"})

@@ -12,6 +12,7 @@ from aiohttp.typedefs import Middleware
 
 from .client import SERVER_HANDLER_ARGS
 from .dispatch import port_handler
+from .headers import PeerFn, direct_peer
 from .table import RouteTable
 
 log = logging.getLogger(__name__)
@@ -38,6 +39,7 @@ class PublicListeners:
         host: str = "127.0.0.1",
         middlewares: Iterable[Middleware] = (),
         configure: Callable[[web.Application], None] | None = None,
+        peer: PeerFn = direct_peer,
     ) -> None:
         self._table = table
         self._session = session
@@ -45,6 +47,7 @@ class PublicListeners:
         self._middlewares = tuple(middlewares)
         # Lets the host application put what its middlewares look up (auth state) on each app.
         self._configure = configure
+        self._peer = peer
         self._listeners: dict[str, _Listener] = {}
 
     @property
@@ -62,7 +65,7 @@ class PublicListeners:
         app = web.Application(middlewares=self._middlewares)
         if self._configure is not None:
             self._configure(app)
-        app.router.add_route("*", "/{tail:.*}", port_handler(self._table, self._session, name))
+        app.router.add_route("*", "/{tail:.*}", port_handler(self._table, self._session, name, peer=self._peer))
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=_SHUTDOWN_TIMEOUT, **SERVER_HANDLER_ARGS)
         await runner.setup()
         try:

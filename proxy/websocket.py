@@ -10,7 +10,7 @@ from aiohttp import WSCloseCode, WSMsgType, web
 from yarl import URL
 
 from . import pages
-from .headers import upstream_request_headers
+from .headers import PeerInfo, upstream_request_headers
 from .table import STARTING, Route
 
 # Reaps browsers that vanished without a close (laptop lid shut, network gone).
@@ -41,6 +41,7 @@ async def forward_websocket(
     route: Route,
     url: URL,
     *,
+    peer: PeerInfo,
     prefix: str,
 ) -> web.StreamResponse:
     """Connect to the app first; accept the browser only once the app has accepted us."""
@@ -48,9 +49,7 @@ async def forward_websocket(
     route.last_activity = time.time()
     headers = upstream_request_headers(
         request.headers,
-        remote=request.remote,
-        host=request.host,
-        scheme=request.scheme,
+        peer=peer,
         prefix=prefix,
         websocket=True,
     )

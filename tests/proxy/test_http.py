@@ -8,6 +8,9 @@ import os
 
 import aiohttp
 import pytest
+from aiohttp import web
+
+import proxy
 
 from .conftest import Proxied
 from .upstream import GZIP_BODY, SSE_GATE
@@ -288,3 +291,20 @@ async def test_many_long_streams_do_not_starve_new_requests(proxied: Proxied, cl
         proxied.upstream.app[SSE_GATE].set()
         for resp in streams:
             resp.close()
+
+
+async def test_a_peer_resolver_sets_the_forwarded_headers(proxied: Proxied, client, aiohttp_server) -> None:
+    # AiKore behind a trusted TLS proxy resolves the real client; the upstream must see that.
+    def behind_tls(request) -> proxy.DirectPeer:
+        return proxy.DirectPeer("203.0.113.9", "ai.example", "https")
+
+    app = web.Application()
+    proxy.add_app_routes(app.router, proxy.path_handler(proxied.table, proxied.session, peer=behind_tls))
+    server = await aiohttp_server(app)
+    seen = _headers(await _echo(client, str(server.make_url("/app/demo/echo/"))))
+    assert seen["x-forwarded-for"] == ["203.0.113.9"]
+    assert seen["x-forwarded-host"] == ["ai.example"]
+    assert seen["x-forwarded-proto"] == ["https"]
+    url = str(server.make_url("/app/demo/redirect"))
+    async with client.get(url, params={"to": "https://ai.example/next"}, allow_redirects=False) as resp:
+        assert resp.headers["Location"] == "/app/demo/next"
