@@ -87,6 +87,9 @@ function init() {
   setupSystem();
   window.addEventListener("hashchange", route);
   route();
+  // The events stream's snapshot brings the list too; this plain read shows it even where a
+  // buffering reverse proxy holds the stream back.
+  loadInstances();
   loadBlueprints();
   api.stats().then(setStats, () => {});
   loadHistory();
