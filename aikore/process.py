@@ -26,7 +26,7 @@ from aikore.errors import AikoreError
 from aikore.instance import Instance
 from aikore.logs import MAIN_LOG, InstanceLog
 from aikore.oskit import MARKER, Exit, Handle, OsKit
-from aikore.ports import PortPool, PortsExhausted
+from aikore.ports import PortPool, PortsExhausted, is_free
 from aikore.records import MAIN, GroupRecord, GroupRecords
 from aikore.states import ACTIVE_STATES, ERROR, RUNNING, STARTING, STOPPED, STOPPING, can_change
 from aikore.workspace import CONF_DIR, OUTPUT_DIR, Workspace
@@ -39,7 +39,10 @@ PROBE_INTERVAL = 0.5
 # After a crash, leftovers of the tree get this long after SIGTERM (the main process is gone).
 CRASH_CLEANUP_GRACE = 2.0
 LAST_LINES = 20
-_MESSAGE_MAX = 4000
+_MESSAGE_MAX = 8000
+_LINE_MAX = 300
+# Starts retried on another port when another program took the reserved one meanwhile.
+PORT_RETRIES = 3
 # Never handed to instances: they are AiKore's login secrets.
 _SECRET_ENV = frozenset({"AIKORE_TOKEN", "AIKORE_PASSWORD"})
 
@@ -59,6 +62,8 @@ class CompanionSpec:
     env: Mapping[str, str] = field(default_factory=dict)
     cwd: Path | None = None
     port: int | None = None
+    # Added to the main process's environment (a persistent desktop app gets its DISPLAY).
+    main_env: Mapping[str, str] = field(default_factory=dict)
 
 
 # Called at each start with the instance and its environment; returns None to add nothing.
@@ -165,6 +170,7 @@ class InstanceProcess:
         self.health = "/"
         self.ready_at: float | None = None
         self.failures = 0
+        self._port_retries = 0
         self._deadline = 0.0
         self._watcher: asyncio.Task[None] | None = None
         self._changed = asyncio.Event()
@@ -297,15 +303,18 @@ class InstanceProcess:
         folder = self.host.workspace.path(instance.name)
         env = instance_env(settings, instance, folder, port, rebuild)
         banner = f"start of {instance.name}" + (" (rebuild: AIKORE_REBUILD_ENV=1)" if rebuild else "")
+        # Asked before anything runs: a companion that cannot start stops the launch early, and
+        # what companions add to the app's own environment (a desktop app's DISPLAY) is known.
+        specs = [spec for factory in self.host.companions if (spec := factory(instance, env)) is not None]
+        main_env = {**env, **{k: v for spec in specs for k, v in spec.main_env.items()}}
         groups = {
             MAIN: ProcessGroup.spawn(
-                kit, MAIN, ["bash", str(folder / "launch.sh")], folder, env, self._log(folder, MAIN), settings, banner,
-                port,
+                kit, MAIN, ["bash", str(folder / "launch.sh")], folder, main_env, self._log(folder, MAIN), settings,
+                banner, port,
             )
         }
         try:
-            for factory in self.host.companions:
-                spec = factory(instance, env)
+            for spec in specs:
                 if spec is not None:
                     groups[spec.role] = ProcessGroup.spawn(
                         kit, spec.role, spec.argv, spec.cwd or folder, {**env, **spec.env},
@@ -370,6 +379,7 @@ class InstanceProcess:
             # STARTING -> RUNNING
             instance = await self.change_state(RUNNING, status_message=None)
             self.ready_at = self.host.kit.monotonic()
+            self._port_retries = 0
         if instance is not None:
             self.host.ready(instance)
 
@@ -379,7 +389,10 @@ class InstanceProcess:
                 return
             code = ended.code if ended.code is not None else group.log.last_exit(group.handle.pid)
             who = "" if group.role == MAIN else f"{group.role} "
-            await self._fail(f"{who}exited with code {code}" if code is not None else f"{who}exited", code)
+            taken = await self._fail(f"{who}exited with code {code}" if code is not None else f"{who}exited", code)
+        if taken is not None:
+            with contextlib.suppress(AikoreError):
+                await self.start(note=f"port {taken} was taken by another program; retrying on another port")
 
     async def _never_ready(self, groups: dict[str, ProcessGroup]) -> None:
         async with self.lock:
@@ -389,28 +402,41 @@ class InstanceProcess:
             path = self.health
             await self._fail(f"not ready: {path} did not answer below 500 within {timeout:g} s", None, stop=True)
 
-    async def _fail(self, message: str, code: int | None, stop: bool = False) -> None:
-        """Clean up whatever is left of the instance, then ERROR with the code and last log lines."""
-        note = await self.host.failed(self, code)
+    async def _fail(self, message: str, code: int | None, stop: bool = False) -> int | None:
+        """Clean up whatever is left of the instance, then ERROR with the code and last log lines.
+
+        Returns the port when the cause was another program taking the instance's port before it
+        could listen (the bind check at reservation races with other programs): the caller then
+        starts it again on another port, a few times, instead of applying the restart policy.
+        """
         main = self.groups.get(MAIN)
         lines = main.log.tail(LAST_LINES) if main is not None else []
-        leftovers = stop or await self._anything_left()
-        if leftovers:
+        was_starting, port = self.state == STARTING, self.port
+        if stop or await self._anything_left():
             # STARTING/RUNNING -> STOPPING: the remaining processes are stopped before ERROR.
             await self.change_state(STOPPING, status_message=f"{message}; stopping what is left")
             grace = self.host.settings.stop_timeout
             await self._terminate(grace if stop else min(grace, CRASH_CLEANUP_GRACE))
         else:
             await self._release()
+        # Nothing of ours is left, so whoever listens on the port now is another program.
+        taken = port if was_starting and not stop and port is not None and not is_free(port) else None
+        if taken is not None and self._port_retries < PORT_RETRIES:
+            self._port_retries += 1
+            note: str | None = f"port {taken} is taken by another program"
+        else:
+            taken = None
+            note = await self.host.failed(self, code)
         text = "; ".join(filter(None, [message, note]))
         if lines:
-            text += "\nlast log lines:\n" + "\n".join(lines)
+            text += "\nlast log lines:\n" + "\n".join(line[:_LINE_MAX] for line in lines)
         # STARTING/RUNNING/STOPPING -> ERROR
         instance = await self.change_state(
-            ERROR, pid=None, pid_create_time=None, port=None, exit_code=code, status_message=text[-_MESSAGE_MAX:]
+            ERROR, pid=None, pid_create_time=None, port=None, exit_code=code, status_message=text[:_MESSAGE_MAX]
         )
         if instance is not None:
             self.host.stopped(instance)
+        return taken
 
     async def _anything_left(self) -> bool:
         for group in self.groups.values():

@@ -76,6 +76,42 @@ async def test_instance_gets_a_free_port_when_another_program_holds_one(
     assert (await status_is(client, second["id"], RUNNING))["port"] == busy_port + 1
 
 
+_RACY = """#!/usr/bin/env bash
+### AIKORE-METADATA-START ###
+# aikore.health: /health
+### AIKORE-METADATA-END ###
+# Says which port it got, then waits for the test before it binds it.
+echo "$WEBUI_PORT" > port-wanted.tmp && mv port-wanted.tmp port-wanted
+while [ ! -e go ]; do sleep 0.05; done
+rm -f go
+exec "$AIKORE_PYTHON" -m aikore.demo --host "$WEBUI_HOST" --port "$WEBUI_PORT"
+"""
+
+
+async def test_port_taken_between_reservation_and_bind_is_retried_on_another_port(
+    make_client: MakeClient, blueprints_dir: Path
+) -> None:
+    (blueprints_dir / "racy.sh").write_text(_RACY)
+    client = await make_client()
+    inst = await create(client, "racy", "racy")
+    folder = client.app[keys.WORKSPACE].path("racy")
+    await api(client, "POST", f"/api/instances/{inst['id']}/start")
+    wanted = folder / "port-wanted"
+    first_port = int(await until(lambda: wanted.exists() and wanted.read_text().strip(), what="the first port"))
+    wanted.unlink()
+    with socket.socket() as thief:  # another program binds the port first
+        thief.bind(("127.0.0.1", first_port))
+        thief.listen()
+        (folder / "go").touch()
+        second_port = int(await until(lambda: wanted.exists() and wanted.read_text().strip(), what="a retry"))
+        assert second_port != first_port
+        (folder / "go").touch()
+        running = await status_is(client, inst["id"], RUNNING)
+    assert running["port"] == second_port
+    log = await api(client, "GET", f"/api/instances/{inst['id']}/logs?tail=200")
+    assert sum("start of racy" in line for line in log["lines"]) == 2
+
+
 _SLOW = """#!/usr/bin/env bash
 ### AIKORE-METADATA-START ###
 # aikore.health: /ready
