@@ -19,6 +19,7 @@ from aikore.desktop_routes import desktop_ctx, setup_desktop
 from aikore.errors import error_middleware
 from aikore.events import EventBus
 from aikore.resources import builtin_blueprints_dir, static_dir
+from aikore.routing import http_client_ctx, public_listeners_ctx, setup_routing
 from aikore.security_headers import setup_security_headers
 from aikore.views import setup_dashboard
 from aikore.workspace import Workspace
@@ -52,17 +53,21 @@ def create_app(settings: Settings) -> web.Application:
     setup_api(app)
     setup_dashboard(app)
     setup_desktop(app)
+    setup_routing(app)
 
     # Dependency order: db → http client → supervisor → monitor → public listeners.
     app.cleanup_ctx.append(_data_dir_ctx)
     app.cleanup_ctx.append(auth_ctx)  # token and session key live in the data dir
     app.cleanup_ctx.append(_store_ctx)
     app.cleanup_ctx.append(_events_ctx)
+    # Before the supervisor, so re-adoption and autostart events already reach the route table.
+    app.cleanup_ctx.append(http_client_ctx)
     # Needs the store; before the monitor, so on exit instances stop while events still flow.
     app.cleanup_ctx.append(actions.supervisor_ctx)
     # Joins the supervisor as a companion factory before its autostart task runs.
     app.cleanup_ctx.append(desktop_ctx)
     app.cleanup_ctx.append(system.monitor_ctx)
+    app.cleanup_ctx.append(public_listeners_ctx)
     return app
 
 

@@ -6,9 +6,11 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
+import aiohttp
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
+import proxy
 from aikore.blueprints import BlueprintCatalog
 from aikore.config import Settings
 from aikore.db import Store
@@ -20,6 +22,7 @@ from aikore.workspace import Workspace
 
 if TYPE_CHECKING:
     from aikore.auth import Auth
+    from aikore.routing import Routing
 
 # Adds fields to an instance's JSON (proxy metrics, usage, desktop URL...) so api/instances.py
 # needs no knowledge of the parts that own them.
@@ -45,3 +48,9 @@ AUTH: web.AppKey[Auth] = web.AppKey("auth")
 SUPERVISOR = web.AppKey("supervisor", Supervisor)
 # Set when AiKore shuts down: live SSE streams (events, logs) end instead of holding shutdown up.
 STREAMS_CLOSING = web.AppKey("streams_closing", asyncio.Event)
+# The proxy (aikore/routing.py): one upstream session for every forwarded request, the route
+# table instances' states are mirrored into, what keeps it in sync, and the /app/<name>/ handler.
+HTTP_CLIENT = web.AppKey("http_client", aiohttp.ClientSession)
+ROUTES = web.AppKey("routes", proxy.RouteTable)
+ROUTING: web.AppKey[Routing] = web.AppKey("routing")
+PROXY = web.AppKey("proxy_handler", proxy.Handler)
