@@ -208,7 +208,10 @@ class InstanceProcess:
                 return await self._spawn_failed(str(exc))
             try:
                 groups = await self._spawn_all(instance, port, rebuild)
-            except OSError as exc:
+            except Exception as exc:
+                # OSError from exec, or a companion factory that failed: either way nothing runs.
+                if not isinstance(exc, OSError):
+                    log.exception("instance %s: start failed", self.id)
                 self.host.ports.release(port, instance.name)
                 return await self._spawn_failed(f"cannot start: {exc}")
             self.groups, self.port = groups, port
@@ -329,7 +332,10 @@ class InstanceProcess:
     async def _spawn_failed(self, message: str) -> Instance | None:
         # STOPPED/ERROR -> STARTING -> ERROR: the attempt is visible, then why it failed.
         await self.change_state(STARTING, pid=None, pid_create_time=None, port=None, exit_code=None)
-        return await self.change_state(ERROR, status_message=message)
+        failed = await self.change_state(ERROR, status_message=message)
+        if failed is not None:
+            self.host.stopped(failed)
+        return failed
 
     def _watch(self) -> None:
         self._deadline = self.host.kit.monotonic() + self.host.settings.ready_timeout

@@ -238,3 +238,22 @@ async def test_on_failure_restarts_after_a_never_ready_cleanup_longer_than_the_d
     await until(lambda: len(kit.spawned) == 2, what="the restart after the first failure")
     await until(lambda: "gave up" in (published[-1].status_message or ""), what="the policy to give up")
     assert [i.status for i in published].count(STARTING) == 2
+
+
+async def test_a_failing_companion_factory_is_an_error_not_a_crash(tmp_path: Path, store: Store) -> None:
+    kit, published = FakeKit(), []
+    sup = _supervisor(tmp_path, store, kit, published)
+    stopped: list[Instance] = []
+    sup.on_stop.append(stopped.append)
+
+    def broken(inst: Instance, env: Mapping[str, str]) -> None:
+        raise RuntimeError("no Xvfb here")
+
+    sup.add_companion(broken)
+    inst = await store.insert_instance(name="a", blueprint="demo")
+    await sup.startup()
+    await sup.start(inst.id)
+    assert [i.status for i in published] == [STARTING, ERROR]
+    assert published[-1].status_message == "cannot start: no Xvfb here"
+    assert kit.spawned == [], "companions are asked before anything runs"
+    assert sup.ports.reserved() == {} and [i.id for i in stopped] == [inst.id]
