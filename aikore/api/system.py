@@ -104,9 +104,7 @@ async def monitor_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 def _route_snapshot(app: web.Application) -> Mapping[str, Mapping[str, Any]]:
-    # The proxy's RouteTable exists once the proxy is wired in; until then no route metrics.
-    routes_key = getattr(keys, "ROUTES", None)
-    table = app.get(routes_key) if routes_key is not None else None
+    table = app.get(keys.ROUTES)  # absent only in an app built without the proxy
     return table.snapshot() if table is not None else {}
 
 

@@ -184,8 +184,18 @@ async def test_running_instance_usage_in_stats_instance_json_and_metrics(client:
     assert seen["rss_bytes"] > 10 * 2**20  # at least the demo app's Python with aiohttp loaded
     stats = await _json(client, "/api/system/stats")
     assert [entry["id"] for entry in stats["instances"]] == [instance_id]
-    text = await (await client.get("/metrics")).text()
-    assert f'aikore_instance_rss_bytes{{id="{instance_id}",name="watched"}}' in text
+    page = await client.get("/app/watched/")  # through the proxy, so the route counts it
+    assert page.status == 200
+    await page.read()
+    found = {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(await (await client.get("/metrics")).text())
+        for sample in family.samples
+    }
+    assert found[("aikore_instance_rss_bytes", (("id", str(instance_id)), ("name", "watched")))] > 0
+    assert found[("aikore_route_requests_total", (("route", "watched"),))] >= 1
+    assert found[("aikore_route_sent_bytes_total", (("route", "watched"),))] > 0
+    assert found[("aikore_route_last_activity_timestamp_seconds", (("route", "watched"),))] > time.time() - 600
 
     response = await client.post(f"/api/instances/{instance_id}/stop")
     assert response.status == 200
