@@ -101,9 +101,7 @@ def _system_metrics(sample: Sample) -> Iterator[Metric]:
     yield GaugeMetricFamily(
         "aikore_memory_used_bytes", "Memory in use (total - available).", value=system.memory_used_bytes
     )
-    yield GaugeMetricFamily(
-        "aikore_memory_available_bytes", "Memory available.", value=system.memory_available_bytes
-    )
+    yield GaugeMetricFamily("aikore_memory_available_bytes", "Memory available.", value=system.memory_available_bytes)
     yield GaugeMetricFamily("aikore_swap_total_bytes", "Swap space.", value=system.swap_total_bytes)
     yield GaugeMetricFamily("aikore_swap_used_bytes", "Swap in use.", value=system.swap_used_bytes)
     load = GaugeMetricFamily("aikore_load_average", "System load average.", labels=["period"])
@@ -164,9 +162,7 @@ def _instance_metrics(sample: Sample, names: Mapping[int, str]) -> Iterator[Metr
         "Resident memory of the instance's process tree.",
         labels=_INSTANCE_LABELS,
     )
-    procs = GaugeMetricFamily(
-        "aikore_instance_processes", "Processes in the instance's tree.", labels=_INSTANCE_LABELS
-    )
+    procs = GaugeMetricFamily("aikore_instance_processes", "Processes in the instance's tree.", labels=_INSTANCE_LABELS)
     vram = GaugeMetricFamily(
         "aikore_instance_gpu_memory_bytes",
         "GPU memory held by the instance's processes.",
@@ -190,9 +186,7 @@ def _route_metrics(snapshot: Mapping[str, Mapping[str, Any]]) -> Iterator[Metric
     received = CounterMetricFamily(
         "aikore_route_received_bytes", "Bytes from clients to the instance.", labels=["route"]
     )
-    sent = CounterMetricFamily(
-        "aikore_route_sent_bytes", "Bytes from the instance to clients.", labels=["route"]
-    )
+    sent = CounterMetricFamily("aikore_route_sent_bytes", "Bytes from the instance to clients.", labels=["route"])
     sockets = GaugeMetricFamily("aikore_route_open_websockets", "Websockets open now.", labels=["route"])
     activity = GaugeMetricFamily(
         "aikore_route_last_activity_timestamp_seconds",

@@ -42,9 +42,7 @@ sys.stdin.read()
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--hold-vram", type=int, metavar="MIB", help="start a child holding this much VRAM")
     args = parser.parse_args()
     holder = _start_holder(args.hold_vram) if args.hold_vram else None
