@@ -134,3 +134,13 @@ def test_unknown_or_escaping_time_zone_is_ignored(init: Init, tz: str) -> None:
     assert proc.returncode == 0
     assert "unknown time zone" in proc.stdout
     assert not (init.root / "etc" / "localtime").exists()
+
+
+def test_aikore_logs_in_with_the_token_the_first_start_created(init: Init, aikore_process) -> None:
+    assert init.run().returncode == 0
+    token = (init.data / "token").read_text().strip()
+    aikore = aikore_process(extra_args=[], data_dir=init.data)
+    assert aikore.request("GET", "/api/instances", auth=False).status == 401
+    aikore.token = token
+    assert aikore.request("GET", "/api/instances").status == 200
+    assert f"?token={token}" in aikore.output()
