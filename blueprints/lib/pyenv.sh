@@ -14,6 +14,10 @@ aik_python_env() {
 		rm -rf -- "$dir"
 	fi
 	if [[ ! -x $dir/bin/python ]]; then
+		command -v uv >/dev/null ||
+			aik_die "uv is not installed: 'pip install uv' (it is in AiKore's Docker image)"
+		# A folder without a python is what an interrupted creation leaves: start it again.
+		rm -rf -- "$dir"
 		aik_log "creating Python ${AIKORE_VENV_PYTHON:-$want} environment in $dir"
 		uv venv --seed --python "${AIKORE_VENV_PYTHON:-$want}" "$dir"
 	else

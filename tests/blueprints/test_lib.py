@@ -7,6 +7,8 @@ import shutil
 import subprocess
 import sys
 
+import pytest
+
 from tests.blueprints.conftest import BLUEPRINTS, LIB, PORT
 
 PREAMBLE = 'source "$AIKORE_BLUEPRINTS_LIB/aikore.sh"\n'
@@ -85,6 +87,24 @@ def test_venv_python_override_is_passed_to_uv(blueprint_run) -> None:
                         AIKORE_VENV_PYTHON="/opt/python3.11")
     run.run()
     assert run.uv_calls("venv")[0].args[1:4] == ["--seed", "--python", "/opt/python3.11"]
+
+
+def test_half_created_env_is_made_again(blueprint_run) -> None:
+    run = blueprint_run("lib", script=PREAMBLE + 'aik_python_env "$INSTANCE_CONF_DIR/env"\n')
+    (run.venv / "lib").mkdir(parents=True)
+    run.run()
+    assert len(run.uv_calls("venv")) == 1
+    assert not (run.venv / "lib").exists() and (run.venv / "bin" / "python").exists()
+
+
+def test_missing_uv_is_named(blueprint_run) -> None:
+    run = blueprint_run("lib", script=PREAMBLE + 'aik_python_env "$INSTANCE_CONF_DIR/env"\n')
+    if shutil.which("uv", path="/usr/local/bin:/usr/bin:/bin"):
+        pytest.skip("a system-wide uv is on the blueprints' PATH")
+    (run.root / "bin" / "uv").unlink()
+    proc = run.run(check=False)
+    assert proc.returncode != 0
+    assert "uv is not installed" in proc.stderr
 
 
 def test_linking_moves_user_files_into_the_shared_folder(blueprint_run) -> None:
