@@ -289,3 +289,11 @@ def test_launch_listens_on_webui_host_port_under_the_sub_path(started) -> None:
         assert launch.env["GRADIO_SERVER_NAME"] == HOST
         assert launch.env["GRADIO_SERVER_PORT"] == PORT
         assert launch.env["GRADIO_ROOT_PATH"] == ROOT_PATH
+
+
+def test_demo_installs_nothing_and_listens_on_webui_host_port(blueprint_run) -> None:
+    run = blueprint_run("demo")
+    run.run(env={"AIKORE_PYTHON": str(run.root / "bin" / "python3")})
+    launch = run.launch()
+    assert run.calls("git") == [] and run.calls("uv") == []
+    assert launch.args == ["-m", "aikore.demo", "--host", HOST, "--port", PORT]
