@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import shlex
 import shutil
 import sys
 from collections.abc import Mapping
@@ -25,6 +26,7 @@ from aiohttp import web
 import proxy
 from aikore import keys
 from aikore.blueprints import Blueprint
+from aikore.display import free_display, socket_path
 from aikore.errors import AikoreError
 from aikore.instance import Instance
 from aikore.process import CompanionSpec
@@ -154,6 +156,7 @@ def session_command(
     fps: int,
     app_url: str | None,
     app_ready_url: str | None,
+    display: int | None = None,
 ) -> list[str]:
     """The command line of one instance's desktop session process."""
     width, height = parse_resolution(resolution)
@@ -166,6 +169,8 @@ def session_command(
         "--width", str(width), "--height", str(height), "--fps", str(fps),
         "--xvfb", programs.xvfb, "--window-manager", programs.window_manager,
     ]  # fmt: skip
+    if display is not None:
+        command += ["--display", str(display)]
     if programs.browser and app_url:
         command += ["--browser", programs.browser, "--url", app_url, "--ready-url", app_ready_url or app_url]
     return command
@@ -190,6 +195,8 @@ class Desktops:
     def __init__(self, app: web.Application) -> None:
         self.app = app
         self.ports: dict[int, int] = {}
+        # Displays promised to desktop apps whose Xvfb may not have claimed them yet.
+        self.displays: dict[int, int] = {}
         self._writes: set[asyncio.Task[Any]] = set()
 
     def companion(self, instance: Instance, env: Mapping[str, str]) -> CompanionSpec | None:
@@ -200,13 +207,18 @@ class Desktops:
         meta = workspace.metadata(instance.name, instance.blueprint)
         desktop_app = is_desktop_app(meta)
         programs = find_programs(needs_browser=not desktop_app)
-        supervisor = self.app[keys.SUPERVISOR]
-        port = supervisor.ports.reserve(_owner(instance), preferred=instance.persistent_port)
+        app_port = int(env["WEBUI_PORT"])
+        if desktop_app:
+            # No web UI: Selkies takes the app's port, so readiness (its health path) and
+            # /app/<name>/ both mean the desktop the app shows on.
+            port = app_port
+        else:
+            port = self.app[keys.SUPERVISOR].ports.reserve(_owner(instance), preferred=instance.persistent_port)
         self.ports[instance.id] = port
         self._store_port(instance.id, port)
-        app_port = int(env["WEBUI_PORT"])
         folder = workspace.path(instance.name)
         session_dir(folder).mkdir(parents=True, exist_ok=True)
+        display = self._promise_display(instance.id) if desktop_app else None
         command = session_command(
             instance_dir=folder,
             programs=programs,
@@ -215,11 +227,22 @@ class Desktops:
             fps=instance.desktop_fps,
             app_url=None if desktop_app else internal_url(app_port, instance.name, meta),
             app_ready_url=None if desktop_app else ready_url(app_port, instance.name, meta),
+            display=display,
         )
-        return CompanionSpec(role=ROLE, argv=command, port=port)
+        main_env = _display_env(folder, display, env) if display is not None else {}
+        return CompanionSpec(role=ROLE, argv=command, port=port, main_env=main_env)
+
+    def _promise_display(self, instance_id: int) -> int:
+        promised = {n for iid, n in self.displays.items() if iid != instance_id}
+        number = free_display()
+        while number in promised:
+            number = free_display(number + 1)
+        self.displays[instance_id] = number
+        return number
 
     def stopped(self, instance: Instance) -> None:
         """Supervisor ``on_stop``: the Selkies port goes back to the pool."""
+        self.displays.pop(instance.id, None)
         port = self.ports.pop(instance.id, None) or instance.persistent_port
         self.app[keys.SUPERVISOR].ports.release(port, _owner(instance))
 
@@ -238,6 +261,25 @@ class Desktops:
 
 
 DESKTOPS = web.AppKey("desktops", Desktops)
+
+_WAIT_FOR_DISPLAY = """# Written by AiKore (persistent mode): bash reads this file (BASH_ENV) before launch.sh, so a
+# desktop app starts only once its X display accepts clients; the session starts alongside it.
+for _ in $(seq 300); do [ -S {socket} ] && break; sleep 0.1; done
+{previous}
+"""
+
+
+def _display_env(folder: Path, display: int, env: Mapping[str, str]) -> dict[str, str]:
+    """A desktop app's additions to its environment: its display, and a wait for that display."""
+    previous = env.get("BASH_ENV")
+    wait = session_dir(folder) / "wait-for-display.sh"
+    wait.write_text(
+        _WAIT_FOR_DISPLAY.format(
+            socket=shlex.quote(str(socket_path(display))),
+            previous=f". {shlex.quote(previous)}" if previous else "",
+        )
+    )
+    return {"DISPLAY": f":{display}", "BASH_ENV": str(wait)}
 
 
 def _owner(instance: Instance) -> str:

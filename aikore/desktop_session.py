@@ -76,6 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--height", type=int, default=1080)
     p.add_argument("--fps", type=int, default=30)
     p.add_argument("--display-from", type=int, default=100, help="first display number to try")
+    p.add_argument("--display", type=int, default=None, help="this display number or none (the app was told it)")
     p.add_argument("--xvfb", default="Xvfb")
     p.add_argument("--window-manager", default="openbox")
     p.add_argument("--browser", default="", help="browser to open --url in; empty for a desktop app")
@@ -163,8 +164,9 @@ class Session:
 
     def start_display(self) -> None:
         a = self.args
-        start = self.display if self.display is not None else a.display_from
-        self.xvfb, self.display = start_xvfb(a.xvfb, a.width, a.height, start=start)
+        exact = a.display is not None or self.display is not None
+        start = self.display if self.display is not None else a.display if a.display is not None else a.display_from
+        self.xvfb, self.display = start_xvfb(a.xvfb, a.width, a.height, start=start, exact=exact)
         print(f"desktop: Xvfb on :{self.display} ({a.width}x{a.height})", flush=True)
 
     def setup_children(self) -> None:

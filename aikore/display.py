@@ -57,15 +57,19 @@ def start_xvfb(
     height: int,
     *,
     start: int = FIRST_DISPLAY,
+    exact: bool = False,
     env: Mapping[str, str] | None = None,
     log: int | None = None,
 ) -> tuple[subprocess.Popen[bytes], int]:
     """Start Xvfb on a free display and wait until its socket accepts clients.
 
-    Retries on the next number when another server wins the race for the chosen one.
+    Retries on the next number when another server wins the race for the chosen one, unless
+    ``exact``: then the display is ``start`` or nothing (an app was already told its number).
     """
     number = start
-    for _ in range(_ATTEMPTS):
+    for _ in range(1 if exact else _ATTEMPTS):
+        if exact and display_taken(number):
+            raise DisplayError(f"display :{number} is already taken by another X server")
         number = free_display(number)
         proc = subprocess.Popen(
             xvfb_command(xvfb, number, width, height),
@@ -81,6 +85,8 @@ def start_xvfb(
             proc.wait()
             raise DisplayError(f"Xvfb on :{number} did not open its socket within {_READY_TIMEOUT:.0f}s")
         number += 1
+    if exact:
+        raise DisplayError(f"Xvfb could not start on :{start}; see the desktop log")
     raise DisplayError(f"Xvfb failed to start on {_ATTEMPTS} display numbers in a row; see the desktop log")
 
 
