@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import socket
 import sqlite3
+import time
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
@@ -130,6 +132,13 @@ async def test_instance_that_exited_while_aikore_was_down_reports_its_exit_code(
     assert "while AiKore was not running" in data["status_message"]
 
 
+def _open_stream(port: int, path: str) -> socket.socket:
+    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+    sock.sendall(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
+    assert sock.recv(4096).startswith(b"HTTP/1.1 200")
+    return sock
+
+
 def test_graceful_stop_of_aikore_stops_every_instance(
     aikore_process: Callable[..., AikoreProcess], blueprints_dir: Path
 ) -> None:
@@ -143,7 +152,13 @@ def test_graceful_stop_of_aikore_stops_every_instance(
         _status(proc, instance_id, RUNNING)
     markers = _launch_ids(proc.data_dir)
     assert len(markers) == 2 and all(launch_processes(m) for m in markers)
+    # Open live streams must not hold the shutdown up (aiohttp would wait 60 s for them).
+    streams = [_open_stream(proc.port, path) for path in ("/api/events", f"/api/instances/{ids[0]}/logs/stream")]
+    begun = time.monotonic()
     assert proc.stop(signal.SIGTERM, timeout=60) == 0
+    assert time.monotonic() - begun < 15
+    for sock in streams:
+        sock.close()
     for marker in markers:
         assert launch_processes(marker) == []
     with sqlite3.connect(proc.data_dir / "aikore.db") as db:
