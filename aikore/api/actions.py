@@ -14,6 +14,7 @@ from aiohttp import web
 from aikore import keys
 from aikore.api.common import json_response
 from aikore.api.instances import MUTATION_LOCK, instance_json, load_instance, publish_instance
+from aikore.errors import not_found
 from aikore.supervisor import Supervisor
 
 
@@ -32,7 +33,8 @@ async def supervisor_ctx(app: web.Application) -> AsyncIterator[None]:
 
 async def _answer(request: web.Request, instance_id: int) -> web.Response:
     instance = await request.app[keys.STORE].get_instance(instance_id)
-    assert instance is not None
+    if instance is None:  # deleted meanwhile
+        raise not_found("instance", instance_id)
     return json_response(instance_json(request.app, instance, request))
 
 
