@@ -17,6 +17,10 @@ aik_git_checkout() {
 		_aik_git_switch "$dir" "$ref"
 	elif [[ ${AIKORE_UPDATE_APP:-0} == 1 || "$(cat "$stamp" 2>/dev/null)" != "$ref" ]]; then
 		aik_log "updating $dir to $ref"
+		# The checkout below is forced; edits someone made to the app's own files must not vanish.
+		if [[ -n $(git -C "$dir" status --porcelain --untracked-files=no) ]]; then
+			aik_die "$dir has local changes; commit or stash them (git -C '$dir' stash) before updating"
+		fi
 		git -C "$dir" fetch --tags --force origin
 		_aik_git_switch "$dir" "$ref"
 	else
