@@ -57,7 +57,8 @@ def test_instance_survives_sigkill_of_aikore_and_is_readopted(
     first.kill()  # SIGKILL: no cleanup runs in AiKore
 
     assert psutil.Process(pid).is_running() and _health(port) == 200
-    second = aikore_process(extra_args=_args(blueprints_dir), data_dir=first.data_dir)
+    # Same AiKore port: the instance never inherited AiKore's listening socket.
+    second = aikore_process(extra_args=_args(blueprints_dir), data_dir=first.data_dir, port=first.port)
     adopted = _status(second, created["id"], RUNNING, ERROR)
     assert adopted["status"] == RUNNING and adopted["pid"] == pid and adopted["port"] == port
     size = log_file.stat().st_size

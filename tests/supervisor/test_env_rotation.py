@@ -1,0 +1,73 @@
+"""The instance environment contract, and log rotation as a property over arbitrary output."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from aikore.config import Settings
+from aikore.instance import Instance
+from aikore.logwriter import RotatingFile, backup_path
+from aikore.process import instance_env
+
+
+def test_instance_env_follows_the_contract_and_drops_aikore_secrets(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path, auth="none", models_dir=tmp_path / "models")
+    instance = Instance(id=7, name="comfy", blueprint="comfyui", gpu_ids="0,2")
+    base = {"PATH": "/usr/bin", "AIKORE_TOKEN": "secret", "AIKORE_PASSWORD": "pw", "HOME": "/root"}
+    env = instance_env(settings, instance, tmp_path / "instances" / "comfy", 23456, rebuild=True, base=base)
+    assert "AIKORE_TOKEN" not in env and "AIKORE_PASSWORD" not in env
+    assert env["PATH"] == "/usr/bin" and env["HOME"] == "/root"
+    assert env == {
+        **{k: v for k, v in base.items() if not k.startswith("AIKORE_")},
+        "PYTHONUNBUFFERED": "1",
+        "WEBUI_PORT": "23456",
+        "WEBUI_HOST": "127.0.0.1",
+        "INSTANCE_NAME": "comfy",
+        "INSTANCE_ID": "7",
+        "INSTANCE_CONF_DIR": str(tmp_path / "instances" / "comfy" / "config"),
+        "INSTANCE_OUTPUT_DIR": str(tmp_path / "instances" / "comfy" / "output"),
+        "AIKORE_ROOT_PATH": "/app/comfy",
+        "GRADIO_ROOT_PATH": "/app/comfy",
+        "CUDA_VISIBLE_DEVICES": "0,2",
+        "CUDA_DEVICE_ORDER": "PCI_BUS_ID",
+        "AIKORE_DATA_DIR": str(tmp_path),
+        "AIKORE_MODELS_DIR": str(tmp_path / "models"),
+        "AIKORE_REBUILD_ENV": "1",
+        "AIKORE_PYTHON": sys.executable,
+    }
+
+
+_lines = st.lists(st.binary(max_size=120).map(lambda b: b.replace(b"\n", b"") + b"\n"), max_size=80)
+
+
+@settings(max_examples=60, deadline=None)
+@given(lines=_lines, chunking=st.lists(st.integers(1, 500), min_size=1, max_size=20),
+       max_bytes=st.integers(50, 600), backups=st.integers(0, 4))
+def test_rotation_keeps_a_contiguous_tail_of_whole_lines_within_the_size_limit(
+    tmp_path_factory, lines: list[bytes], chunking: list[int], max_bytes: int, backups: int
+) -> None:
+    folder = tmp_path_factory.mktemp("rot")
+    path = folder / "x.log"
+    data = b"".join(lines)
+    writer = RotatingFile(path, max_bytes, backups)
+    pos, step = 0, 0
+    while pos < len(data):
+        size = chunking[step % len(chunking)]
+        writer.write(data[pos : pos + size])
+        pos, step = pos + size, step + 1
+    writer.close()
+    files = [backup_path(path, i) for i in range(backups, 0, -1)] + [path]
+    kept = [p.read_bytes() for p in files if p.exists()]
+    joined = b"".join(kept)
+    # Nothing inside what is kept is lost or reordered: it is exactly the end of what was written.
+    assert data.endswith(joined)
+    if backups > 0 or len(kept) == 1:
+        for content in kept[:-1]:
+            # Rotated files end at a line end and stay within the limit unless one line is longer.
+            assert content.endswith(b"\n")
+            assert len(content) <= max_bytes or content.count(b"\n") == 1
+    assert not any(backup_path(path, i).exists() for i in range(backups + 1, backups + 3))
