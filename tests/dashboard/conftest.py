@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -87,14 +87,13 @@ class Dashboard:
 def dashboard(
     browser: Browser, aikore_process: Callable[..., AikoreProcess], request: pytest.FixtureRequest
 ) -> Iterator[Callable[..., Dashboard]]:
-    """Factory: ``dashboard(gpus=False, viewport=DESKTOP)`` → a Dashboard (aikore started, not logged in)."""
+    """Factory: ``dashboard(gpus=False, viewport=DESKTOP, extra_args=[])`` → a Dashboard, not logged in yet."""
     opened: list[Dashboard] = []
 
-    def start(gpus: bool = False, viewport: dict[str, int] | None = None) -> Dashboard:
+    def start(gpus: bool = False, viewport: dict[str, int] | None = None, extra_args: Sequence[str] = ()) -> Dashboard:
         env = {"PYTHONPATH": os.pathsep.join([str(FAKE_PYNVML), str(REPO)])} if gpus else {}
-        server = aikore_process(
-            extra_args=["--token", TOKEN, "--stop-timeout", "5", "--monitor-interval", "1"], env=env
-        )
+        args = ["--token", TOKEN, "--stop-timeout", "5", "--monitor-interval", "1", *extra_args]
+        server = aikore_process(extra_args=args, env=env)
         server.token = TOKEN
         context = browser.new_context(viewport=viewport or DESKTOP, color_scheme="dark")
         page = context.new_page()

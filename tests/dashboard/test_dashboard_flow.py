@@ -8,7 +8,7 @@ from collections.abc import Callable
 from playwright.sync_api import expect
 
 from tests.dashboard.conftest import Dashboard
-from tests.helpers import wait_until
+from tests.helpers import free_port, wait_until
 
 RUNNING_TIMEOUT = 60_000
 
@@ -210,3 +210,27 @@ def test_logs_follow_live_in_colour_pause_holds_lines_and_download_has_all(
 def _last_tick(text: str) -> int:
     ticks = re.findall(r"tick (\d+)", text)
     return int(ticks[-1]) if ticks else 0
+
+
+def test_port_only_instance_opens_on_its_public_port_of_the_browsers_host(dashboard: Callable[..., Dashboard]) -> None:
+    port = free_port()
+    board = dashboard(extra_args=["--public-ports", f"{port}-{port}"])
+    created = board.api("POST", "/api/instances", {"name": "ported", "blueprint": "demo", "public_port": port})
+    script_path = f"/api/instances/{created['id']}/script"
+    script = board.api("GET", script_path)["content"]
+    board.api("PUT", script_path, {"content": script.replace("aikore.proxy: strip-prefix", "aikore.proxy: port-only")})
+    board.login()
+    page = board.page
+    row = page.locator(board.row("ported"))
+    expect(row.locator("[data-show='port']")).to_contain_text(f"public :{port}")
+    row.locator("[data-action='start']").click()
+    expect(row.locator("[data-show='status']")).to_have_text("running", timeout=RUNNING_TIMEOUT)
+    expected = f"http://127.0.0.1:{port}/"
+    expect(row.locator("[data-action='open']")).to_have_attribute("href", expected)
+    with page.expect_popup() as popup_info:
+        row.locator("[data-action='open']").click()
+    app_page = popup_info.value
+    app_page.wait_for_load_state()
+    assert app_page.url == expected
+    expect(app_page.locator("h1")).to_have_text("AiKore demo app")
+    app_page.close()
