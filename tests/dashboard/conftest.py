@@ -87,11 +87,18 @@ class Dashboard:
 def dashboard(
     browser: Browser, aikore_process: Callable[..., AikoreProcess], request: pytest.FixtureRequest
 ) -> Iterator[Callable[..., Dashboard]]:
-    """Factory: ``dashboard(gpus=False, viewport=DESKTOP, extra_args=[])`` → a Dashboard, not logged in yet."""
+    """Factory: ``dashboard(gpus=, viewport=, extra_args=, env=)`` → a Dashboard, not logged in yet."""
     opened: list[Dashboard] = []
 
-    def start(gpus: bool = False, viewport: dict[str, int] | None = None, extra_args: Sequence[str] = ()) -> Dashboard:
-        env = {"PYTHONPATH": os.pathsep.join([str(FAKE_PYNVML), str(REPO)])} if gpus else {}
+    def start(
+        gpus: bool = False,
+        viewport: dict[str, int] | None = None,
+        extra_args: Sequence[str] = (),
+        env: dict[str, str] | None = None,
+    ) -> Dashboard:
+        env = dict(env or {})
+        if gpus:
+            env["PYTHONPATH"] = os.pathsep.join([str(FAKE_PYNVML), str(REPO)])
         args = ["--token", TOKEN, "--stop-timeout", "5", "--monitor-interval", "1", *extra_args]
         server = aikore_process(extra_args=args, env=env)
         server.token = TOKEN

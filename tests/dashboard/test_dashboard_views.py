@@ -318,3 +318,22 @@ def test_login_form_with_the_token_reaches_the_dashboard_styled_like_it(dashboar
     page.click("button[type='submit']")
     expect(page.locator("#instances-title")).to_be_visible()
     expect(page.locator("#live-status")).to_have_attribute("data-state", "live", timeout=30_000)
+
+
+def test_password_mode_logs_in_with_the_password_and_out_again(dashboard: Callable[..., Dashboard]) -> None:
+    board = dashboard(env={"AIKORE_PASSWORD": "correct horse battery"})
+    page = board.page
+    page.goto(board.base + "/")
+    expect(page).to_have_url(re.compile(r"/login"))
+    expect(page.locator("label[for='secret']")).to_have_text("Password")
+    page.fill("#secret", "wrong")
+    page.click("button[type='submit']")
+    expect(page.locator("#login-error")).to_be_visible()
+    page.fill("#secret", "correct horse battery")
+    page.click("button[type='submit']")
+    expect(page.locator("#live-status")).to_have_attribute("data-state", "live", timeout=30_000)
+
+    page.click(".logout-form button")
+    expect(page).to_have_url(re.compile(r"/login"))
+    page.goto(board.base + "/")
+    expect(page).to_have_url(re.compile(r"/login"))
