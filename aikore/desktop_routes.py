@@ -49,13 +49,15 @@ class DesktopRoutes:
             self.forget(name)
             return
         route = self.table.get(name)
+        public_port = data.get("public_port") if isinstance(data.get("public_port"), int) else None
         if status not in (STARTING, RUNNING) or not isinstance(port, int):
             self._cancel_probe(name)
-            self.table.set(name, port=port if isinstance(port, int) else None, state=status)
+            self.table.set(name, port=port if isinstance(port, int) else None, state=status, public_port=public_port)
             return
         if route is not None and route.port == port and route.state == RUNNING:
+            route.public_port = public_port
             return
-        self.table.set(name, port=port, state=STARTING)
+        self.table.set(name, port=port, state=STARTING, public_port=public_port)
         if name not in self._probes and self.session is not None:
             self._probes[name] = asyncio.get_running_loop().create_task(self._probe(name, port))
 
@@ -121,24 +123,32 @@ def setup_desktop(app: web.Application) -> None:
 
 
 async def desktop_ctx(app: web.Application) -> AsyncIterator[None]:
-    """After the supervisor's: joins every start as a companion; the proxy handler gets its client.
-
-    Uses the application's shared upstream session (``keys.HTTP_CLIENT``) once the proxy has put
-    one there; until then, one of its own.
-    """
+    """After the supervisor's: joins every start as a companion; the proxy handler gets the shared client."""
     supervisor, desktops, routes = app[keys.SUPERVISOR], app[DESKTOPS], app[DESKTOP_ROUTES]
     # Registered before anything awaits, so the supervisor's autostart task already sees it.
     supervisor.add_companion(desktops.companion)
     supervisor.on_stop.append(desktops.stopped)
-    shared = getattr(keys, "HTTP_CLIENT", None)
-    own = shared is None or shared not in app
-    routes.session = proxy.client_session() if own else app[shared]
-    app[_HANDLER] = proxy.path_handler(routes.table, routes.session, prefix=PREFIX)
+    routes.session = app[keys.HTTP_CLIENT]
+    # The auth gate's resolver: X-Forwarded-* is believed only from the operator's trusted proxies.
+    app[_HANDLER] = proxy.path_handler(routes.table, routes.session, prefix=PREFIX, peer=app[keys.AUTH].forwarded.peer)
     for instance in await app[keys.STORE].list_instances():
         data = instance.to_json()
         json_hook(app, instance, data)
         routes.sync(data)
     yield
     await routes.close()
-    if own:
-        await routes.session.close()
+
+
+def mount_public_desktop(app: web.Application, public: web.Application) -> None:
+    """On an instance's public port, ``/desktop/<name>/`` is that instance's desktop (and no other's)."""
+    routes = app[DESKTOP_ROUTES]
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        route = routes.table.get(request.match_info["name"])
+        sockname = request.transport.get_extra_info("sockname") if request.transport is not None else None
+        here = sockname[1] if isinstance(sockname, tuple) and len(sockname) >= 2 else None
+        if route is None or route.public_port is None or route.public_port != here:
+            raise web.HTTPNotFound(text="404 Not Found: no desktop of this instance here")
+        return await app[_HANDLER](request)
+
+    proxy.add_app_routes(public.router, handle, prefix=PREFIX)

@@ -17,6 +17,7 @@ from aiohttp import web
 import proxy
 from aikore import keys
 from aikore.auth import public_port_middlewares
+from aikore.desktop_routes import mount_public_desktop
 from aikore.events import Event
 from aikore.instance import Instance
 
@@ -113,6 +114,8 @@ async def public_listeners_ctx(app: web.Application) -> AsyncIterator[None]:
         host=settings.host,
         middlewares=public_port_middlewares(app),
         peer=_peer(app),
+        # Persistent instances' desktops are served on their public port too.
+        configure=lambda public: mount_public_desktop(app, public),
     )
     routing.listeners = listeners
     await listeners.sync()

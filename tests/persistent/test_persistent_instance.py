@@ -14,7 +14,7 @@ from aiohttp.test_utils import TestClient
 from playwright.sync_api import sync_playwright
 
 from aikore.display import lock_path
-from tests.helpers import AikoreProcess, wait_until
+from tests.helpers import AikoreProcess, free_port, wait_until
 from tests.persistent.conftest import BROWSER, desktop_browser_hits, marked, needs_desktop
 
 pytestmark = needs_desktop
@@ -198,3 +198,20 @@ def test_desktop_settings_can_change_while_the_instance_runs(aikore_process: Cal
     patched = aikore.request("PATCH", f"/api/instances/{created['id']}", {"desktop_fps": 15})
     assert patched.status == 200 and patched.json()["desktop_fps"] == 15
     assert aikore.request("POST", f"/api/instances/{created['id']}/stop").status == 200
+
+
+def test_the_desktop_is_served_on_the_instance_public_port_too(aikore_process: Callable[..., AikoreProcess]):
+    public = free_port()
+    aikore = aikore_process(extra_args=["--no-auth", "--public-ports", f"{public}-{public}"])
+    created = _create(aikore, "pub", public_port=public)
+    _start_and_wait_running(aikore, created["id"])
+    there = AikoreProcess(data_dir=aikore.data_dir, port=public)
+
+    def selkies_page() -> bytes | None:
+        page = there.request("GET", "/desktop/pub/", headers={"Accept": "text/html"})
+        return page.body if page.status == 200 else None
+
+    assert b"<html" in wait_until(selkies_page, timeout=60, what="the desktop on the public port").lower()
+    # The rest of the public port is still the app, and no other instance's desktop is reachable there.
+    assert b"AiKore demo app" in there.request("GET", "/").body
+    assert there.request("GET", "/desktop/other/").status == 404
