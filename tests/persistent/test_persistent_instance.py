@@ -215,3 +215,26 @@ def test_the_desktop_is_served_on_the_instance_public_port_too(aikore_process: C
     # The rest of the public port is still the app, and no other instance's desktop is reachable there.
     assert b"AiKore demo app" in there.request("GET", "/").body
     assert there.request("GET", "/desktop/other/").status == 404
+
+
+def test_the_auth_gate_covers_the_desktop_and_selkies_asks_for_no_login_of_its_own(
+    aikore_process: Callable[..., AikoreProcess],
+):
+    token = "persistent-token-0123456789abcdef"
+    aikore = aikore_process(extra_args=["--token", token])
+    aikore.token = token
+    created = _create(aikore, "gated")
+    _start_and_wait_running(aikore, created["id"])
+
+    def selkies_page() -> bytes | None:
+        page = aikore.request("GET", "/desktop/gated/", headers={"Accept": "text/html"})
+        return page.body if page.status == 200 else None
+
+    # With AiKore's credentials the client loads, with no Basic-auth challenge from Selkies behind it.
+    assert b"<html" in wait_until(selkies_page, timeout=60, what="the desktop with a token").lower()
+    anonymous = aikore.request("GET", "/desktop/gated/", auth=False)
+    assert anonymous.status == 401
+    upgrade = {"Connection": "Upgrade", "Upgrade": "websocket", "Sec-WebSocket-Version": "13",
+               "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="}  # fmt: skip
+    refused = aikore.request("GET", "/desktop/gated/api/websockets", headers=upgrade, auth=False)
+    assert refused.status in (401, 403)
