@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from typing import Any
 
@@ -41,7 +42,8 @@ def _instance_log(request: web.Request, instance: Instance) -> InstanceLog:
 async def get_logs(request: web.Request) -> web.Response:
     instance = await load_instance(request)
     tail = _int_param(request, "tail", DEFAULT_TAIL, MAX_TAIL)
-    lines = _instance_log(request, instance).tail(tail)
+    # Off the loop: a tail of long lines may read megabytes.
+    lines = await asyncio.to_thread(_instance_log(request, instance).tail, tail)
     return json_response({"id": instance.id, "name": instance.name, "lines": lines})
 
 
