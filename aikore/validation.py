@@ -10,7 +10,7 @@ from aikore.errors import AikoreError
 # fullmatch, not match: "$" also matches before a trailing newline ("name\n" would pass).
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 RESTART_POLICIES = ("never", "on-failure")
-# ASCII: Python's \d also matches other scripts' digits ("١"), which the documented pattern does not.
+# ASCII: Python's \d also matches other scripts' digits (U+0661), which the documented pattern does not.
 _GPU_LIST = re.compile(r"^\s*\d{1,3}\s*(,\s*\d{1,3}\s*)*$", re.ASCII)
 
 
