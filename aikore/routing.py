@@ -74,9 +74,11 @@ def proxy_metrics_hook(app: web.Application, instance: Instance, data: dict[str,
 
 
 def _peer(app: web.Application) -> proxy.PeerFn:
-    # The auth gate's resolver: it believes X-Forwarded-* only from the operator's trusted proxies.
-    forwarded = app[keys.AUTH].forwarded
-    return forwarded.peer
+    # With trusted proxies configured, the auth gate's resolver (it believes X-Forwarded-* only from
+    # them); without, the socket is the truth and the cheaper resolver keeps the hot path short.
+    if not app[keys.SETTINGS].trusted_proxies:
+        return proxy.direct_peer
+    return app[keys.AUTH].forwarded.peer
 
 
 async def _main_port(request: web.Request) -> web.StreamResponse:
