@@ -18,7 +18,8 @@ function makeEditor(host, content) {
       tabSize: 2,
       lineWrapping: false,
       // Tab indents; Escape (closing the dialog) is the keyboard way out, so focus is never stuck.
-      extraKeys: { "Ctrl-S": () => save(), "Cmd-S": () => save() },
+      // CodeMirror takes Escape for itself; here it closes the dialog, as everywhere else.
+      extraKeys: { "Ctrl-S": () => save(), "Cmd-S": () => save(), Esc: () => requestClose() },
       screenReaderLabel: "launch.sh",
     });
     return {
@@ -47,6 +48,14 @@ function dirtyText() {
 
 function updateDirty() {
   $("#editor-dirty").textContent = dirtyText();
+}
+
+function confirmDiscard() {
+  return !dirtyText() || window.confirm("Discard unsaved changes to launch.sh?");
+}
+
+function requestClose() {
+  if (confirmDiscard()) $("#editor-dialog").close();
 }
 
 function notice(text) {
@@ -122,11 +131,11 @@ export function setupEditor() {
   $("#editor-restart").addEventListener("click", restart);
   // Closing with unsaved changes asks first (Escape included).
   $("#editor-dialog").addEventListener("cancel", (event) => {
-    if (dirtyText() && !window.confirm("Discard unsaved changes to launch.sh?")) event.preventDefault();
+    if (!confirmDiscard()) event.preventDefault();
   });
   for (const button of document.querySelectorAll("#editor-dialog [data-close]")) {
     button.addEventListener("click", (event) => {
-      if (dirtyText() && !window.confirm("Discard unsaved changes to launch.sh?")) event.stopImmediatePropagation();
+      if (!confirmDiscard()) event.stopImmediatePropagation();
     }, { capture: true });
   }
 }

@@ -58,25 +58,41 @@ async function loadBlueprints() {
   }
 }
 
+// A browser keeps at most six HTTP/1.1 connections per host; streams of tabs left in the
+// background would soon use them all, so a tab hidden for a while lets its streams go.
+const HIDDEN_GRACE_MS = 30_000;
+
 function startStreams() {
-  new LiveStream("/api/events", {
-    onState: (s) => {
-      setStreamState("events", s);
-      // A stream cannot say why it failed; one plain request per retry (backed off) tells an
-      // ended session, which then shows the log-in banner, from AiKore being away.
-      if (s === "offline") api.instances().catch(() => {});
-    },
-    handlers: {
-      // Every (re)connect starts with the whole list, so whatever changed meanwhile is caught up.
-      snapshot: (data) => setInstances(data.instances),
-      instance: (data) => upsertInstance(data),
-      instance_deleted: (data) => removeInstance(data.id),
-    },
-  }).start();
-  new LiveStream("/api/system/stream", {
-    onState: (s) => setStreamState("stats", s),
-    handlers: { stats: (sample) => setStats(sample) },
-  }).start();
+  const streams = [
+    new LiveStream("/api/events", {
+      onState: (s) => {
+        setStreamState("events", s);
+        // A stream cannot say why it failed; one plain request per retry (backed off) tells an
+        // ended session, which then shows the log-in banner, from AiKore being away.
+        if (s === "offline") api.instances().catch(() => {});
+      },
+      handlers: {
+        // Every (re)connect starts with the whole list, so whatever changed meanwhile is caught up.
+        snapshot: (data) => setInstances(data.instances),
+        instance: (data) => upsertInstance(data),
+        instance_deleted: (data) => removeInstance(data.id),
+      },
+    }),
+    new LiveStream("/api/system/stream", {
+      onState: (s) => setStreamState("stats", s),
+      handlers: { stats: (sample) => setStats(sample) },
+    }),
+  ];
+  streams.forEach((stream) => stream.start());
+  let idle = null;
+  document.addEventListener("visibilitychange", () => {
+    clearTimeout(idle);
+    if (document.hidden) {
+      idle = setTimeout(() => streams.forEach((stream) => stream.stop()), HIDDEN_GRACE_MS);
+    } else if (streams.some((stream) => stream.stopped)) {
+      streams.forEach((stream) => stream.start());
+    }
+  });
 }
 
 function init() {

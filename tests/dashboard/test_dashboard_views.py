@@ -6,7 +6,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from playwright.sync_api import expect
+from playwright.sync_api import Dialog, expect
 
 from tests.dashboard.conftest import TOKEN, Dashboard
 from tests.helpers import wait_until
@@ -138,7 +138,7 @@ def test_script_editor_highlights_saves_and_keeps_the_previous_version(dashboard
     page.keyboard.type("\necho edited-by-the-dashboard-test")
     expect(page.locator("#editor-dirty")).to_have_text("Unsaved changes")
     board.shot("script-editor")
-    page.click("#editor-save")
+    page.keyboard.press("Control+s")  # saves from inside the editor, like the Save button
     expect(page.locator("#editor-notice")).to_contain_text("launch.sh.bak")
     expect(page.locator("#editor-dirty")).to_have_text("")
     expect(page.locator("#editor-restart")).to_be_hidden()  # it is not running
@@ -147,8 +147,23 @@ def test_script_editor_highlights_saves_and_keeps_the_previous_version(dashboard
     assert saved.rstrip().endswith("echo edited-by-the-dashboard-test")
     backup = board.server.data_dir / "instances" / "scripted" / "launch.sh.bak"
     assert backup.read_text() == original
+
+    # Unsaved changes are never dropped silently: Escape asks, and "no" keeps the editor open.
+    page.keyboard.type("\n# not saved")
+    questions: list[str] = []
+
+    def answer(dialog: Dialog, accept: bool) -> None:
+        questions.append(dialog.message)
+        dialog.accept() if accept else dialog.dismiss()
+
+    page.once("dialog", lambda dialog: answer(dialog, accept=False))
+    page.keyboard.press("Escape")
+    expect(page.locator("#editor-dialog")).to_be_visible()
+    page.once("dialog", lambda dialog: answer(dialog, accept=True))
     page.keyboard.press("Escape")
     expect(page.locator("#editor-dialog")).to_be_hidden()
+    assert questions == ["Discard unsaved changes to launch.sh?"] * 2
+    assert "# not saved" not in board.api("GET", f"/api/instances/{created['id']}/script")["content"]
 
 
 def test_delete_asks_first_and_the_row_goes(dashboard: Callable[..., Dashboard]) -> None:
