@@ -178,7 +178,7 @@ class Auth:
         if not value or len(value) > _MAX_COOKIE or not self._signing_key:
             return None
         parts = value.split(".")
-        if len(parts) != 3 or not parts[1].isdigit():
+        if len(parts) != 3 or not (parts[1].isascii() and parts[1].isdigit()):
             return None
         sid, expires_text, signature = parts
         if not hmac.compare_digest(signature.encode(), self._sign(f"{sid}.{expires_text}").encode()):
@@ -346,7 +346,7 @@ def _is_open_route(request: web.Request) -> bool:
     if resource.canonical in OPEN_ROUTES:
         return True
     if isinstance(resource, web.StaticResource):
-        return bool(OPEN_STATIC.match(request.match_info.get("filename", "")))
+        return bool(OPEN_STATIC.fullmatch(request.match_info.get("filename", "")))
     return False
 
 

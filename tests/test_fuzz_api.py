@@ -151,7 +151,11 @@ FILE_PATHS = ["/api/instances/..%2F..%2Ftoken/script", "/api/instances/1%2F..%2F
               "/api/instances/1e3/script", "/api/instances/%ff", "/api/instances/{v}/logs?tail=../../../token",
               "/api/instances/{v}/logs?tail=-5", "/api/instances/{v}/logs?tail=1e9", "/static/..%2F..%2Faikore.db",
               "/static/%2e%2e/%2e%2e/data/token", "/static/../token", "/api/blueprints/..%2F..%2Fetc%2Fpasswd",
-              "/api/instances/{v}/script/../../../token"]
+              "/api/instances/{v}/script/../../../token", "/api/instances/{v}/logs?source=../../token",
+              "/api/instances/{v}/logs?source=..%2F..%2Ftoken", "/api/instances/{v}/logs?source=instance%0A",
+              "/api/instances/{v}/logs/download?source=../../../aikore.db", "/api/instances/{v}/logs?tail=%C2%B2",
+              "/api/instances/{v}/logs?tail=%D9%A1", "/api/system/history?limit=%C2%B2&since=nan",
+              "/api/system/history?since=1e999", "/api/instances/%C2%B2", "/api/instances/%D9%A1/script"]
 
 
 def _request(h: Hostile, method: str, path: str, body: Any = None, raw: bytes | None = None,

@@ -43,7 +43,8 @@ def reject_unknown(data: dict[str, Any], allowed: set[str]) -> None:
 
 def path_id(request: web.Request) -> int:
     text = request.match_info["id"]
-    if not text.isdigit() or len(text) > 18:
+    # isascii(): str.isdigit() is also true for "²", which int() then refuses (a 500).
+    if not (text.isascii() and text.isdigit()) or len(text) > 18:
         raise AikoreError(404, "not_found", "instance ids are positive integers")
     return int(text)
 

@@ -146,7 +146,7 @@ async def test_forged_or_tampered_cookie_is_refused(client: TestClient) -> None:
     cookie = session_cookie(resp.headers)
     sid, expires, sig = cookie.split(".")
     for bad in (f"{sid}.{int(expires) + 1000}.{sig}", f"{sid}x.{expires}.{sig}", f"{sid}.{expires}.{sig[:-2]}AA",
-                "a.b.c", "", "x" * 5000):
+                "a.b.c", "", "x" * 5000, f"{sid}.\u00b2.{sig}", f"{sid}.{expires}.{sig}.x"):
         resp = await client.get("/api/instances", headers={"Cookie": f"{COOKIE_NAME}={bad}"})
         assert resp.status == 401, bad
 
