@@ -27,11 +27,36 @@ export function showError(el, message) {
 }
 
 /**
- * Open a <dialog> modally. showModal() makes the rest of the page inert (so Tab stays inside)
- * and Escape closes it; focus goes back to whatever opened it.
+ * Open a <dialog> modally: showModal() makes the rest of the page inert and Escape closes it,
+ * trapFocus keeps Tab from wandering off to the browser's own UI; focus goes back to the opener.
  */
+const FOCUSABLE = "a[href], button:not([disabled]), input:not([disabled]), select:not([disabled]), "
+  + "textarea:not([disabled]), summary, iframe, [tabindex]:not([tabindex='-1'])";
+
+/** Tab from the last control wraps to the first (Shift+Tab the other way): focus stays inside. */
+function trapFocus(event) {
+  if (event.key !== "Tab" || event.defaultPrevented) return;
+  const dialog = event.currentTarget;
+  const controls = $$(FOCUSABLE, dialog).filter((el) => el.getClientRects().length > 0 && !el.closest("[hidden]"));
+  if (controls.length === 0) return;
+  const first = controls[0];
+  const last = controls[controls.length - 1];
+  const active = document.activeElement;
+  if (event.shiftKey && (active === first || !dialog.contains(active))) {
+    event.preventDefault();
+    last.focus();
+  } else if (!event.shiftKey && (active === last || !dialog.contains(active))) {
+    event.preventDefault();
+    first.focus();
+  }
+}
+
 export function openDialog(dialog, { onClose } = {}) {
   const opener = document.activeElement;
+  if (!dialog.dataset.trapped) {
+    dialog.addEventListener("keydown", trapFocus);
+    dialog.dataset.trapped = "yes";
+  }
   if (!dialog.open) dialog.showModal();
   const close = () => {
     dialog.removeEventListener("close", close);

@@ -352,3 +352,20 @@ def test_password_mode_logs_in_with_the_password_and_out_again(dashboard: Callab
     expect(page).to_have_url(re.compile(r"/login"))
     page.goto(board.base + "/")
     expect(page).to_have_url(re.compile(r"/login"))
+
+
+def test_tab_stays_inside_an_open_dialog(dashboard: Callable[..., Dashboard]) -> None:
+    board = dashboard()
+    board.login()
+    page = board.page
+    page.click("#add-instance-btn")
+    expect(page.locator("#add-name")).to_be_focused()
+    inside = "document.getElementById('add-dialog').contains(document.activeElement)"
+    seen = set()
+    for _ in range(40):
+        page.keyboard.press("Tab")
+        seen.add(
+            page.evaluate("document.activeElement.id || document.activeElement.name || document.activeElement.tagName")
+        )
+        assert page.evaluate(inside), "focus left the dialog"
+    assert {"add-name", "add-submit"} <= seen, seen
