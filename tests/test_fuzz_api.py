@@ -209,8 +209,12 @@ def test_shell_metacharacters_in_gpu_ids_are_refused(hostile: Hostile, gpu_ids: 
         ("PUT", "/api/system/interval", _huge_json(2 * 1024 * 1024)),
         ("POST", "/api/instances", b"[" * 200_000 + b"]" * 200_000),
         ("POST", "/api/instances", b'{"name": "' + b"\\ud800" * 10 + b'", "blueprint": "demo"}'),
+        ("PATCH", "/api/instances/{v}", b'{"public_port": ' + b"9" * 5000 + b"}"),
+        ("PUT", "/api/system/interval", b'{"interval_seconds": NaN}'),
+        ("PUT", "/api/system/interval", b'{"interval_seconds": 1e999}'),
     ],
-    ids=["huge-create", "huge-patch", "huge-script", "huge-interval", "deep-nesting", "lone-surrogates"],
+    ids=["huge-create", "huge-patch", "huge-script", "huge-interval", "deep-nesting", "lone-surrogates",
+         "huge-integer", "nan-interval", "infinite-interval"],
 )
 def test_huge_and_pathological_bodies_are_refused(hostile: Hostile, method: str, path: str, raw: bytes) -> None:
     _assert_refused_and_unchanged(hostile, _request(hostile, method, path, raw=raw), f"{method} {path}")

@@ -29,6 +29,9 @@ async def read_json_object(request: web.Request) -> dict[str, Any]:
     except RecursionError:
         # "[[[[..." a few hundred thousand deep fits in 1 MB and exhausts the parser's stack.
         raise AikoreError(400, "invalid_json", "body is nested too deeply") from None
+    except ValueError as exc:
+        # Python refuses integer literals of more than 4300 digits (int_max_str_digits).
+        raise AikoreError(400, "invalid_json", f"body is not valid JSON: {str(exc)[:80]}") from None
     if not isinstance(data, dict):
         raise AikoreError(400, "invalid_json", "body must be a JSON object")
     return data
