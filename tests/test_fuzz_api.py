@@ -253,6 +253,11 @@ def test_oversized_headers_and_urls_are_refused(hostile: Hostile) -> None:
     for what, header in cases.items():
         request = b"POST /api/instances HTTP/1.1\r\nHost: x\r\n" + auth + header + b"Content-Length: 0\r\n\r\n"
         _assert_refused_and_unchanged(hostile, hostile.raw(request), what)
+    smuggled = (b"POST /api/instances HTTP/1.1\r\nHost: x\r\n" + auth + b"Content-Length: 4\r\n"
+                b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n")
+    _assert_refused_and_unchanged(hostile, hostile.raw(smuggled), "Content-Length with Transfer-Encoding")
+    negative = b"POST /api/instances HTTP/1.1\r\nHost: x\r\n" + auth + b"Content-Length: -5\r\n\r\n"
+    _assert_refused_and_unchanged(hostile, hostile.raw(negative), "negative Content-Length")
     long_url = b"GET /api/instances?" + b"a=1&" * 50_000 + b" HTTP/1.1\r\nHost: x\r\n" + auth + b"\r\n"
     _assert_refused_and_unchanged(hostile, hostile.raw(long_url), "huge URL")
 
