@@ -17,7 +17,10 @@ const rows = new Map(); // id -> <tbody>
 
 export function setupInstances() {
   on("instances", renderAll);
-  on("stats", renderUsage);
+  on("stats", () => {
+    renderUsage();
+    if ($("#add-gpus").dataset.pending) renderGpuChoices();
+  });
   $("#add-instance-btn").addEventListener("click", openAddDialog);
   $$("[data-action='open-add']").forEach((btn) => btn.addEventListener("click", openAddDialog));
   $("#add-form").addEventListener("submit", submitAdd);
@@ -371,9 +374,15 @@ function renderBlueprintChoices() {
 function renderGpuChoices() {
   const list = $("#add-gpus");
   list.replaceChildren();
-  const gpus = state.stats?.gpus ?? [];
+  // Before the first sample there is nothing to say yet; the first one fills this in.
+  list.dataset.pending = state.stats ? "" : "yes";
+  if (!state.stats) {
+    list.append(h("p", { class: "none", text: "Detecting GPUs…" }));
+    return;
+  }
+  const gpus = state.stats.gpus ?? [];
   if (gpus.length === 0) {
-    const reason = state.stats?.gpu_reason;
+    const reason = state.stats.gpu_reason;
     list.append(h("p", { class: "none", text: `No GPU detected${reason ? ` (${reason})` : ""}; the instance runs without one.` }));
     return;
   }

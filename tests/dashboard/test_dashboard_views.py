@@ -369,3 +369,18 @@ def test_tab_stays_inside_an_open_dialog(dashboard: Callable[..., Dashboard]) ->
         )
         assert page.evaluate(inside), "focus left the dialog"
     assert {"add-name", "add-submit"} <= seen, seen
+
+
+def test_add_dialog_offers_the_detected_gpus_as_checkboxes(dashboard: Callable[..., Dashboard]) -> None:
+    board = dashboard(gpus=True)
+    board.login()
+    page = board.page
+    page.click("#add-instance-btn")
+    boxes = page.locator("#add-gpus input[name='gpu']")
+    expect(boxes).to_have_count(2)
+    expect(page.locator("#add-gpus")).to_contain_text("GPU 1 · NVIDIA RTX A6000")
+    page.fill("#add-name", "pinned")
+    boxes.nth(1).check()
+    page.click("#add-submit")
+    expect(page.locator(f"{board.row('pinned')} [data-field='gpu_ids']")).to_have_value("1")
+    assert board.api("GET", "/api/instances")[0]["gpu_ids"] == "1"
