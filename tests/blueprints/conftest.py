@@ -24,6 +24,12 @@ HOST = "127.0.0.1"
 ROOT_PATH = f"/app/{NAME}"
 
 
+# What AiKore's own environment passes to instances and the tests keep: locale, and how this
+# machine reaches package registries (CA bundles, proxies, index settings) for the real-tool tests.
+_KEPT_ENV = frozenset({"LANG", "LC_ALL", "TMPDIR", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "NODE_EXTRA_CA_CERTS"})
+_KEPT_PREFIXES = ("UV_", "PIP_", "SSL_", "GIT_SSL_", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "ALL_PROXY")
+
+
 @dataclass
 class Call:
     prog: str
@@ -69,7 +75,7 @@ class BlueprintRun:
 
     def env(self, **overrides: str) -> dict[str, str]:
         bin_dir = self.root / "bin"
-        keep = {k: v for k, v in os.environ.items() if k in ("LANG", "LC_ALL", "TMPDIR")}
+        keep = {k: v for k, v in os.environ.items() if k in _KEPT_ENV or k.upper().startswith(_KEPT_PREFIXES)}
         return {
             **keep,
             "PATH": f"{bin_dir}:/usr/local/bin:/usr/bin:/bin",
@@ -124,20 +130,24 @@ def _write_standins(bin_dir: Path) -> None:
         path.chmod(0o755)
 
 
+def make_blueprint_run(root: Path, blueprint: str, script: str | None = None, **extra_env: str) -> BlueprintRun:
+    """An instance folder under ``root`` holding a copy of the blueprint (or ``script``) as launch.sh."""
+    run = BlueprintRun(root=root, blueprint=blueprint, extra_env=dict(extra_env))
+    _write_standins(root / "bin")
+    for folder in (run.conf_dir, run.output_dir, root / "home"):
+        folder.mkdir(parents=True)
+    if script is None:
+        shutil.copyfile(BLUEPRINTS / f"{blueprint}.sh", run.instance_dir / "launch.sh")
+    else:
+        (run.instance_dir / "launch.sh").write_text(script)
+    return run
+
+
 @pytest.fixture
 def blueprint_run(tmp_path: Path) -> Any:
-    """Factory: ``blueprint_run("comfyui")`` makes an instance folder with a copy of the blueprint."""
+    """Factory: ``blueprint_run("comfyui")``; ``script=`` replaces the blueprint's text (library tests)."""
 
     def make(blueprint: str, script: str | None = None, **extra_env: str) -> BlueprintRun:
-        """``script`` replaces the blueprint's text (library tests write their own)."""
-        run = BlueprintRun(root=tmp_path, blueprint=blueprint, extra_env=dict(extra_env))
-        _write_standins(tmp_path / "bin")
-        for folder in (run.conf_dir, run.output_dir, tmp_path / "home"):
-            folder.mkdir(parents=True)
-        if script is None:
-            shutil.copyfile(BLUEPRINTS / f"{blueprint}.sh", run.instance_dir / "launch.sh")
-        else:
-            (run.instance_dir / "launch.sh").write_text(script)
-        return run
+        return make_blueprint_run(tmp_path, blueprint, script, **extra_env)
 
     return make

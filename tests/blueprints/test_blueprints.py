@@ -5,11 +5,12 @@ from __future__ import annotations
 import hashlib
 import os
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 
 from aikore.blueprints import load_blueprint
-from tests.blueprints.conftest import BLUEPRINTS, HOST, PORT, ROOT_PATH, BlueprintRun
+from tests.blueprints.conftest import BLUEPRINTS, HOST, PORT, ROOT_PATH, BlueprintRun, make_blueprint_run
 
 OUT = "@output"
 TORCH_27 = ("torch==2.7.1", "torchvision==0.22.1", "torchaudio==2.7.1")
@@ -153,13 +154,25 @@ def contains_run(args: list[str], expected: tuple[str, ...]) -> bool:
     return any(tuple(args[i : i + n]) == expected for i in range(len(args) - n + 1))
 
 
-@pytest.fixture(params=sorted(EXPECT))
-def started(request: pytest.FixtureRequest, blueprint_run) -> tuple[BlueprintRun, Expect]:
-    """A blueprint that has been started once."""
-    run = blueprint_run(request.param, **EXTRA_ENV.get(request.param, {}))
+def start_once(root: Path, blueprint_id: str) -> tuple[BlueprintRun, Expect]:
+    run = make_blueprint_run(root, blueprint_id, **EXTRA_ENV.get(blueprint_id, {}))
     run.run()
     run.first = run.calls()
-    return run, EXPECT[request.param]
+    return run, EXPECT[blueprint_id]
+
+
+@pytest.fixture(scope="module", params=sorted(EXPECT))
+def first_start(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[BlueprintRun, Expect]:
+    """A blueprint started once, shared by the tests that only read what that start did."""
+    return start_once(tmp_path_factory.mktemp(request.param), request.param)
+
+
+@pytest.fixture(params=sorted(EXPECT))
+def started(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[BlueprintRun, Expect]:
+    """A blueprint started once, for a test that starts it again."""
+    return start_once(tmp_path, request.param)
 
 
 def test_every_app_blueprint_is_covered() -> None:
@@ -195,8 +208,8 @@ def test_onetrainer_header_marks_a_desktop_app() -> None:
     assert blueprint.get("desktop") == "true"
 
 
-def test_apps_are_cloned_and_checked_out_at_their_pinned_ref(started) -> None:
-    run, expect = started
+def test_apps_are_cloned_and_checked_out_at_their_pinned_ref(first_start) -> None:
+    run, expect = first_start
     clones = {c.args[-1]: c.args[-2] for c in run.first if c.prog == "git" and c.args[:1] == ["clone"]}
     assert clones == {str(run.conf_dir / d): url for d, (url, _) in expect.repos.items()}
     for folder, (_, ref) in expect.repos.items():
@@ -215,14 +228,13 @@ def test_restart_reuses_env_and_checkout_and_installs_nothing(started) -> None:
     assert [c for c in run.calls("git") if c.args[:1] == ["clone"] or "fetch" in c.args] == []
 
 
-def test_env_is_created_once_by_uv_with_the_blueprints_python(started) -> None:
-    run, expect = started
+def test_env_is_created_once_by_uv_with_the_blueprints_python(first_start) -> None:
+    # ... and not again on a restart: test_restart_reuses_env_and_checkout_and_installs_nothing.
+    run, expect = first_start
     venvs = [c for c in run.first if c.prog == "uv" and c.args[:1] == ["venv"]]
     assert len(venvs) == 1
     assert contains_run(venvs[0].args, ("--python", expect.python))
     assert venvs[0].args[-1] == str(run.venv)
-    run.run()
-    assert run.uv_calls("venv") == []
 
 
 def test_rebuild_recreates_the_env_and_reinstalls(started) -> None:
@@ -236,9 +248,9 @@ def test_rebuild_recreates_the_env_and_reinstalls(started) -> None:
     assert run.uv_calls("pip install") != []
 
 
-def test_torch_is_installed_first_and_pins_every_later_install(started) -> None:
-    run, expect = started
-    installs = run.uv_calls("pip install")
+def test_torch_is_installed_first_and_pins_every_later_install(first_start) -> None:
+    run, expect = first_start
+    installs = [c for c in run.first if c.prog == "uv" and c.args[:2] == ["pip", "install"]]
     assert installs, "nothing installed"
     for call in installs:
         assert contains_run(call.args, ("--python", str(run.venv / "bin" / "python")))
@@ -255,16 +267,18 @@ def test_torch_is_installed_first_and_pins_every_later_install(started) -> None:
         assert contains_run(call.args, ("--constraint", str(constraints)))
 
 
-def test_app_requirements_are_installed_from_the_app_folder(started) -> None:
-    run, expect = started
+def test_app_requirements_are_installed_from_the_app_folder(first_start) -> None:
+    run, expect = first_start
     installed = [
-        os.path.join(c.cwd, c.args[c.args.index("-r") + 1]) for c in run.uv_calls("pip install") if "-r" in c.args
+        os.path.join(c.cwd, c.args[c.args.index("-r") + 1])
+        for c in run.first
+        if c.prog == "uv" and c.args[:2] == ["pip", "install"] and "-r" in c.args
     ]
     assert installed == [str(run.conf_dir / r) for r in expect.requirements]
 
 
-def test_model_folders_are_links_to_shared_folders(started) -> None:
-    run, expect = started
+def test_model_folders_are_links_to_shared_folders(first_start) -> None:
+    run, expect = first_start
     for link, shared in expect.links.items():
         path = run.conf_dir / link
         target = run.output_dir if shared == OUT else run.models_dir / shared
@@ -273,9 +287,9 @@ def test_model_folders_are_links_to_shared_folders(started) -> None:
         assert target.is_dir()
 
 
-def test_launch_listens_on_webui_host_port_under_the_sub_path(started) -> None:
-    run, expect = started
-    launch = run.launch()
+def test_launch_listens_on_webui_host_port_under_the_sub_path(first_start) -> None:
+    run, expect = first_start
+    launch = run.first[-1]
     assert launch.prog == expect.program
     for wanted in expect.launch_args:
         assert contains_run(launch.args, tuple(expand(a, run) for a in wanted)), (wanted, launch.args)
