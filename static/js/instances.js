@@ -297,8 +297,9 @@ async function onAction(body, control, event) {
   if (action === "rebuild") {
     const ok = await confirmAction({
       title: `Rebuild ${inst.name}?`,
-      text: "Its Python environment is recreated at the next start (AIKORE_REBUILD_ENV=1). "
-        + "This can take a while and downloads packages again. Models and outputs are kept.",
+      text: `${STOPPED.has(inst.status) ? "It starts" : "It restarts"} with AIKORE_REBUILD_ENV=1, so its `
+        + "script recreates its Python environment. This can take a while and downloads packages "
+        + "again. Models and outputs are kept.",
       confirm: "Rebuild",
     });
     if (!ok) return;
