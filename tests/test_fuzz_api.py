@@ -1,7 +1,8 @@
 """Property and hostile-input tests of the API, with authentication on, against a real aikore.
 
 1. schemathesis generates requests from ``/api/openapi.json`` (valid and invalid ones) and
-   checks that no answer is a 5xx and every answer matches the schema documented for it.
+   checks that no answer is a 5xx, and every answer's status, content type and body are the
+   ones documented for it.
 2. A fixed list of hostile inputs — path traversal in names, blueprint ids and file params,
    shell metacharacters in gpu_ids, huge bodies, invalid UTF-8, oversized headers — each gets a
    4xx and leaves every file in the data dir and every row in the database as it was.
@@ -23,7 +24,12 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
-from schemathesis.checks import not_a_server_error, response_schema_conformance
+from schemathesis.checks import (
+    content_type_conformance,
+    not_a_server_error,
+    response_schema_conformance,
+    status_code_conformance,
+)
 
 from tests.helpers import AikoreProcess, free_port
 
@@ -74,7 +80,7 @@ def _fuzz(operation: Any, mode: GenerationMode, statuses: Counter[int], fixed: d
     @given(case=operation.as_strategy(generation_mode=mode, **fixed))
     @settings(max_examples=25, deadline=None, database=None, suppress_health_check=list(HealthCheck))
     def check(case: Any) -> None:
-        checks = [not_a_server_error, response_schema_conformance]
+        checks = [not_a_server_error, response_schema_conformance, status_code_conformance, content_type_conformance]
         response = case.call_and_validate(headers=AUTH, checks=checks, timeout=30)
         statuses[response.status_code] += 1
 
