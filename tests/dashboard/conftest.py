@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, ConsoleMessage, Page, sync_playwright
+from playwright.sync_api import Browser, ConsoleMessage, Page, expect, sync_playwright
 
 from tests.helpers import REPO, AikoreProcess
 
@@ -29,6 +29,8 @@ ARTIFACTS = REPO / "test-artifacts" / "dashboard"
 SCREENSHOTS = REPO / "docs" / "screenshots"
 FAKE_PYNVML = Path(__file__).resolve().parent / "fake_pynvml"
 DESKTOP = {"width": 1360, "height": 820}
+# Generous: the machine running the suite may be busy; a condition that holds returns at once.
+expect.set_options(timeout=15_000)
 
 
 # Per module, not per session: sync Playwright keeps its own event loop current while open, which
