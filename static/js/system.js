@@ -201,7 +201,8 @@ function spark(key, host, ys, colors) {
       cursor: { show: false },
       select: { show: false },
       axes: [{ show: false }, { show: false }],
-      scales: { x: { time: true }, y: { range: [0, 100] } },
+      // A little headroom so a line at 100 % is not drawn on the very edge and lost.
+      scales: { x: { time: true }, y: { range: [0, 104] } },
       series: [{}, ...colors.map((stroke) => ({ stroke, width: 1.5, fill: `${stroke}22`, points: { show: false } }))],
     }, data, host);
     charts.set(key, chart);

@@ -291,6 +291,11 @@ def test_phone_width_shows_instances_as_cards_without_sideways_scrolling(dashboa
     page.click("#add-instance-btn")
     expect(page.locator("#add-submit")).to_be_visible()
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    page.keyboard.press("Escape")
+    page.click("[data-view-link='system']")
+    expect(page.locator("[data-fig='cpu-percent']")).to_have_text(re.compile(r"%$"))
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    board.shot("phone-system", full_page=True)
 
 
 def test_persistent_instance_offers_its_desktop_and_desktop_log(dashboard: Callable[..., Dashboard]) -> None:
