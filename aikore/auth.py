@@ -264,7 +264,6 @@ def gate(auth: Auth, *, public_port: bool = False) -> Middleware:
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         peer = auth.forwarded.peer(request)
         proxied = public_port or _is_proxied(request.path)
-        upgrade = _is_upgrade(request)
         # Before anything else: a foreign page must not even reach the login endpoints.
         if not proxied and request.method in UNSAFE_METHODS and _origin_is_foreign(request, peer):
             return _forbidden("cross-origin request refused: it must come from the AiKore dashboard")
@@ -273,23 +272,39 @@ def gate(auth: Auth, *, public_port: bool = False) -> Middleware:
             identity = await auth.identify(request, peer, credentials=not is_open)
         except TooManyAttempts as exc:
             return _too_many(exc.retry_after)
-        if identity is None:
-            if not is_open:
-                return _refuse(request, auth, peer, public_port)
-            identity = ANONYMOUS
-        if identity.via == "session" and (upgrade or (not proxied and request.method in UNSAFE_METHODS)):
-            # The cookie rides along with any request the browser makes to this host, so it
-            # only counts when the request comes from this very origin (not another port).
-            if _origin_is_foreign(request, peer) or (not proxied and not _has_origin(request)):
-                return _forbidden("request refused: its origin is not this AiKore page")
+        if identity is None and not is_open:
+            return _refuse(request, auth, peer, public_port)
+        identity = identity or ANONYMOUS
+        if not _origin_allows(request, peer, identity, proxied):
+            return _forbidden("request refused: its origin is not this AiKore page")
         request[IDENTITY] = identity
-        if identity.from_query and request.method in ("GET", "HEAD") and not upgrade:
+        if _is_token_url(request, identity, public_port):
             return _drop_token_redirect(request, auth, peer)
         if proxied and auth.enabled:
             request = _without_aikore_credentials(request, auth)
         return await handler(request)
 
     return middleware
+
+
+def _origin_allows(request: web.Request, peer: Peer, identity: Identity, proxied: bool) -> bool:
+    """The cookie rides along with any request the browser makes to this host (any port), so
+    a state change or websocket it authenticates must come from this very origin."""
+    guarded = _is_upgrade(request) or (not proxied and request.method in UNSAFE_METHODS)
+    if identity.via != "session" or not guarded:
+        return True
+    if _origin_is_foreign(request, peer):
+        return False
+    # AiKore's own endpoints insist on an Origin/Referer; apps' websockets may come without one.
+    return proxied or _has_origin(request)
+
+
+def _is_token_url(request: web.Request, identity: Identity, public_port: bool) -> bool:
+    """A page opened from the printed ``?token=`` URL: trade the token for a cookie and hide it.
+
+    API calls with ``?token=`` (scripts that cannot set headers) are answered directly."""
+    return (identity.from_query and request.method in ("GET", "HEAD") and not _is_upgrade(request)
+            and not _is_api(request, public_port))
 
 
 def _refuse(request: web.Request, auth: Auth, peer: Peer, public_port: bool) -> web.StreamResponse:
@@ -362,9 +377,13 @@ def _wants_page(request: web.Request, public_port: bool) -> bool:
     """A browser navigating to a page (gets the login page) rather than a script or stream (401)."""
     if request.method not in ("GET", "HEAD") or _is_upgrade(request):
         return False
-    if not public_port and (request.path.startswith("/api/") or request.path == "/metrics"):
+    if _is_api(request, public_port):
         return False
     return "text/html" in request.headers.get(hdrs.ACCEPT, "")
+
+
+def _is_api(request: web.Request, public_port: bool) -> bool:
+    return not public_port and (request.path.startswith("/api/") or request.path == "/metrics")
 
 
 def _bearer(request: web.Request) -> str | None:

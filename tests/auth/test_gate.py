@@ -133,6 +133,13 @@ async def test_query_token_sets_an_httponly_cookie_and_redirects_without_it(clie
     assert ok.status == 200
 
 
+async def test_query_token_on_the_api_answers_directly(client: TestClient) -> None:
+    # Scripts that cannot set headers (curl one-liners, websockets) use ?token= without a redirect.
+    resp = await client.get(f"/api/instances?token={TOKEN}", allow_redirects=False)
+    assert resp.status == 200
+    assert "Set-Cookie" not in resp.headers
+
+
 async def test_root_token_url_redirects_to_the_dashboard(client: TestClient) -> None:
     resp = await client.get(f"/?token={TOKEN}", allow_redirects=False)
     assert resp.status == 302
