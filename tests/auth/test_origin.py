@@ -95,3 +95,9 @@ async def test_safe_methods_from_anywhere_are_not_blocked(client: TestClient) ->
     # Reading is harmless (the browser keeps the answer from the foreign page), and links must work.
     headers = {**await _cookie(client), "Origin": "http://evil.example"}
     assert (await client.get("/api/instances", headers=headers)).status == 200
+
+
+async def test_cookie_websocket_upgrade_to_the_api_without_origin_is_refused(client: TestClient) -> None:
+    headers = {**await _cookie(client), "Connection": "Upgrade", "Upgrade": "websocket",
+               "Sec-WebSocket-Version": "13", "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="}
+    assert (await client.get("/api/system/stream", headers=headers)).status == 403
