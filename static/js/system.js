@@ -44,6 +44,8 @@ export async function loadHistory() {
 export function showSystem(isVisible) {
   visible = isVisible;
   if (visible && state.stats) render(state.stats);
+  // Charts drawn or resized while the view was hidden had no width to go by.
+  if (visible) resizeCharts();
   if (visible && interval === null) api.interval().then((i) => setIntervalValue(i.interval_seconds), () => {});
 }
 
