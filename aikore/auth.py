@@ -134,7 +134,9 @@ class Auth:
             self._password = (salt, _scrypt(self.settings.password, salt))
         secret = _read_or_create_secret(data / "session.key").encode()
         # Bound to the credentials: changing the token or password ends every existing session.
-        fingerprint = hashlib.sha256(self.token.encode()).digest() + (self._password[1] if self._password else b"")
+        # (The password's hash above is salted afresh each start, so it cannot serve here.)
+        password = (self.settings.password or "").encode("utf-8", errors="surrogatepass")
+        fingerprint = hashlib.sha256(self.token.encode()).digest() + hashlib.sha256(password).digest()
         self._signing_key = hmac.new(secret, b"aikore-session-v1\0" + fingerprint, hashlib.sha256).digest()
         self._revoked = _load_revoked(self._revoked_path, self._clock())
 

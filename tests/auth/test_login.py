@@ -162,3 +162,15 @@ def test_logout_survives_a_restart(tmp_path: Path) -> None:
     again = Auth(Settings(data_dir=tmp_path, token=TOKEN))
     again.load()
     assert again.session_from_cookie(session.cookie) is None
+
+
+def test_password_sessions_survive_a_restart_but_not_a_password_change(tmp_path: Path) -> None:
+    first = Auth(Settings(data_dir=tmp_path, token=TOKEN, auth="password", password=PASSWORD))
+    first.load()
+    cookie = first.open_session().cookie
+    same = Auth(Settings(data_dir=tmp_path, token=TOKEN, auth="password", password=PASSWORD))
+    same.load()
+    assert same.session_from_cookie(cookie) is not None
+    changed = Auth(Settings(data_dir=tmp_path, token=TOKEN, auth="password", password=PASSWORD + "!"))
+    changed.load()
+    assert changed.session_from_cookie(cookie) is None
