@@ -105,7 +105,9 @@ def selkies_command(python: str, port: int, width: int, height: int, fps: int) -
     ]  # fmt: skip
 
 
-def browser_command(browser: str, url: str, profile: Path, width: int, height: int) -> list[str]:
+def browser_command(
+    browser: str, url: str, profile: Path, width: int, height: int, *, sandbox: bool = True
+) -> list[str]:
     """A kiosk browser window filling the screen, quiet on a machine with no network."""
     command = [
         browser,
@@ -124,7 +126,7 @@ def browser_command(browser: str, url: str, profile: Path, width: int, height: i
         "--password-store=basic",
     ]
     # Chromium refuses to run as root with its sandbox on.
-    if os.geteuid() == 0:
+    if not sandbox or os.geteuid() == 0:
         command.append("--no-sandbox")
     return command
 
@@ -140,6 +142,8 @@ class Session:
         self.children: list[Child] = []
         self.browser: Child | None = None
         self.app_ready = False
+        self.browser_sandbox = True
+        self.browser_log_mark = 0
         # Unix sockets must stay under 108 bytes; instance folders can be deeper than that allows.
         self.runtime_dir = Path(tempfile.mkdtemp(prefix="aikore-desktop-"))
         args.home.mkdir(parents=True, exist_ok=True)
@@ -181,8 +185,18 @@ class Session:
             browser_log = a.state.parent / "browser.log"
 
             def spawn_browser() -> subprocess.Popen[bytes]:
+                if not self.browser_sandbox or _sandbox_refused(browser_log, self.browser_log_mark):
+                    if self.browser_sandbox:
+                        print(
+                            "desktop: Chromium's sandbox cannot work here (no user namespaces, as in many "
+                            "containers); running the browser with --no-sandbox",
+                            flush=True,
+                        )
+                    self.browser_sandbox = False
+                self.browser_log_mark = browser_log.stat().st_size if browser_log.exists() else 0
+                command = browser_command(a.browser, a.url, profile, a.width, a.height, sandbox=self.browser_sandbox)
                 with open(browser_log, "ab") as log:
-                    return self._spawn(browser_command(a.browser, a.url, profile, a.width, a.height), log.fileno())
+                    return self._spawn(command, log.fileno())
 
             self.browser = Child("browser", spawn_browser)
 
@@ -271,6 +285,16 @@ class Session:
             _remove_stale_lock(self.display, self.xvfb.pid)
         shutil.rmtree(self.runtime_dir, ignore_errors=True)
         self.args.state.unlink(missing_ok=True)
+
+
+def _sandbox_refused(log: Path, since: int) -> bool:
+    """True when the browser's last run ended because its sandbox could not start."""
+    try:
+        with log.open("rb") as f:
+            f.seek(since)
+            return b"No usable sandbox" in f.read(256 * 1024)
+    except OSError:
+        return False
 
 
 def _answers(url: str) -> bool:

@@ -15,6 +15,7 @@ import psutil
 import pytest
 
 from aikore.desktop import Programs, find_programs, read_state, session_command, state_path
+from aikore.desktop_session import _sandbox_refused, browser_command
 from aikore.display import lock_path, socket_path
 from aikore.errors import AikoreError
 from tests.helpers import free_port, wait_until
@@ -141,3 +142,13 @@ def test_a_desktop_app_needs_no_browser():
     assert BROWSER is not None
     programs = find_programs(needs_browser=False)
     assert isinstance(programs, Programs) and programs.browser is None
+
+
+def test_a_browser_run_that_found_no_usable_sandbox_is_recognised(tmp_path: Path):
+    log = tmp_path / "browser.log"
+    log.write_bytes(b"[1:1:FATAL:zygote_host_impl_linux.cc(127)] No usable sandbox! ...\n")
+    mark = log.stat().st_size
+    assert _sandbox_refused(log, 0)
+    assert not _sandbox_refused(log, mark)  # only what the last run wrote counts
+    command = browser_command("chromium", "http://127.0.0.1:1/", tmp_path, 800, 600, sandbox=False)
+    assert "--no-sandbox" in command and "--kiosk" in command and "--app=http://127.0.0.1:1/" in command
