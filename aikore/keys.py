@@ -22,6 +22,8 @@ from aikore.workspace import Workspace
 
 if TYPE_CHECKING:
     from aikore.auth import Auth
+    from aikore.desktop import Desktops
+    from aikore.desktop_routes import DesktopRoutes
     from aikore.routing import Routing
 
 # Adds fields to an instance's JSON (proxy metrics, usage, desktop URL...) so api/instances.py
@@ -51,6 +53,13 @@ STREAMS_CLOSING = web.AppKey("streams_closing", asyncio.Event)
 # The proxy (aikore/routing.py): one upstream session for every forwarded request, the route
 # table instances' states are mirrored into, what keeps it in sync, and the /app/<name>/ handler.
 HTTP_CLIENT = web.AppKey("http_client", aiohttp.ClientSession)
+# Keep-alive connections for plain HTTP to instances (websocket handshakes use HTTP_CLIENT).
+UPSTREAM_POOL = web.AppKey("upstream_pool", proxy.UpstreamPool)
 ROUTES = web.AppKey("routes", proxy.RouteTable)
 ROUTING: web.AppKey[Routing] = web.AppKey("routing")
 PROXY = web.AppKey("proxy_handler", proxy.Handler)
+# Persistent mode (aikore/desktop*.py, which import this module, hence the lazy types): the
+# supervisor companion that adds a desktop to each start, the /desktop/<name>/ route table, its handler.
+DESKTOPS: web.AppKey[Desktops] = web.AppKey("desktops")
+DESKTOP_ROUTES: web.AppKey[DesktopRoutes] = web.AppKey("desktop_routes")
+DESKTOP_PROXY = web.AppKey("desktop_proxy_handler", proxy.Handler)

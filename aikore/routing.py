@@ -96,13 +96,15 @@ def setup_routing(app: web.Application) -> None:
 async def http_client_ctx(app: web.Application) -> AsyncIterator[None]:
     """After the store: the shared upstream session, the table loaded, and event following on."""
     session = app[keys.HTTP_CLIENT] = proxy.client_session()
+    pool = app[keys.UPSTREAM_POOL] = proxy.UpstreamPool()
     routing = app[keys.ROUTING]
-    app[keys.PROXY] = proxy.path_handler(routing.table, session, peer=_peer(app))
+    app[keys.PROXY] = proxy.path_handler(routing.table, session, peer=_peer(app), pool=pool)
     for instance in await app[keys.STORE].list_instances():
         routing.apply(instance_route_data(app, instance))
     # Before the supervisor's context: its re-adoption and autostart events must reach the table.
     app[keys.EVENTS].listen(routing.on_event)
     yield
+    await pool.close()
     await session.close()
 
 

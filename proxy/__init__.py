@@ -9,6 +9,7 @@ from .dispatch import APP_PREFIX, Handler, add_app_routes, path_handler, port_ha
 from .headers import DirectPeer, PeerFn, PeerInfo, direct_peer
 from .listeners import PublicListeners
 from .table import KEEP_PREFIX, MODES, PORT_ONLY, STRIP_PREFIX, Route, RouteTable
+from .upstream import UpstreamConnectError, UpstreamError, UpstreamPool
 
 __all__ = [
     "APP_PREFIX",
@@ -24,6 +25,9 @@ __all__ = [
     "PublicListeners",
     "Route",
     "RouteTable",
+    "UpstreamConnectError",
+    "UpstreamError",
+    "UpstreamPool",
     "add_app_routes",
     "client_session",
     "direct_peer",

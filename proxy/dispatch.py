@@ -12,6 +12,7 @@ from . import pages
 from .headers import PeerFn, direct_peer
 from .http import forward_http
 from .table import PORT_ONLY, STRIP_PREFIX, RouteTable
+from .upstream import UpstreamPool
 from .websocket import forward_websocket, is_upgrade
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -42,9 +43,15 @@ def path_handler(
     prefix: str = APP_PREFIX,
     *,
     peer: PeerFn = direct_peer,
+    pool: UpstreamPool | None = None,
 ) -> Handler:
-    """The handler for <prefix>/<name>/... on the main port; peer resolves who is asking."""
+    """The handler for <prefix>/<name>/... on the main port.
+
+    ``session`` carries websocket handshakes, ``pool`` plain HTTP (pass the application's shared
+    one so shutdown closes its connections), ``peer`` resolves who is asking.
+    """
     host = table.upstream_host
+    upstream = pool if pool is not None else UpstreamPool()
 
     async def handle(request: web.Request) -> web.StreamResponse:
         name = request.match_info["name"]
@@ -62,20 +69,29 @@ def path_handler(
         if not route.live:
             return pages.stopped()
         strip = route.mode == STRIP_PREFIX
-        url = URL(f"http://{host}:{route.port}{rest if strip else raw}", encoded=True)
+        target = rest if strip else raw
         client = peer(request)
         if is_upgrade(request):
+            url = URL(f"http://{host}:{route.port}{target}", encoded=True)
             return await forward_websocket(request, session, route, url, peer=client, prefix=mount)
-        return await forward_http(request, session, route, url, peer=client, prefix=mount, mount=mount if strip else "")
+        return await forward_http(
+            request, upstream, route, host, target, peer=client, prefix=mount, mount=mount if strip else ""
+        )
 
     return handle
 
 
 def port_handler(
-    table: RouteTable, session: aiohttp.ClientSession, name: str, *, peer: PeerFn = direct_peer
+    table: RouteTable,
+    session: aiohttp.ClientSession,
+    name: str,
+    *,
+    peer: PeerFn = direct_peer,
+    pool: UpstreamPool | None = None,
 ) -> Handler:
     """The handler for an instance's own public port: every path, forwarded prefix-less."""
     host = table.upstream_host
+    upstream = pool if pool is not None else UpstreamPool()
 
     async def handle(request: web.Request) -> web.StreamResponse:
         route = table.get(name)
@@ -83,10 +99,11 @@ def port_handler(
             return pages.unknown_instance()
         if not route.live:
             return pages.stopped()
-        url = URL(f"http://{host}:{route.port}{request.rel_url.raw_path_qs}", encoded=True)
+        target = request.rel_url.raw_path_qs
         client = peer(request)
         if is_upgrade(request):
+            url = URL(f"http://{host}:{route.port}{target}", encoded=True)
             return await forward_websocket(request, session, route, url, peer=client, prefix="")
-        return await forward_http(request, session, route, url, peer=client, prefix="", mount="")
+        return await forward_http(request, upstream, route, host, target, peer=client, prefix="", mount="")
 
     return handle

@@ -5,14 +5,13 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator
 
-import aiohttp
 from aiohttp import web
 from multidict import CIMultiDict
-from yarl import URL
 
 from . import pages
 from .headers import PeerInfo, downstream_response_headers, rewrite_location, upstream_request_headers
 from .table import STARTING, Route
+from .upstream import UpstreamConnectError, UpstreamError, UpstreamPool, UpstreamResponse
 
 # Bodies up to this size with a known length are read whole and sent in one write:
 # far fewer awaits per request than streaming, and memory stays bounded by the limit.
@@ -20,15 +19,13 @@ SMALL_BODY = 64 * 1024
 
 _NO_BODY_STATUSES = frozenset({204, 304})
 
-# Errors meaning "no usable connection to the app": the starting page or a 502.
-_CONNECT_ERRORS = (aiohttp.ClientConnectorError, aiohttp.ServerDisconnectedError)
-
 
 async def forward_http(
     request: web.Request,
-    session: aiohttp.ClientSession,
+    pool: UpstreamPool,
     route: Route,
-    url: URL,
+    host: str,
+    target: str,
     *,
     peer: PeerInfo,
     prefix: str,
@@ -37,17 +34,15 @@ async def forward_http(
     """Send one request to the route's app and relay its answer."""
     route.requests += 1
     route.last_activity = time.time()
-    headers = upstream_request_headers(
-        request.headers,
-        peer=peer,
-        prefix=prefix,
-    )
-    data = await _request_body(request, route)
+    port = route.port
+    assert port is not None
+    headers = upstream_request_headers(request.headers, peer=peer, prefix=prefix)
+    body = await _request_body(request, route)
     try:
-        upstream = await session.request(request.method, url, headers=headers, data=data, allow_redirects=False)
-    except _CONNECT_ERRORS:
+        upstream = await pool.request(host, port, request.method, target, headers, body)
+    except UpstreamConnectError:
         return pages.starting() if route.state == STARTING else pages.bad_gateway()
-    except aiohttp.ClientError:
+    except UpstreamError:
         return pages.bad_gateway()
     try:
         return await _relay(request, route, upstream, mount, peer.host)
@@ -76,7 +71,7 @@ async def _counted_upload(request: web.Request, route: Route) -> AsyncIterator[b
 
 
 async def _relay(
-    request: web.Request, route: Route, upstream: aiohttp.ClientResponse, mount: str, host: str
+    request: web.Request, route: Route, upstream: UpstreamResponse, mount: str, host: str
 ) -> web.StreamResponse:
     status = upstream.status
     headers = downstream_response_headers(upstream.headers)
@@ -84,15 +79,18 @@ async def _relay(
     if location is not None:
         headers["Location"] = rewrite_location(location, mount=mount, own_hosts=_own_hosts(host, route))
     if request.method == "HEAD" or status in _NO_BODY_STATUSES or status < 200:
-        return _bodiless(request, status, upstream.reason, headers)
-    length = upstream.content_length
+        return _bodiless(request, status, (upstream.reason or None), headers)
+    if upstream.chunked:
+        # The body is decoded here and re-framed toward the browser; a length would be wrong.
+        headers.popall("Content-Length", None)
+    length = upstream.length
     if length is not None and length <= SMALL_BODY:
         try:
             body = await upstream.read()
-        except aiohttp.ClientError:
+        except UpstreamError:
             return _abort(request)
         route.bytes_out += len(body)
-        return web.Response(status=status, reason=upstream.reason, headers=headers, body=body)
+        return web.Response(status=status, reason=(upstream.reason or None), headers=headers, body=body)
     return await _stream(request, route, upstream, headers)
 
 
@@ -107,23 +105,21 @@ def _bodiless(request: web.Request, status: int, reason: str | None, headers: CI
 async def _stream(
     request: web.Request,
     route: Route,
-    upstream: aiohttp.ClientResponse,
+    upstream: UpstreamResponse,
     headers: CIMultiDict[str],
 ) -> web.StreamResponse:
-    if upstream.content_type == "text/event-stream":
+    if headers.get("Content-Type", "").startswith("text/event-stream"):
         # Tell any proxy in front of AiKore not to buffer events either.
         headers["X-Accel-Buffering"] = "no"
-    response = web.StreamResponse(status=upstream.status, reason=upstream.reason, headers=headers)
+    response = web.StreamResponse(status=upstream.status, reason=(upstream.reason or None), headers=headers)
     await response.prepare(request)
     try:
-        # iter_any hands over whatever arrived: large chunks under load, single events for SSE.
-        async for chunk in upstream.content.iter_any():
+        # Whatever arrived is passed on at once: large pieces under load, single events for SSE.
+        async for chunk in upstream.iter_body():
             route.bytes_out += len(chunk)
             route.last_activity = time.time()
             await response.write(chunk)
-    except aiohttp.ClientPayloadError:
-        return _abort(request, response)
-    except aiohttp.ClientConnectionError:
+    except (UpstreamError, ConnectionError):
         # The upstream vanished mid-body, or the browser left: either way this body is over.
         return _abort(request, response)
     await response.write_eof()

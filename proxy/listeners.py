@@ -14,6 +14,7 @@ from .client import SERVER_HANDLER_ARGS
 from .dispatch import port_handler
 from .headers import PeerFn, direct_peer
 from .table import RouteTable
+from .upstream import UpstreamPool
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +41,7 @@ class PublicListeners:
         middlewares: Iterable[Middleware] = (),
         configure: Callable[[web.Application], None] | None = None,
         peer: PeerFn = direct_peer,
+        pool: UpstreamPool | None = None,
     ) -> None:
         self._table = table
         self._session = session
@@ -48,6 +50,8 @@ class PublicListeners:
         # Lets the host application put what its middlewares look up (auth state) on each app.
         self._configure = configure
         self._peer = peer
+        self._pool = pool if pool is not None else UpstreamPool()
+        self._own_pool = pool is None
         self._listeners: dict[str, _Listener] = {}
 
     @property
@@ -65,7 +69,11 @@ class PublicListeners:
         app = web.Application(middlewares=self._middlewares)
         if self._configure is not None:
             self._configure(app)
-        app.router.add_route("*", "/{tail:.*}", port_handler(self._table, self._session, name, peer=self._peer))
+        app.router.add_route(
+            "*",
+            "/{tail:.*}",
+            port_handler(self._table, self._session, name, peer=self._peer, pool=self._pool),
+        )
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=_SHUTDOWN_TIMEOUT, **SERVER_HANDLER_ARGS)
         await runner.setup()
         try:
@@ -101,3 +109,5 @@ class PublicListeners:
         """Close every listener (application shutdown)."""
         for name in list(self._listeners):
             await self.close(name)
+        if self._own_pool:
+            await self._pool.close()

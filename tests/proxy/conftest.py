@@ -25,6 +25,7 @@ class Proxied:
     table: proxy.RouteTable
     upstream: TestServer
     session: aiohttp.ClientSession
+    pool: proxy.UpstreamPool
 
     def app_url(self, name: str, path: str = "/") -> str:
         return f"{self.url}/app/{name}{path}"
@@ -48,12 +49,14 @@ async def proxied(aiohttp_server: Callable[..., TestServer], upstream: TestServe
     table = proxy.RouteTable()
     table.set("demo", port=upstream.port, state="running")
     session = proxy.client_session()
+    pool = proxy.UpstreamPool()
     app = web.Application()
-    proxy.add_app_routes(app.router, proxy.path_handler(table, session))
+    proxy.add_app_routes(app.router, proxy.path_handler(table, session, pool=pool))
     server = await aiohttp_server(app, **proxy.SERVER_HANDLER_ARGS)
     try:
-        yield Proxied(str(server.make_url("")).rstrip("/"), table, upstream, session)
+        yield Proxied(str(server.make_url("")).rstrip("/"), table, upstream, session, pool)
     finally:
+        await pool.close()
         await session.close()
 
 

@@ -299,7 +299,9 @@ async def test_a_peer_resolver_sets_the_forwarded_headers(proxied: Proxied, clie
         return proxy.DirectPeer("203.0.113.9", "ai.example", "https")
 
     app = web.Application()
-    proxy.add_app_routes(app.router, proxy.path_handler(proxied.table, proxied.session, peer=behind_tls))
+    proxy.add_app_routes(
+        app.router, proxy.path_handler(proxied.table, proxied.session, peer=behind_tls, pool=proxied.pool)
+    )
     server = await aiohttp_server(app)
     seen = _headers(await _echo(client, str(server.make_url("/app/demo/echo/"))))
     assert seen["x-forwarded-for"] == ["203.0.113.9"]

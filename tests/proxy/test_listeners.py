@@ -26,7 +26,7 @@ async def _gate(request: web.Request, handler) -> web.StreamResponse:
 
 @pytest_asyncio.fixture
 async def listeners(proxied: Proxied) -> AsyncIterator[proxy.PublicListeners]:
-    public = proxy.PublicListeners(proxied.table, proxied.session, middlewares=[_gate])
+    public = proxy.PublicListeners(proxied.table, proxied.session, middlewares=[_gate], pool=proxied.pool)
     try:
         yield public
     finally:
