@@ -91,3 +91,9 @@ def test_vendored_libraries_carry_their_licence_and_the_pinned_version() -> None
         name = pin.split("@")[0]
         licence = (STATIC / "vendor" / name / "LICENSE").read_text()
         assert "Permission is hereby granted" in licence, name
+
+
+async def test_index_names_the_public_port_pool_and_is_revalidated(client: TestClient) -> None:
+    response = await client.get("/")
+    assert "From the pool 19001-19020" in await response.text()
+    assert response.headers["Cache-Control"] == "no-cache"
