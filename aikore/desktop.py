@@ -260,8 +260,6 @@ class Desktops:
         task.add_done_callback(self._writes.discard)
 
 
-DESKTOPS = web.AppKey("desktops", Desktops)
-
 _WAIT_FOR_DISPLAY = """# Written by AiKore (persistent mode): bash reads this file (BASH_ENV) before launch.sh, so a
 # desktop app starts only once its X display accepts clients; the session starts alongside it.
 for _ in $(seq 300); do [ -S {socket} ] && break; sleep 0.1; done

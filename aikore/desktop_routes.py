@@ -17,7 +17,7 @@ from aiohttp import web
 
 import proxy
 from aikore import keys
-from aikore.desktop import DESKTOPS, PREFIX, Desktops, desktop_url
+from aikore.desktop import PREFIX, Desktops, desktop_url
 from aikore.events import Event
 from aikore.instance import Instance
 from aikore.states import RUNNING, STARTING
@@ -99,38 +99,36 @@ class DesktopRoutes:
             task.cancel()
 
 
-DESKTOP_ROUTES = web.AppKey("desktop_routes", DesktopRoutes)
-_HANDLER = web.AppKey("desktop_handler", proxy.dispatch.Handler)
-
-
 def json_hook(app: web.Application, instance: Instance, data: dict[str, Any]) -> None:
     """``desktop_url`` (null unless persistent mode is on) and the Selkies port while it runs."""
     data["desktop_url"] = desktop_url(instance)
-    data["persistent_port"] = app[DESKTOPS].live_port(instance)
+    data["persistent_port"] = app[keys.DESKTOPS].live_port(instance)
 
 
 def setup_desktop(app: web.Application) -> None:
     """Mount /desktop/<name>/, keep its routes in sync with instance events, add ``desktop_url``."""
-    routes = app[DESKTOP_ROUTES] = DesktopRoutes()
-    app[DESKTOPS] = Desktops(app)
+    routes = app[keys.DESKTOP_ROUTES] = DesktopRoutes()
+    app[keys.DESKTOPS] = Desktops(app)
     app[keys.INSTANCE_JSON_HOOKS].append(json_hook)
     app[keys.EVENTS].listen(routes.on_event)
 
     async def handle(request: web.Request) -> web.StreamResponse:
-        return await request.app[_HANDLER](request)
+        return await request.app[keys.DESKTOP_PROXY](request)
 
     proxy.add_app_routes(app.router, handle, prefix=PREFIX)
 
 
 async def desktop_ctx(app: web.Application) -> AsyncIterator[None]:
     """After the supervisor's: joins every start as a companion; the proxy handler gets the shared client."""
-    supervisor, desktops, routes = app[keys.SUPERVISOR], app[DESKTOPS], app[DESKTOP_ROUTES]
+    supervisor, desktops, routes = app[keys.SUPERVISOR], app[keys.DESKTOPS], app[keys.DESKTOP_ROUTES]
     # Registered before anything awaits, so the supervisor's autostart task already sees it.
     supervisor.add_companion(desktops.companion)
     supervisor.on_stop.append(desktops.stopped)
     routes.session = app[keys.HTTP_CLIENT]
     # The auth gate's resolver: X-Forwarded-* is believed only from the operator's trusted proxies.
-    app[_HANDLER] = proxy.path_handler(routes.table, routes.session, prefix=PREFIX, peer=app[keys.AUTH].forwarded.peer)
+    app[keys.DESKTOP_PROXY] = proxy.path_handler(
+        routes.table, routes.session, prefix=PREFIX, peer=app[keys.AUTH].forwarded.peer
+    )
     for instance in await app[keys.STORE].list_instances():
         data = instance.to_json()
         json_hook(app, instance, data)
@@ -141,7 +139,7 @@ async def desktop_ctx(app: web.Application) -> AsyncIterator[None]:
 
 def mount_public_desktop(app: web.Application, public: web.Application) -> None:
     """On an instance's public port, ``/desktop/<name>/`` is that instance's desktop (and no other's)."""
-    routes = app[DESKTOP_ROUTES]
+    routes = app[keys.DESKTOP_ROUTES]
 
     async def handle(request: web.Request) -> web.StreamResponse:
         route = routes.table.get(request.match_info["name"])
@@ -149,6 +147,6 @@ def mount_public_desktop(app: web.Application, public: web.Application) -> None:
         here = sockname[1] if isinstance(sockname, tuple) and len(sockname) >= 2 else None
         if route is None or route.public_port is None or route.public_port != here:
             raise web.HTTPNotFound(text="404 Not Found: no desktop of this instance here")
-        return await app[_HANDLER](request)
+        return await app[keys.DESKTOP_PROXY](request)
 
     proxy.add_app_routes(public.router, handle, prefix=PREFIX)
