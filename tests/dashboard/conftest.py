@@ -27,6 +27,8 @@ CHROMIUM_ARGS = [
 ]
 ARTIFACTS = REPO / "test-artifacts" / "dashboard"
 SCREENSHOTS = REPO / "docs" / "screenshots"
+# The README's pictures are refreshed only on request, so a test run leaves the tracked tree alone.
+UPDATE_README_SHOTS = os.environ.get("AIKORE_UPDATE_SCREENSHOTS") == "1"
 FAKE_PYNVML = Path(__file__).resolve().parent / "fake_pynvml"
 DESKTOP = {"width": 1360, "height": 820}
 # Generous: the machine running the suite may be busy; a condition that holds returns at once.
@@ -75,11 +77,11 @@ class Dashboard:
         return f"tbody.instance[data-name='{name}']"
 
     def shot(self, name: str, readme: bool = False, full_page: bool = False) -> Path:
-        """Screenshot into test-artifacts/ (and docs/screenshots/ for the README ones)."""
+        """Screenshot into test-artifacts/ (and docs/screenshots/ for the README ones, on request)."""
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         path = ARTIFACTS / f"{name}.png"
         self.page.screenshot(path=str(path), full_page=full_page)
-        if readme:
+        if readme and UPDATE_README_SHOTS:
             SCREENSHOTS.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(path, SCREENSHOTS / f"{name}.png")
         return path
