@@ -125,9 +125,10 @@ async def desktop_ctx(app: web.Application) -> AsyncIterator[None]:
     supervisor.add_companion(desktops.companion)
     supervisor.on_stop.append(desktops.stopped)
     routes.session = app[keys.HTTP_CLIENT]
-    # The auth gate's resolver: X-Forwarded-* is believed only from the operator's trusted proxies.
+    # The proxy's shared clients (closed at shutdown with theirs), and the auth gate's resolver:
+    # X-Forwarded-* is believed only from the operator's trusted proxies.
     app[keys.DESKTOP_PROXY] = proxy.path_handler(
-        routes.table, routes.session, prefix=PREFIX, peer=app[keys.AUTH].forwarded.peer
+        routes.table, routes.session, prefix=PREFIX, peer=app[keys.AUTH].forwarded.peer, pool=app[keys.UPSTREAM_POOL]
     )
     for instance in await app[keys.STORE].list_instances():
         data = instance.to_json()
