@@ -262,8 +262,14 @@ class Auth:
 def gate(auth: Auth, *, public_port: bool = False) -> Middleware:
     """The auth middleware; ``public_port`` for an instance's own listener (all of it protected)."""
 
+    # Without auth, a loopback-only AiKore is still reachable from any web page through DNS
+    # rebinding (evil.example resolving to 127.0.0.1): only loopback Host names are served then.
+    guard_rebinding = not auth.enabled and is_loopback(auth.settings.host)
+
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if guard_rebinding and not _host_is_loopback(request.host):
+            return _forbidden("Host not allowed: with --no-auth AiKore answers only to localhost names")
         peer = auth.forwarded.peer(request)
         proxied = public_port or _is_proxied(request.path)
         # Before anything else: a foreign page must not even reach the login endpoints.
@@ -403,6 +409,14 @@ def _origin_is_foreign(request: web.Request, peer: Peer) -> bool:
     if claimed is None:
         return False
     return _authority(claimed) != _authority_of_host(peer.host) or _authority(claimed) is None
+
+
+def _host_is_loopback(host_header: str) -> bool:
+    authority = _authority_of_host(host_header)
+    if authority is None:
+        return False
+    host = authority[0]
+    return is_loopback(host) or host.endswith(".localhost")
 
 
 def _authority(url_text: str) -> tuple[str, int | None] | None:
