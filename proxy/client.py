@@ -1,4 +1,9 @@
-"""The shared upstream ClientSession and the server limits a proxying server needs."""
+"""The shared upstream ClientSession (websocket handshakes) and the server limits a proxy needs.
+
+Plain HTTP goes through proxy.upstream.UpstreamPool, which holds PROXY.md items 1-5 by
+construction: no pool cap, no cookie store, no timeout but connect, no redirects followed, bodies
+never decoded, and only the headers the browser sent.
+"""
 
 from __future__ import annotations
 
@@ -26,7 +31,7 @@ _READ_BUFSIZE = 256 * 1024
 
 
 def client_session(connect_timeout: float = 10.0) -> aiohttp.ClientSession:
-    """One session per process for every upstream request (PROXY.md items 1-5, 13)."""
+    """One session per process for websocket handshakes to instances (PROXY.md items 1-5, 13)."""
     return aiohttp.ClientSession(
         # No pool cap: long SSE and websocket connections must not starve new requests.
         connector=aiohttp.TCPConnector(limit=0, limit_per_host=0),

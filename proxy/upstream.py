@@ -155,6 +155,9 @@ def _framing(method: str, status: int, http11: bool, headers: CIMultiDict[str]) 
     """Body length (None: chunked or until close), chunked flag, and whether it may be reused."""
     connection = headers.get("Connection", "").lower()
     keep_alive = ("close" not in connection) if http11 else ("keep-alive" in connection)
+    if status == 101:
+        # The connection now speaks another protocol; it can never serve another request.
+        return 0, False, False
     if method == "HEAD" or status in _NO_BODY_STATUSES or status < 200:
         return 0, False, keep_alive
     encoding = headers.get("Transfer-Encoding")
@@ -291,6 +294,13 @@ class UpstreamPool:
         if self._closed or len(idle) >= _IDLE_PER_TARGET or not conn.usable:
             conn.close()
             return
+        if idle and not idle[0].usable:
+            # The oldest idle connection was closed by the app (its keep-alive timeout): sweep
+            # them all now rather than leave their sockets lingering until the pool reaches them.
+            for stale in idle:
+                if not stale.usable:
+                    stale.close()
+            idle[:] = [c for c in idle if c.usable]
         idle.append(conn)
 
     async def close(self) -> None:

@@ -145,3 +145,23 @@ async def test_refused_connection_is_a_connect_error(pool: UpstreamPool) -> None
 
     with pytest.raises(proxy.UpstreamConnectError):
         await _get(pool, free_port())
+
+
+async def test_idle_connections_the_app_closed_are_swept(raw, pool: UpstreamPool) -> None:
+    server = await raw(lambda _: b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n!")
+    key = ("127.0.0.1", server.port)
+    responses = [await pool.request(*key, "GET", "/", CIMultiDict(), None) for _ in range(3)]
+    for response in responses:
+        await response.read()
+        response.release()
+    idle = pool._idle[key]
+    assert len(idle) == 3
+    oldest = idle[0]
+    oldest.reader.feed_eof()  # what the transport does when the app closes its end
+    # The next request reuses the newest connection; putting it back sweeps the dead oldest one.
+    again = await pool.request(*key, "GET", "/", CIMultiDict(), None)
+    await again.read()
+    again.release()
+    assert oldest not in pool._idle[key]
+    assert len(pool._idle[key]) == 2
+    assert server.connections == 3
