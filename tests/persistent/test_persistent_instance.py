@@ -76,18 +76,35 @@ def _stop_and_check_nothing_left(aikore: AikoreProcess, instance_id: int, name: 
     assert not lock_path(state["display"]).exists()
 
 
-def _lit_canvas_pixels(url: str) -> int:
+def _lit_canvas_pixels(base: str, desktop_url: str) -> tuple[int, int]:
+    """Lit samples of the Selkies client's canvas: opened directly, then framed in a dashboard page."""
     assert BROWSER is not None
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=BROWSER, args=["--no-sandbox", "--disable-gpu", "--no-first-run"])
         try:
             page = browser.new_page()
-            page.goto(url)
+            page.goto(base + desktop_url)
 
-            def lit() -> int:
+            def lit_direct() -> int:
                 return max(page.evaluate(_LIT_PIXELS) or [0])
 
-            return wait_until(lit, timeout=60, interval=0.5, what="the desktop video to reach the client's canvas")
+            direct = wait_until(lit_direct, timeout=60, interval=0.5, what="video on the client's canvas")
+            # The dashboard's "View" frames the desktop: both headers (AiKore's frame-src, Selkies'
+            # frame-ancestors) must allow it on this origin.
+            page.goto(base + "/")
+            page.evaluate(
+                "url => { const f = document.createElement('iframe'); f.id = 'desk'; f.width = 1280; "
+                "f.height = 720; f.src = url; document.body.appendChild(f); }",
+                desktop_url,
+            )
+
+            def lit_framed() -> int:
+                element = page.query_selector("#desk")
+                frame = element.content_frame() if element is not None else None
+                return max(frame.evaluate(_LIT_PIXELS) or [0]) if frame is not None else 0
+
+            framed = wait_until(lit_framed, timeout=60, interval=0.5, what="video in the framed client")
+            return direct, framed
         finally:
             browser.close()
 
@@ -109,7 +126,8 @@ def test_persistent_demo_instance_is_streamed_at_its_desktop_route_and_stops_cle
     wait_until(lambda: desktop_browser_hits(instance_log), timeout=60, what="the in-desktop browser to load the app")
 
     # Through AiKore's proxy, the Selkies client loads and its websocket carries video.
-    assert _lit_canvas_pixels(f"{aikore.base}/desktop/desk/") > 0
+    direct, framed = _lit_canvas_pixels(aikore.base, created["desktop_url"])
+    assert direct > 0 and framed > 0
     _stop_and_check_nothing_left(aikore, created["id"], "desk", state)
 
 
