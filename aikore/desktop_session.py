@@ -37,6 +37,7 @@ _PROBE_TIMEOUT = 2.0
 _MAX_BACKOFF = 10.0
 # Children get this long to exit on SIGTERM before they are killed.
 _STOP_GRACE = 5.0
+_BROWSER_LOG_MAX = 10 * 1024 * 1024
 # Every program of a session carries this variable (value: the session's state file) so the ones
 # that detach from the tree (Chromium's crash handlers re-parent to init) are still found and stopped.
 MARKER = "AIKORE_DESKTOP_SESSION"
@@ -181,7 +182,8 @@ class Session:
         ]
         if a.browser:
             profile = a.home / "browser-profile"
-            # The browser logs dozens of harmless D-Bus complaints a second; they get a file of their own.
+            # The browser logs harmless D-Bus complaints (there is no session bus); a file of their own,
+            # started afresh (one backup kept) whenever a restart finds it over the limit.
             browser_log = a.state.parent / "browser.log"
 
             def spawn_browser() -> subprocess.Popen[bytes]:
@@ -193,6 +195,8 @@ class Session:
                             flush=True,
                         )
                     self.browser_sandbox = False
+                if browser_log.exists() and browser_log.stat().st_size > _BROWSER_LOG_MAX:
+                    os.replace(browser_log, browser_log.with_name("browser.log.1"))
                 self.browser_log_mark = browser_log.stat().st_size if browser_log.exists() else 0
                 command = browser_command(a.browser, a.url, profile, a.width, a.height, sandbox=self.browser_sandbox)
                 with open(browser_log, "ab") as log:
