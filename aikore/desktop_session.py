@@ -13,6 +13,7 @@ browser keeps being restarted while no AiKore is there to notice. Its state file
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import shutil
@@ -145,8 +146,7 @@ class Session:
         self.app_ready = False
         self.browser_sandbox = True
         self.browser_log_mark = 0
-        # Unix sockets must stay under 108 bytes; instance folders can be deeper than that allows.
-        self.runtime_dir = Path(tempfile.mkdtemp(prefix="aikore-desktop-"))
+        self.runtime_dir = _runtime_dir(args.state)
         args.home.mkdir(parents=True, exist_ok=True)
 
     def env(self) -> dict[str, str]:
@@ -289,6 +289,22 @@ class Session:
             _remove_stale_lock(self.display, self.xvfb.pid)
         shutil.rmtree(self.runtime_dir, ignore_errors=True)
         self.args.state.unlink(missing_ok=True)
+
+
+def _runtime_dir(state: Path) -> Path:
+    """A private XDG_RUNTIME_DIR for the session's sockets, the same one for every run of it.
+
+    Under /tmp because Unix socket paths must stay under 108 bytes and instance folders can be
+    deeper; named after the session so a run that was killed outright leaves nothing that piles up.
+    """
+    path = Path(tempfile.gettempdir()) / f"aikore-desktop-{hashlib.sha256(str(state).encode()).hexdigest()[:12]}"
+    shutil.rmtree(path, ignore_errors=True)
+    try:
+        path.mkdir(mode=0o700)
+    except FileExistsError:
+        # Not ours to remove (another user's, or a link): a fresh private name instead.
+        return Path(tempfile.mkdtemp(prefix="aikore-desktop-"))
+    return path
 
 
 def _sandbox_refused(log: Path, since: int) -> bool:
