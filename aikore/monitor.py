@@ -15,7 +15,7 @@ import os
 import threading
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,7 +33,9 @@ DEFAULT_HISTORY_SECONDS = 900.0
 MAX_HISTORY_SAMPLES = 3600
 _STREAM_BACKLOG = 8
 
-InstancePids = Callable[[], Mapping[int, int]]
+# Instance id -> its root pid, or its roots in order (the app first, then companions such as a
+# persistent desktop session), whose trees are all counted as that instance.
+InstancePids = Callable[[], Mapping[int, int | Sequence[int]]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -285,18 +287,21 @@ class Monitor:
         for queue in self._streams:
             _put_dropping_oldest(queue, sample)
 
-    def _collect(self, roots: Mapping[int, int]) -> Sample:
+    def _collect(self, roots: Mapping[int, int | Sequence[int]]) -> Sample:
         with self._collect_lock:
             return self._collect_unlocked(roots)
 
-    def _collect_unlocked(self, roots: Mapping[int, int]) -> Sample:
+    def _collect_unlocked(self, roots: Mapping[int, int | Sequence[int]]) -> Sample:
         started = time.perf_counter()
         now = time.time()
         system = self._system()
         gpus = self._gpus.sample()
         children = _children_by_parent(_parent_map()) if roots else {}
         self._procs.begin_tick()
-        instances = [self._instance(iid, pid, children, gpus) for iid, pid in sorted(roots.items())]
+        instances = [
+            self._instance(iid, (pids,) if isinstance(pids, int) else tuple(pids), children, gpus)
+            for iid, pids in sorted(roots.items())
+        ]
         self._procs.end_tick()
         with self._self_proc.oneshot():
             own = ProcessUsage(self._self_proc.cpu_percent(), self._self_proc.memory_info().rss, 1)
@@ -312,14 +317,14 @@ class Monitor:
         )
 
     def _instance(
-        self, instance_id: int, root: int, children: Mapping[int, list[int]], gpus: list[GpuSample]
+        self, instance_id: int, roots: tuple[int, ...], children: Mapping[int, list[int]], gpus: list[GpuSample]
     ) -> InstanceUsage:
-        tree = frozenset(_tree(root, children))
+        tree = frozenset(pid for root in roots for pid in _tree(root, children))
         usage = self._procs.measure(tree)
         alive = usage.process_count > 0
         return InstanceUsage(
             id=instance_id,
-            pid=root,
+            pid=roots[0],
             cpu_percent=usage.cpu_percent if alive else None,
             rss_bytes=usage.rss_bytes if alive else None,
             process_count=usage.process_count,

@@ -155,10 +155,14 @@ class Supervisor:
         self._cancel_restart(instance.id)
         await self.get(instance.id).stop("deleting the instance")
 
-    def instance_pids(self) -> dict[int, int]:
-        """Instance id -> root pid of every instance with a live process (for the monitor)."""
+    def instance_pids(self) -> dict[int, tuple[int, ...]]:
+        """Instance id -> root pids (the app's group first, then companions) of live instances.
+
+        The monitor counts every tree as the instance's, so a persistent desktop's encoder and
+        browser show up in its usage.
+        """
         return {
-            iid: proc.groups[MAIN].handle.pid
+            iid: (proc.groups[MAIN].handle.pid, *(g.handle.pid for role, g in proc.groups.items() if role != MAIN))
             for iid, proc in self._procs.items()
             if proc.state in ACTIVE_STATES and MAIN in proc.groups
         }

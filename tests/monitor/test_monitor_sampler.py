@@ -76,7 +76,7 @@ def sleeper() -> Iterator[subprocess.Popen[str]]:
     _stop(proc)
 
 
-def _monitor(tmp_path: Path, pids: dict[int, int] | None = None, **kwargs: Any) -> Monitor:
+def _monitor(tmp_path: Path, pids: dict[int, Any] | None = None, **kwargs: Any) -> Monitor:
     kwargs.setdefault("gpus", Gpus.disabled("no GPU in tests"))
     return Monitor(data_dir=tmp_path, instance_pids=lambda: pids or {}, **kwargs)
 
@@ -157,6 +157,16 @@ def test_instances_are_accounted_separately(tmp_path: Path, tree: Tree, sleeper:
     assert idle.rss_bytes is not None and idle.rss_bytes < 64 * MIB < (busy.rss_bytes or 0)
     assert idle.cpu_percent is not None and idle.cpu_percent < 20
     assert [usage.id for usage in sample.instances] == [1, 2]
+
+
+def test_companion_trees_count_as_the_instance(tmp_path: Path, tree: Tree, sleeper: subprocess.Popen[str]) -> None:
+    # A persistent instance: the app's tree plus its desktop session's, both the instance's.
+    monitor = _monitor(tmp_path, {5: (sleeper.pid, tree.root.pid), 6: sleeper.pid})
+    sample = _sample_until(monitor, lambda s: (_usage(s, 5).cpu_percent or 0) >= 20)
+    both, app_only = _usage(sample, 5), _usage(sample, 6)
+    assert both.pid == sleeper.pid
+    assert (both.process_count, app_only.process_count) == (4, 1)
+    assert (both.rss_bytes or 0) > 64 * MIB > (app_only.rss_bytes or 0)
 
 
 def test_a_child_that_exits_leaves_the_tree(tmp_path: Path, tree: Tree) -> None:

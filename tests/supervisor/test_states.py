@@ -169,7 +169,7 @@ async def test_active_instance_is_adopted_when_pid_and_create_time_match(tmp_pat
     )
     sup = _supervisor(tmp_path, store, kit, published)
     await sup.startup()
-    assert sup.instance_pids() == {inst.id: alive.pid}
+    assert sup.instance_pids() == {inst.id: (alive.pid,)}
     assert (await store.get_instance(inst.id)).status == RUNNING  # type: ignore[union-attr]
     assert (await store.get_instance(gone.id)).status == ERROR  # type: ignore[union-attr]
     assert sup.ports.reserved() == {20001: "a"}
