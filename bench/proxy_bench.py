@@ -3,17 +3,20 @@
     python bench/proxy_bench.py                    # the full run (about two minutes)
     python bench/proxy_bench.py --duration 5       # shorter wrk runs
 
-What runs: a real `aikore` process (no auth) with two instances created and started through its
-API: `static`, an NGINX that serves a 1 KB and a 100 MB file (the fastest upstream there is, so
-the proxies are what is measured), and `demo`, the built-in demo app (upload sink and websocket
-echo). Next to it an NGINX (Debian nginx-light, one worker, like AiKore's one process) proxies
-/app/static/ and /app/demo/ to the very same instance ports, configured the way a WebUI proxy is
-(HTTP/1.1 keep-alive pool, websocket upgrade, unbuffered request bodies, no body size cap).
+What runs: a real `aikore` process (no auth) with three instances created and started through
+its API: `static`, an NGINX serving a 1 KB and a 100 MB file (the fastest upstream there is, so
+the proxies are what is measured); `pyapp`, a small aiohttp app answering /1k (what a Python
+WebUI looks like to a proxy); and `demo`, the built-in demo app (upload sink, websocket echo).
+In front of the very same instance ports: an NGINX (Debian nginx-light, one worker, like AiKore's
+one process) configured the way a WebUI proxy is (HTTP/1.1 keep-alive pool, websocket upgrade,
+unbuffered request bodies, no body size cap), and the `proxy` package alone in its own process
+(same handler AiKore mounts, without AiKore's middleware), which shows what the proxy itself
+costs apart from the auth gate in front of it.
 
-Measured, each against both proxies: 1 KB GETs with wrk (requests/s and p99 latency), 100 MB
-downloads with curl (MB/s, best of three), a 1 GB streamed upload with curl (MB/s, and how much
-AiKore's RSS grew), websocket round trips with small and 8 MB frames (messages/s). Prints a table
-of the figures and AiKore/NGINX ratios.
+Measured against each: 1 KB GETs with wrk (requests/s and p99 latency, best of alternating
+runs), 100 MB downloads with curl (MB/s, best of three), a 1 GB streamed upload with curl (MB/s,
+and how much AiKore's RSS grew), websocket round trips with 64 B and 8 MB frames (messages/s).
+Prints a table with the figures and the ratios to NGINX.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ from typing import Any
 
 import aiohttp
 import psutil
+from aiohttp import web
 
 REPO = Path(__file__).resolve().parents[1]
 SMALL = 1024
@@ -82,6 +86,35 @@ EOF
 exec nginx -p "$PWD" -e stderr -c "$PWD/upstream.conf"
 """
 
+# A typical WebUI is a Python server: this one answers /1k like the static upstream does.
+PYTHON_APP = """\
+import os
+
+import uvloop
+from aiohttp import web
+
+BODY = os.urandom(1024)
+
+
+async def small(request: web.Request) -> web.Response:
+    return web.Response(body=BODY, content_type="application/octet-stream")
+
+
+app = web.Application()
+app.router.add_get("/1k", small)
+uvloop.install()
+web.run_app(app, host=os.environ["WEBUI_HOST"], port=int(os.environ["WEBUI_PORT"]), access_log=None, print=None)
+"""
+
+PYTHON_BLUEPRINT = """#!/usr/bin/env bash
+### AIKORE-METADATA-START ###
+# aikore.name: Bench Python app
+# aikore.proxy: strip-prefix
+# aikore.health: /1k
+### AIKORE-METADATA-END ###
+exec "$AIKORE_PYTHON" {app}
+"""
+
 NGINX_PROXY = """worker_processes 1;
 daemon off;
 pid {work}/proxy.pid;
@@ -99,6 +132,7 @@ http {{
   map $http_upgrade $connection_upgrade {{ default upgrade; '' ''; }}
   upstream static {{ server 127.0.0.1:{static_port}; keepalive 128; }}
   upstream demo {{ server 127.0.0.1:{demo_port}; keepalive 128; }}
+  upstream pyapp {{ server 127.0.0.1:{py_port}; keepalive 128; }}
   server {{
     listen 127.0.0.1:{port};
     proxy_http_version 1.1;
@@ -108,6 +142,10 @@ http {{
     proxy_request_buffering off;
     location /app/static/ {{
       proxy_pass http://static/;
+      proxy_set_header Connection "";
+    }}
+    location /app/pyapp/ {{
+      proxy_pass http://pyapp/;
       proxy_set_header Connection "";
     }}
     location /app/demo/ {{
@@ -124,13 +162,13 @@ http {{
 class Row:
     what: str
     unit: str
-    aikore: float
-    nginx: float
+    # Contender -> figure: "aikore" (the real server), "alone" (the proxy package with no
+    # AiKore middleware in front), "nginx".
+    values: dict[str, float]
     note: str = ""
 
-    @property
-    def ratio(self) -> float:
-        return self.aikore / self.nginx if self.nginx else 0.0
+    def ratio(self, label: str) -> float:
+        return self.values[label] / self.values["nginx"] if self.values.get("nginx") else 0.0
 
 
 def free_port() -> int:
@@ -314,6 +352,8 @@ def _run(args: argparse.Namespace, work: Path) -> list[Row]:
     make_files(www)
     blueprints.mkdir()
     (blueprints / "bench-static.sh").write_text(STATIC_BLUEPRINT.format(www=www))
+    (work / "pyapp.py").write_text(PYTHON_APP)
+    (blueprints / "bench-python.sh").write_text(PYTHON_BLUEPRINT.format(app=work / "pyapp.py"))
     (work / "tmp").mkdir()
     big = work / "upload.bin"
     with open(big, "wb") as f:
@@ -337,8 +377,13 @@ def _run(args: argparse.Namespace, work: Path) -> list[Row]:
         wait_until(lambda: api(base, "GET", "/api/health"), "aikore to answer")
         static_port = start_instance(base, "static", "bench-static")
         demo_port = start_instance(base, "demo", "demo")
+        py_port = start_instance(base, "pyapp", "bench-python")
         conf = work / "proxy.conf"
-        conf.write_text(NGINX_PROXY.format(work=work, static_port=static_port, demo_port=demo_port, port=nginx_port))
+        conf.write_text(
+            NGINX_PROXY.format(
+                work=work, static_port=static_port, demo_port=demo_port, py_port=py_port, port=nginx_port
+            )
+        )
         nginx_cmd = ["nginx", "-p", str(work), "-e", "stderr", "-c", str(conf)]
         with process(nginx_cmd, work / "nginx.log"):
             ngx = f"http://127.0.0.1:{nginx_port}"
@@ -348,63 +393,104 @@ def _run(args: argparse.Namespace, work: Path) -> list[Row]:
                 print(work, file=sys.stderr)
                 print((work / "nginx.log").read_text(errors="replace"), file=sys.stderr)
                 raise
-            return _measure(args, base, ngx, aikore.pid, big)
+            alone_port = free_port()
+            routes = [f"static={static_port}", f"pyapp={py_port}", f"demo={demo_port}"]
+            alone_cmd = [sys.executable, __file__, "--serve-alone", str(alone_port)]
+            alone_cmd += [arg for route in routes for arg in ("--route", route)]
+            with process(alone_cmd, work / "alone.log", cwd=REPO):
+                alone = f"http://127.0.0.1:{alone_port}"
+                wait_until(lambda: urllib.request.urlopen(f"{alone}/app/static/1k", timeout=5).status == 200, "alone")
+                return _measure(args, {"aikore": base, "alone": alone, "nginx": ngx}, aikore.pid, big)
 
 
-def _measure(args: argparse.Namespace, aik: str, ngx: str, aikore_pid: int, big: Path) -> list[Row]:
+def _measure(args: argparse.Namespace, bases: dict[str, str], aikore_pid: int, big: Path) -> list[Row]:
     rows: list[Row] = []
-    # Other work on the machine comes and goes: alternate the two proxies and keep each one's
-    # best run, so a burst of load elsewhere does not decide the ratio.
-    small: dict[str, tuple[float, float]] = {}
-    for base in (aik, ngx):
-        wrk(f"{base}/app/static/1k", 2, args.connections)  # warm up pools, caches, CPU frequency
-    for _ in range(args.rounds):
-        for label, base in (("aikore", aik), ("nginx", ngx)):
-            rps, p99 = wrk(f"{base}/app/static/1k", args.duration, args.connections)
-            print(f"  1 KB GET via {label}: {rps:.0f} req/s, p99 {p99:.2f} ms", flush=True)
-            if label not in small or rps > small[label][0]:
-                small[label] = (rps, p99)
-    rows.append(Row(f"1 KB GET, wrk -c{args.connections}", "req/s", small["aikore"][0], small["nginx"][0]))
-    rows.append(Row("1 KB GET p99 latency", "ms", small["aikore"][1], small["nginx"][1], note="lower is better"))
+    for app, label in (("static", "NGINX static upstream"), ("pyapp", "Python (aiohttp) upstream")):
+        rps, p99 = _small(args, {name: f"{base}/app/{app}/1k" for name, base in bases.items()})
+        rows.append(Row(f"1 KB GET, {label}", "req/s", rps, note=f"wrk -c{args.connections}, best of {args.rounds}"))
+        rows.append(Row(f"1 KB GET p99 latency, {label}", "ms", p99, note="lower is better"))
 
-    down = {}
-    rss = {}
-    for label, base in (("aikore", aik), ("nginx", ngx)):
+    down: dict[str, float] = {}
+    rss = 0.0
+    for name, base in bases.items():
         with PeakRss(aikore_pid) as peak:
-            down[label] = curl_download(f"{base}/app/static/100m")
-        rss[label] = peak.growth_mb
-        print(f"  100 MB download via {label}: {down[label]:.0f} MB/s", flush=True)
-    rows.append(
-        Row("100 MB download", "MB/s", down["aikore"], down["nginx"], note=f"AiKore RSS +{rss['aikore']:.1f} MB")
-    )
+            down[name] = curl_download(f"{base}/app/static/100m")
+        rss = peak.growth_mb if name == "aikore" else rss
+        print(f"  100 MB download via {name}: {down[name]:.0f} MB/s", flush=True)
+    rows.append(Row("100 MB download", "MB/s", down, note=f"best of 3; AiKore RSS +{rss:.1f} MB"))
 
-    up = {}
-    for label, base in (("aikore", aik), ("nginx", ngx)):
-        with PeakRss(aikore_pid) as peak:
-            up[label] = curl_upload(f"{base}/app/demo/upload", big)
-        rss[label] = peak.growth_mb
-        print(f"  1 GB upload via {label}: {up[label]:.0f} MB/s (AiKore RSS +{rss[label]:.1f} MB)", flush=True)
-    rows.append(Row("1 GB upload", "MB/s", up["aikore"], up["nginx"], note=f"AiKore RSS +{rss['aikore']:.1f} MB"))
+    up: dict[str, float] = {}
+    rss = 0.0
+    for _ in range(2):
+        for name, base in bases.items():
+            with PeakRss(aikore_pid) as peak:
+                speed = curl_upload(f"{base}/app/demo/upload", big)
+            up[name] = max(up.get(name, 0.0), speed)
+            rss = max(rss, peak.growth_mb) if name == "aikore" else rss
+            print(f"  1 GB upload via {name}: {speed:.0f} MB/s", flush=True)
+    rows.append(Row("1 GB upload", "MB/s", up, note=f"best of 2; AiKore RSS +{rss:.1f} MB at most"))
 
-    for size, label_size in ((64, "64 B"), (BIG_FRAME, "8 MB")):
-        rates = {}
-        for label, base in (("aikore", aik), ("nginx", ngx)):
+    for size, size_label in ((64, "64 B"), (BIG_FRAME, "8 MB")):
+        rates: dict[str, float] = {}
+        for name, base in bases.items():
             url = base.replace("http://", "ws://") + "/app/demo/ws"
-            rates[label] = asyncio.run(ws_round_trips(url, size, args.ws_seconds))
-            print(f"  websocket {label_size} round trips via {label}: {rates[label]:.1f}/s", flush=True)
-        rows.append(Row(f"websocket round trips, {label_size} frames", "msg/s", rates["aikore"], rates["nginx"]))
+            rates[name] = asyncio.run(ws_round_trips(url, size, args.ws_seconds))
+            print(f"  websocket {size_label} round trips via {name}: {rates[name]:.1f}/s", flush=True)
+        rows.append(Row(f"websocket round trips, {size_label} frames", "msg/s", rates, note="one socket, sequential"))
     return rows
+
+
+def _small(args: argparse.Namespace, urls: dict[str, str]) -> tuple[dict[str, float], dict[str, float]]:
+    """Best requests/s (and that run's p99) of each contender over alternating wrk runs."""
+    # Other work on the machine comes and goes: alternate the contenders and keep each one's
+    # best run, so a burst of load elsewhere does not decide the ratio.
+    rps: dict[str, float] = {}
+    p99: dict[str, float] = {}
+    for url in urls.values():
+        wrk(url, 2, args.connections)  # warm up pools, caches, CPU frequency
+    for _ in range(args.rounds):
+        for name, url in urls.items():
+            rate, latency = wrk(url, args.duration, args.connections)
+            print(f"  {name} {url}: {rate:.0f} req/s, p99 {latency:.2f} ms", flush=True)
+            if rate > rps.get(name, 0.0):
+                rps[name], p99[name] = rate, latency
+    return rps, p99
 
 
 def table(rows: list[Row]) -> str:
     lines = [
-        "| Test | Unit | AiKore | NGINX | AiKore / NGINX | Note |",
-        "|---|---|---:|---:|---:|---|",
+        "| Test | Unit | AiKore | proxy package alone | NGINX | AiKore / NGINX | alone / NGINX | Note |",
+        "|---|---|---:|---:|---:|---:|---:|---|",
     ]
     for row in rows:
-        ratio = f"{row.ratio:.2f}x"
-        lines.append(f"| {row.what} | {row.unit} | {row.aikore:,.1f} | {row.nginx:,.1f} | {ratio} | {row.note} |")
+        v = row.values
+        lines.append(
+            f"| {row.what} | {row.unit} | {v['aikore']:,.1f} | {v['alone']:,.1f} | {v['nginx']:,.1f} "
+            f"| {row.ratio('aikore'):.2f}x | {row.ratio('alone'):.2f}x | {row.note} |"
+        )
     return "\n".join(lines)
+
+
+async def serve_alone(port: int, routes: list[str]) -> None:
+    """The proxy package on its own: same routes, no AiKore middleware (auth gate, error JSON)."""
+    import proxy
+
+    table_ = proxy.RouteTable()
+    for spec in routes:
+        name, target = spec.split("=")
+        table_.set(name, port=int(target), state="running")
+    session, pool = proxy.client_session(), proxy.UpstreamPool()
+    app = web.Application()
+    proxy.add_app_routes(app.router, proxy.path_handler(table_, session, pool=pool))
+    runner = web.AppRunner(app, access_log=None, **proxy.SERVER_HANDLER_ARGS)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    await stop.wait()
+    await runner.cleanup()
+    await pool.close()
+    await session.close()
 
 
 def main() -> None:
@@ -413,7 +499,14 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=64, help="wrk connections")
     parser.add_argument("--ws-seconds", type=float, default=5.0, help="seconds per websocket test")
     parser.add_argument("--rounds", type=int, default=3, help="alternating wrk runs per proxy (best kept)")
+    parser.add_argument("--serve-alone", type=int, metavar="PORT", help=argparse.SUPPRESS)
+    parser.add_argument("--route", action="append", default=[], help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.serve_alone:
+        import uvloop
+
+        uvloop.run(serve_alone(args.serve_alone, args.route))
+        return
     for tool in ("nginx", "wrk", "curl"):
         if shutil.which(tool) is None:
             raise SystemExit(f"{tool} is not installed (apt-get install nginx-light wrk curl)")
