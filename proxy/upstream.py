@@ -135,7 +135,9 @@ async def _chunked(reader: asyncio.StreamReader) -> AsyncIterator[bytes]:
 
 def _parse_head(head: bytes) -> tuple[int, str, bool, CIMultiDict[str]]:
     """Status, reason, HTTP/1.1-or-later flag and headers of a response head."""
-    text = head.decode("latin-1")
+    # UTF-8 header values (a filename in Content-Disposition) reach the browser as sent; bytes that
+    # are not UTF-8 become U+FFFD instead of failing the response.
+    text = head.decode("utf-8", "replace")
     lines = text[:-4].split("\r\n")
     version, _, rest = lines[0].partition(" ")
     status_text, _, reason = rest.partition(" ")
@@ -199,9 +201,10 @@ class UpstreamPool:
         chunked = streamed and "Content-Length" not in headers
         if chunked:
             headers["Transfer-Encoding"] = "chunked"
+        # aiohttp decoded the browser's bytes as UTF-8 with surrogateescape: this gives them back exactly.
         head = "".join(
             [f"{method} {target} HTTP/1.1\r\n", *[f"{k}: {v}\r\n" for k, v in headers.items()], "\r\n"]
-        ).encode("latin-1")
+        ).encode("utf-8", "surrogateescape")
         # A streamed body cannot be sent twice, so it never risks a kept-alive connection the app
         # may be closing right now; everything else retries once on a fresh one if that happens.
         conn = None if streamed else self._take(key)

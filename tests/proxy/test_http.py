@@ -310,3 +310,9 @@ async def test_a_peer_resolver_sets_the_forwarded_headers(proxied: Proxied, clie
     url = str(server.make_url("/app/demo/redirect"))
     async with client.get(url, params={"to": "https://ai.example/next"}, allow_redirects=False) as resp:
         assert resp.headers["Location"] == "/app/demo/next"
+
+
+async def test_utf8_header_values_are_not_mangled(proxied: Proxied, client) -> None:
+    async with client.get(proxied.app_url("demo", "/utf8"), headers={"X-Name": "naïve €"}) as resp:
+        assert resp.headers["X-Name"] == "café ünïcode"
+        assert await resp.text() == "naïve €"

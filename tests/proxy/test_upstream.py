@@ -165,3 +165,13 @@ async def test_idle_connections_the_app_closed_are_swept(raw, pool: UpstreamPool
     assert oldest not in pool._idle[key]
     assert len(pool._idle[key]) == 2
     assert server.connections == 3
+
+
+async def test_utf8_header_values_pass_both_ways_byte_for_byte(raw, pool: UpstreamPool) -> None:
+    server = await raw(lambda _: "HTTP/1.1 200 OK\r\nX-Name: café\r\nContent-Length: 0\r\n\r\n".encode())
+    # What aiohttp's server hands over for the raw bytes "€" in a cookie.
+    sent = CIMultiDict({"Cookie": b"v=\xe2\x82\xac\xff".decode("utf-8", "surrogateescape")})
+    response = await pool.request("127.0.0.1", server.port, "GET", "/", sent, None)
+    response.release()
+    assert b"Cookie: v=\xe2\x82\xac\xff\r\n" in server.heads[0]
+    assert response.headers["X-Name"] == "café"

@@ -62,6 +62,11 @@ async def download(request: web.Request) -> web.StreamResponse:
     return response
 
 
+async def utf8(request: web.Request) -> web.Response:
+    """A UTF-8 header value both ways: echoes the X-Name it got, answers with its own."""
+    return web.Response(text=request.headers.get("X-Name", ""), headers={"X-Name": "café ünïcode"})
+
+
 async def redirect(request: web.Request) -> web.Response:
     return web.Response(status=302, headers={"Location": request.query["to"]})
 
@@ -200,6 +205,7 @@ def make_upstream() -> web.Application:
     r.add_post("/upload", upload)
     r.add_get("/download", download)
     r.add_get("/redirect", redirect)
+    r.add_get("/utf8", utf8)
     r.add_get("/gzip", gzipped)
     r.add_get("/cookies", cookies)
     r.add_get("/hop", hop)
