@@ -13,7 +13,7 @@ from aiohttp import web
 import proxy
 
 from .conftest import Proxied
-from .upstream import GZIP_BODY, SSE_GATE
+from .upstream import DOWNLOADS_CUT, GZIP_BODY, SSE_GATE
 
 pytestmark = pytest.mark.asyncio
 
@@ -316,3 +316,19 @@ async def test_utf8_header_values_are_not_mangled(proxied: Proxied, client) -> N
     async with client.get(proxied.app_url("demo", "/utf8"), headers={"X-Name": "naïve €"}) as resp:
         assert resp.headers["X-Name"] == "café ünïcode"
         assert await resp.text() == "naïve €"
+
+
+async def test_browser_leaving_mid_download_stops_the_upstream_stream(proxied: Proxied, client) -> None:
+    size = 256 * 1024 * 1024
+    resp = await client.get(proxied.app_url("demo", "/download"), params={"size": size})
+    await resp.content.readexactly(1024 * 1024)
+    resp.close()  # the browser tab closes mid-download
+    cut = proxied.upstream.app[DOWNLOADS_CUT]
+    deadline = asyncio.get_running_loop().time() + 30
+    # The proxy drops its upstream connection instead of draining (or pooling) a dead stream.
+    while not cut:
+        assert asyncio.get_running_loop().time() < deadline, "the upstream kept streaming"
+        await asyncio.sleep(0.05)
+    assert cut[0] < size
+    seen = await _echo(client, proxied.app_url("demo", "/echo/after"))
+    assert seen["raw_path"] == "/echo/after"

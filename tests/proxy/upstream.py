@@ -13,6 +13,8 @@ GZIP_BODY = gzip.compress(GZIP_TEXT)
 
 CLOSES: web.AppKey[list[tuple[int, str]]] = web.AppKey("closes", list)
 SSE_GATE: web.AppKey[asyncio.Event] = web.AppKey("sse_gate", asyncio.Event)
+# Downloads whose reader went away before the end (the proxy closed the connection).
+DOWNLOADS_CUT: web.AppKey[list[int]] = web.AppKey("downloads_cut", list)
 
 
 async def echo(request: web.Request) -> web.Response:
@@ -54,10 +56,15 @@ async def download(request: web.Request) -> web.StreamResponse:
     response.content_length = size
     await response.prepare(request)
     left = size
-    while left:
-        piece = block[: min(left, len(block))]
-        await response.write(piece)
-        left -= len(piece)
+    try:
+        while left:
+            piece = block[: min(left, len(block))]
+            await response.write(piece)
+            left -= len(piece)
+    except (ConnectionError, asyncio.CancelledError):
+        # A write to the closed connection fails, or (test servers) the handler is cancelled.
+        request.app[DOWNLOADS_CUT].append(size - left)
+        raise
     await response.write_eof()
     return response
 
@@ -200,6 +207,7 @@ def make_upstream() -> web.Application:
     app = web.Application()
     app[CLOSES] = []
     app[SSE_GATE] = asyncio.Event()
+    app[DOWNLOADS_CUT] = []
     r = app.router
     r.add_route("*", "/echo/{tail:.*}", echo)
     r.add_post("/upload", upload)
