@@ -8,6 +8,7 @@ import time
 from typing import Any
 
 import aiohttp
+import jsonschema
 from aiohttp.test_utils import TestClient
 
 from aikore import keys
@@ -104,6 +105,8 @@ async def test_a_started_instance_is_served_under_app_and_counted(client: TestCl
 
 async def test_new_instance_json_has_zero_proxy_counters(client: TestClient) -> None:
     created = await _create(client, name="quiet")
+    document = await (await client.get("/api/openapi.json")).json()
+    jsonschema.validate(created["proxy"], document["components"]["schemas"]["Instance"]["properties"]["proxy"])
     assert created["proxy"] == {
         "requests": 0,
         "bytes_in": 0,

@@ -319,6 +319,18 @@ OPENAPI_SCHEMAS: dict[str, Any] = {
             "updated_at": {"type": "string"},
             # Added by aikore/api/system.py's hook; null when the instance has no live process.
             "usage": {"anyOf": [{"$ref": "#/components/schemas/InstanceUsage"}, {"type": "null"}]},
+            # Added by aikore/routing.py's hook: the proxy route's counters (kept across restarts).
+            "proxy": {
+                "type": "object",
+                "required": ["requests", "bytes_in", "bytes_out", "open_websockets", "last_activity"],
+                "properties": {
+                    "requests": {"type": "integer", "description": "HTTP requests and websocket handshakes"},
+                    "bytes_in": {"type": "integer", "description": "Body and frame bytes from browsers"},
+                    "bytes_out": {"type": "integer", "description": "Body and frame bytes to browsers"},
+                    "open_websockets": {"type": "integer"},
+                    "last_activity": {"type": ["number", "null"], "description": "Unix time of the last traffic"},
+                },
+            },
         },
     },
     "InstanceCreate": {
