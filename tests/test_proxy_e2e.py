@@ -96,6 +96,13 @@ async def test_gate_runs_before_the_proxy_for_http_and_upgrades(aikore: AikorePr
 async def test_stopped_unknown_and_public_port(aikore: AikoreProcess) -> None:
     port = 19017
     data = _start_demo(aikore, "pub", public_port=port)
+    async with aiohttp.ClientSession() as stranger:
+        # The public port runs the same auth gate as the main port, websocket upgrades included.
+        async with stranger.get(f"http://127.0.0.1:{port}/info", headers={"Accept": "application/json"}) as resp:
+            assert resp.status == 401
+        with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+            await stranger.ws_connect(f"ws://127.0.0.1:{port}/ws")
+        assert refused.value.status == 401
     async with aiohttp.ClientSession(headers=BEARER) as browser:
         async with browser.get(f"http://127.0.0.1:{port}/info") as resp:
             assert resp.status == 200
