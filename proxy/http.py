@@ -62,7 +62,7 @@ async def _request_body(request: web.Request, route: Route) -> bytes | AsyncIter
 
 
 async def _counted_upload(request: web.Request, route: Route) -> AsyncIterator[bytes]:
-    # The client library awaits each write, so a slow app slows the browser instead of
+    # The upstream writer drains after each piece, so a slow app slows the browser instead of
     # the upload piling up here.
     async for chunk in request.content.iter_any():
         route.bytes_in += len(chunk)
@@ -79,7 +79,7 @@ async def _relay(
     if location is not None:
         headers["Location"] = rewrite_location(location, mount=mount, own_hosts=_own_hosts(host, route))
     if request.method == "HEAD" or status in _NO_BODY_STATUSES or status < 200:
-        return _bodiless(request, status, (upstream.reason or None), headers)
+        return _bodiless(request, status, upstream.reason or None, headers)
     if upstream.chunked:
         # The body is decoded here and re-framed toward the browser; a length would be wrong.
         headers.popall("Content-Length", None)
@@ -90,7 +90,7 @@ async def _relay(
         except UpstreamError:
             return _abort(request)
         route.bytes_out += len(body)
-        return web.Response(status=status, reason=(upstream.reason or None), headers=headers, body=body)
+        return web.Response(status=status, reason=upstream.reason or None, headers=headers, body=body)
     return await _stream(request, route, upstream, headers)
 
 
@@ -111,7 +111,7 @@ async def _stream(
     if headers.get("Content-Type", "").startswith("text/event-stream"):
         # Tell any proxy in front of AiKore not to buffer events either.
         headers["X-Accel-Buffering"] = "no"
-    response = web.StreamResponse(status=upstream.status, reason=(upstream.reason or None), headers=headers)
+    response = web.StreamResponse(status=upstream.status, reason=upstream.reason or None, headers=headers)
     await response.prepare(request)
     try:
         # Whatever arrived is passed on at once: large pieces under load, single events for SSE.
