@@ -125,6 +125,7 @@ async def test_an_idle_connection_the_app_closed_is_retried_on_a_fresh_one(raw, 
         b"HTTP/1.1 200 OK\r\nX-Bad : a\r\nContent-Length: 0\r\n\r\n",
         b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
         b"HTTX/1.1 200 OK\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nX-Huge: " + b"a" * 600_000 + b"\r\n\r\n",
     ],
 )
 async def test_malformed_answers_are_upstream_errors(raw, pool: UpstreamPool, answer: bytes) -> None:
