@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import hashlib
 import hmac
 import ipaddress
@@ -57,6 +58,7 @@ OPEN_STATIC = re.compile(r"^(login|favicon)[A-Za-z0-9_.-]*$")
 PROXIED_PREFIXES = ("/app/", "/desktop/")
 _SCRYPT = {"n": 2**14, "r": 8, "p": 1, "dklen": 32}
 _MAX_COOKIE = 256
+
 
 
 class TooManyAttempts(Exception):
@@ -411,7 +413,9 @@ def _origin_is_foreign(request: web.Request, peer: Peer) -> bool:
     return _authority(claimed) != _authority_of_host(peer.host) or _authority(claimed) is None
 
 
+@functools.lru_cache(maxsize=256)
 def _host_is_loopback(host_header: str) -> bool:
+    # Cached: it runs on every request without auth, and a client uses one or two Host values.
     authority = _authority_of_host(host_header)
     if authority is None:
         return False

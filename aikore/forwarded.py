@@ -73,6 +73,9 @@ class Forwarded:
         return hops[0] if hops else socket_addr
 
     def _is_trusted(self, address: str) -> bool:
+        if not self._trusted:
+            # The common case, and on every request: no address parsing when nothing is trusted.
+            return False
         try:
             ip = ipaddress.ip_address(address)
         except ValueError:
