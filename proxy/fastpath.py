@@ -21,7 +21,7 @@ import logging
 import re
 import time
 from collections.abc import AsyncIterator, Callable
-from typing import NamedTuple
+from typing import NamedTuple, cast
 
 import httptools
 from aiohttp import web
@@ -205,8 +205,8 @@ class FastPathProtocol(asyncio.Protocol):
     # -- asyncio.Protocol ---------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # uvloop's transports are not asyncio.Transport subclasses, but have the same methods.
+        self.transport = cast(asyncio.Transport, transport)
         peer = transport.get_extra_info("peername")
         if isinstance(peer, (tuple, list)) and peer:
             self.address = str(peer[0])
