@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -70,10 +70,6 @@ class Settings:
 
     @classmethod
     def from_namespace(cls, args: argparse.Namespace, env: Mapping[str, str]) -> Settings:
-        def pick(name: str, env_key: str) -> str | None:
-            value = getattr(args, name)
-            return value if value is not None else env.get(env_key)
-
         auth = "none" if args.no_auth else (env.get("AIKORE_AUTH") or "").strip().lower()
         password = env.get("AIKORE_PASSWORD") or None
         if not auth:
@@ -84,33 +80,27 @@ class Settings:
             raise ConfigError("AIKORE_AUTH=password needs AIKORE_PASSWORD to be set")
 
         values: dict[str, object] = {"auth": auth, "password": password}
-        values["host"] = pick("host", "AIKORE_HOST") or cls.host
-        values["port"] = _port("AIKORE_PORT", pick("port", "AIKORE_PORT"), cls.port)
-        values["data_dir"] = Path(pick("data_dir", "AIKORE_DATA_DIR") or cls.data_dir)
-        bp = pick("blueprints_dir", "AIKORE_BLUEPRINTS_DIR")
-        values["blueprints_dir"] = Path(bp) if bp else None
-        models = pick("models_dir", "AIKORE_MODELS_DIR")
-        values["models_dir"] = Path(models) if models else None
-        values["public_ports"] = parse_port_range(
-            "AIKORE_PUBLIC_PORTS", pick("public_ports", "AIKORE_PUBLIC_PORTS") or "19001-19020"
-        )
-        token = pick("token", "AIKORE_TOKEN")
-        values["token"] = token.strip() if token and token.strip() else None
-        values["stop_timeout"] = _positive("AIKORE_STOP_TIMEOUT", pick("stop_timeout", "AIKORE_STOP_TIMEOUT"), 10.0)
-        values["ready_timeout"] = _positive(
-            "AIKORE_READY_TIMEOUT", pick("ready_timeout", "AIKORE_READY_TIMEOUT"), 3600.0
-        )
-        values["monitor_interval"] = _positive(
-            "AIKORE_MONITOR_INTERVAL", pick("monitor_interval", "AIKORE_MONITOR_INTERVAL"), 1.0
-        )
-        values["session_ttl"] = _positive("AIKORE_SESSION_TTL", pick("session_ttl", "AIKORE_SESSION_TTL"), 604800.0)
-        proxies = pick("trusted_proxies", "AIKORE_TRUSTED_PROXIES") or ""
-        values["trusted_proxies"] = _networks("AIKORE_TRUSTED_PROXIES", proxies)
-        values["log_max_bytes"] = int(
-            _positive("AIKORE_LOG_MAX_BYTES", pick("log_max_bytes", "AIKORE_LOG_MAX_BYTES"), 10 * 1024 * 1024)
-        )
-        values["log_backups"] = int(_positive("AIKORE_LOG_BACKUPS", pick("log_backups", "AIKORE_LOG_BACKUPS"), 5))
+        for option in OPTIONS:
+            flag_value = getattr(args, option.field)
+            text = flag_value if flag_value is not None else env.get(option.env)
+            # Unset or blank keeps the dataclass default.
+            if text is not None and text.strip() != "":
+                values[option.field] = option.parse(option.env, text.strip())
         return cls(**values)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class Option:
+    """One setting: its flag, its environment variable, how its text is read, and its help."""
+
+    field: str
+    env: str
+    parse: Callable[[str, str], object]
+    help: str
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.field.replace("_", "-")
 
 
 def parse_port_range(key: str, text: str) -> range:
@@ -140,9 +130,15 @@ def _networks(key: str, text: str) -> tuple[str, ...]:
     return entries
 
 
-def _port(key: str, text: str | None, default: int) -> int:
-    if text is None or str(text).strip() == "":
-        return default
+def _text(key: str, text: str) -> str:
+    return text
+
+
+def _path(key: str, text: str) -> Path:
+    return Path(text)
+
+
+def _port(key: str, text: str) -> int:
     try:
         value = int(text)
     except ValueError:
@@ -152,52 +148,85 @@ def _port(key: str, text: str | None, default: int) -> int:
     return value
 
 
-def _positive(key: str, text: str | float | None, default: float) -> float:
-    if text is None or str(text).strip() == "":
-        return default
+def _positive(key: str, text: str) -> float:
     try:
         value = float(text)
     except ValueError:
         raise ConfigError(f"{key} must be a number, got {text!r}") from None
-    if value <= 0:
+    if not value > 0:
         raise ConfigError(f"{key} must be greater than 0, got {text!r}")
     return value
 
 
+def _positive_int(key: str, text: str) -> int:
+    value = _positive(key, text)
+    if value != int(value):
+        raise ConfigError(f"{key} must be a whole number, got {text!r}")
+    return int(value)
+
+
+OPTIONS: tuple[Option, ...] = (
+    Option("host", "AIKORE_HOST", _text, "address to listen on (default 127.0.0.1)"),
+    Option("port", "AIKORE_PORT", _port, "dashboard/API/proxy port (default 9000)"),
+    Option(
+        "data_dir",
+        "AIKORE_DATA_DIR",
+        _path,
+        "where aikore.db, instances/, models/ and token live (default ./aikore-data)",
+    ),
+    Option("blueprints_dir", "AIKORE_BLUEPRINTS_DIR", _path, "extra blueprint scripts (default <data>/blueprints)"),
+    Option("models_dir", "AIKORE_MODELS_DIR", _path, "shared model folders for all instances (default <data>/models)"),
+    Option(
+        "public_ports",
+        "AIKORE_PUBLIC_PORTS",
+        parse_port_range,
+        "pool of per-instance public ports, inclusive range (default 19001-19020)",
+    ),
+    Option("token", "AIKORE_TOKEN", _text, "login token (default: generated once and kept in <data>/token)"),
+    Option(
+        "stop_timeout",
+        "AIKORE_STOP_TIMEOUT",
+        _positive,
+        "seconds between SIGTERM and SIGKILL when stopping an instance (default 10)",
+    ),
+    Option(
+        "ready_timeout",
+        "AIKORE_READY_TIMEOUT",
+        _positive,
+        "seconds an instance may take to answer its health path before it is marked error (default 3600)",
+    ),
+    Option("monitor_interval", "AIKORE_MONITOR_INTERVAL", _positive, "seconds between system/GPU samples (default 1)"),
+    Option(
+        "session_ttl", "AIKORE_SESSION_TTL", _positive, "seconds a browser login stays valid (default 604800 = 7 days)"
+    ),
+    Option(
+        "trusted_proxies",
+        "AIKORE_TRUSTED_PROXIES",
+        _networks,
+        "comma-separated addresses or networks of reverse proxies whose X-Forwarded-* is believed (default none)",
+    ),
+    Option(
+        "log_max_bytes", "AIKORE_LOG_MAX_BYTES", _positive_int, "rotate an instance log at this size (default 10485760)"
+    ),
+    Option("log_backups", "AIKORE_LOG_BACKUPS", _positive_int, "rotated log files kept per instance (default 5)"),
+)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``aikore`` command line; every flag names the environment variable behind it."""
-    p = argparse.ArgumentParser(
+    parser = argparse.ArgumentParser(
         prog="aikore",
         description="AiKore: run AI WebUIs on a GPU box from one browser dashboard.",
-        epilog="Every flag can also be set with the environment variable shown; the flag wins.",
+        epilog="Every flag can also be set with the environment variable shown; the flag wins. "
+        "Password login instead of the token: set AIKORE_PASSWORD (and optionally AIKORE_AUTH=password).",
     )
-    add = p.add_argument
-    add("--host", help="address to listen on (AIKORE_HOST, default 127.0.0.1)")
-    add("--port", help="dashboard/API/proxy port (AIKORE_PORT, default 9000)")
-    add("--data-dir", dest="data_dir", help="where aikore.db, instances/, models/ and token live "
-        "(AIKORE_DATA_DIR, default ./aikore-data)")
-    add("--blueprints-dir", dest="blueprints_dir", help="extra blueprint scripts "
-        "(AIKORE_BLUEPRINTS_DIR, default <data>/blueprints)")
-    add("--models-dir", dest="models_dir", help="shared model folders for all instances "
-        "(AIKORE_MODELS_DIR, default <data>/models)")
-    add("--public-ports", dest="public_ports", help="pool of per-instance public ports, inclusive range "
-        "(AIKORE_PUBLIC_PORTS, default 19001-19020)")
-    add("--token", help="login token (AIKORE_TOKEN; default: generated once and kept in <data>/token)")
-    add("--no-auth", dest="no_auth", action="store_true", default=False,
-        help="turn authentication off, for trusted setups only (AIKORE_AUTH=none). "
-        "Password mode: set AIKORE_PASSWORD (and optionally AIKORE_AUTH=password)")
-    add("--stop-timeout", dest="stop_timeout", help="seconds between SIGTERM and SIGKILL when stopping an "
-        "instance (AIKORE_STOP_TIMEOUT, default 10)")
-    add("--ready-timeout", dest="ready_timeout", help="seconds an instance may take to answer its health "
-        "path before it is marked error (AIKORE_READY_TIMEOUT, default 3600)")
-    add("--monitor-interval", dest="monitor_interval", help="seconds between system/GPU samples "
-        "(AIKORE_MONITOR_INTERVAL, default 1)")
-    add("--session-ttl", dest="session_ttl", help="seconds a browser login stays valid "
-        "(AIKORE_SESSION_TTL, default 604800 = 7 days)")
-    add("--trusted-proxies", dest="trusted_proxies", help="comma-separated addresses of reverse proxies "
-        "whose X-Forwarded-For is believed (AIKORE_TRUSTED_PROXIES, default none)")
-    add("--log-max-bytes", dest="log_max_bytes", help="rotate an instance log at this size "
-        "(AIKORE_LOG_MAX_BYTES, default 10485760)")
-    add("--log-backups", dest="log_backups", help="rotated log files kept per instance "
-        "(AIKORE_LOG_BACKUPS, default 5)")
-    return p
+    for option in OPTIONS:
+        parser.add_argument(option.flag, dest=option.field, help=f"{option.help} [{option.env}]")
+    parser.add_argument(
+        "--no-auth",
+        dest="no_auth",
+        action="store_true",
+        default=False,
+        help="turn authentication off, for trusted setups only [AIKORE_AUTH=none]",
+    )
+    return parser

@@ -77,3 +77,12 @@ def test_bad_setting_exits_2_with_message() -> None:
     proc = subprocess.run([sys.executable, "-m", "aikore", "--port", "x"], capture_output=True, text=True)
     assert proc.returncode == 2
     assert "AIKORE_PORT" in proc.stderr and "'x'" in proc.stderr
+
+
+def test_blank_env_values_keep_defaults_and_whole_numbers_are_checked() -> None:
+    s = Settings.from_args([], {"AIKORE_PORT": "  ", "AIKORE_TOKEN": " ", "AIKORE_LOG_BACKUPS": "3"})
+    assert (s.port, s.token, s.log_backups) == (9000, None, 3)
+    with pytest.raises(ConfigError, match=r"AIKORE_LOG_BACKUPS.*'2\.5'"):
+        Settings.from_args([], {"AIKORE_LOG_BACKUPS": "2.5"})
+    with pytest.raises(ConfigError, match=r"AIKORE_SESSION_TTL.*'nan'"):
+        Settings.from_args([], {"AIKORE_SESSION_TTL": "nan"})
