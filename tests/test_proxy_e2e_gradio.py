@@ -2,28 +2,18 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.helpers import AikoreProcess, wait_until
+from tests.helpers import AikoreProcess, launch_chromium, wait_until
 
 pytest.importorskip("gradio")
 sync_api = pytest.importorskip("playwright.sync_api")
 
 TOKEN = "proxy-gradio-token-0123456789abcdef"
-CHROMIUM = os.environ.get("AIKORE_TEST_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 
 GRADIO_APP = """\
 import os
@@ -86,12 +76,10 @@ def _start(server: AikoreProcess, name: str, blueprint: str) -> dict[str, Any]:
 
 
 def test_gradio_app_submits_and_answers_through_the_proxy(aikore: AikoreProcess) -> None:
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} is missing: apt-get install chromium")
     instance = _start(aikore, "greeter", "gradio-greeter")
     server_errors: list[str] = []
     with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        browser = launch_chromium(p)
         try:
             page = browser.new_page()
             page.on("response", lambda r: server_errors.append(f"{r.status} {r.url}") if r.status >= 500 else None)

@@ -13,18 +13,9 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Page, expect, sync_playwright
 
-from tests.helpers import REPO, AikoreProcess
+from tests.helpers import REPO, AikoreProcess, launch_chromium
 
 TOKEN = "dashboard-test-token-0123456789"
-CHROMIUM = os.environ.get("AIKORE_TEST_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 ARTIFACTS = REPO / "test-artifacts" / "dashboard"
 SCREENSHOTS = REPO / "docs" / "screenshots"
 # The README's pictures are refreshed only on request, so a test run leaves the tracked tree alone.
@@ -39,10 +30,8 @@ expect.set_options(timeout=15_000)
 # the async (aiohttp_client) tests of another module could not run beside.
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} is missing: apt-get install chromium (scripts/test-deps does)")
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        browser = launch_chromium(p)
         yield browser
         browser.close()
 
