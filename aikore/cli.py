@@ -12,7 +12,9 @@ from aiohttp import web
 
 from aikore.app import create_app
 from aikore.config import ConfigError, Settings
+from aikore.fastpath_auth import fast_path
 from aikore.keys import STARTUP_MESSAGES
+from proxy.fastpath import FastPath
 
 log = logging.getLogger("aikore")
 
@@ -51,8 +53,7 @@ async def serve(settings: Settings) -> int:
     runner = web.AppRunner(app, access_log=None, **_handler_args())
     await runner.setup()
     try:
-        site = web.TCPSite(runner, settings.host, settings.port, reuse_address=True)
-        await site.start()
+        listener = await _listen(app, runner, settings)
     except OSError as exc:
         await runner.cleanup()
         print(f"aikore: error: cannot listen on {settings.host}:{settings.port}: {exc.strerror}", file=sys.stderr)
@@ -69,8 +70,36 @@ async def serve(settings: Settings) -> int:
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     log.info("stopping: shutting down instances and listeners")
+    # The fast path's listener and connections first; aiohttp then closes the ones it was handed.
+    listener.close()
     await runner.cleanup()
     return 0
+
+
+class _Listener:
+    """The main port: the proxy fast path in front of aiohttp's server protocol."""
+
+    def __init__(self, server: asyncio.Server, fast: FastPath) -> None:
+        self.server = server
+        self.fast = fast
+
+    def close(self) -> None:
+        self.server.close()
+        self.fast.close_connections()
+
+
+async def _listen(app: web.Application, runner: web.AppRunner, settings: Settings) -> _Listener:
+    """Listen on the main port; plain admitted /app/ requests skip aiohttp's web stack.
+
+    Everything else goes to aiohttp unchanged (see proxy/fastpath.py); the public-port listeners
+    stay plain aiohttp servers.
+    """
+    server = runner.server
+    assert server is not None
+    fast = fast_path(app, server)
+    loop = asyncio.get_running_loop()
+    listening = await loop.create_server(fast, settings.host, settings.port, reuse_address=True, backlog=128)
+    return _Listener(listening, fast)
 
 
 def _handler_args() -> dict[str, int]:

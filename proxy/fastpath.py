@@ -393,9 +393,11 @@ class FastPathProtocol(asyncio.Protocol):
         mount = raw[:name_end]
         target = raw[name_end:] if route.mode == STRIP_PREFIX else raw
         peer = DirectPeer(self.address, headers["Host"], "http")
-        upstream_headers = upstream_request_headers(
-            CIMultiDictProxy(CIMultiDict(decision.headers)), peer=peer, prefix=mount
-        )
+        admitted = decision.headers
+        if not isinstance(admitted, CIMultiDictProxy):
+            admitted = CIMultiDictProxy(admitted)
+        # A fresh dict, owned by this request from here on (the upstream client adds to it).
+        upstream_headers = upstream_request_headers(admitted, peer=peer, prefix=mount)
         # Location rewriting keeps redirects inside the mount only where the prefix was stripped.
         return method, target, upstream_headers, route, length, close, mount if route.mode == STRIP_PREFIX else ""
 
@@ -424,7 +426,7 @@ class FastPathProtocol(asyncio.Protocol):
         self,
         method: str,
         target: str,
-        headers: CIMultiDict[str] | CIMultiDictProxy[str],
+        headers: CIMultiDict[str],
         route: Route,
         body: bytes | _Body | None,
         close: bool,
@@ -457,7 +459,7 @@ class FastPathProtocol(asyncio.Protocol):
         self,
         method: str,
         target: str,
-        headers: CIMultiDict[str] | CIMultiDictProxy[str],
+        headers: CIMultiDict[str],
         route: Route,
         body: bytes | _Body | None,
         close: bool,
@@ -469,9 +471,8 @@ class FastPathProtocol(asyncio.Protocol):
         host = self.fast.table.upstream_host
         port = route.port
         assert port is not None
-        mutable = CIMultiDict(headers)
         try:
-            upstream = await self.fast.pool.request(host, port, method, target, mutable, body)
+            upstream = await self.fast.pool.request(host, port, method, target, headers, body)
         except UpstreamConnectError:
             self._write_page(pages.starting() if route.state == STARTING else pages.bad_gateway(), close)
             return not close
