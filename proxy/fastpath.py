@@ -28,6 +28,7 @@ from aiohttp import web
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from . import pages
+from ._link import Link, LinkPool
 from .dispatch import APP_PREFIX
 from .headers import DirectPeer, downstream_response_headers, rewrite_location, upstream_request_headers
 from .http import SMALL_BODY
@@ -77,6 +78,7 @@ class FastPath:
         self.prefix = prefix + "/"
         self.handed_off = 0
         self.forwarded = 0
+        self.links = LinkPool(pool.connect_timeout)
         self._open: set[FastPathProtocol] = set()
 
     def __call__(self) -> FastPathProtocol:
@@ -86,6 +88,7 @@ class FastPath:
         """Close connections still owned by the fast path (shutdown); aiohttp closes its own."""
         for proto in list(self._open):
             proto.close()
+        self.links.close()
 
 
 class _Head:
@@ -193,6 +196,7 @@ class FastPathProtocol(asyncio.Protocol):
         self.route: Route | None = None
         self._buf = b""
         self._task: asyncio.Task[bool] | None = None
+        self._exchange: _Exchange | None = None
         self._body: _Body | None = None
         self._small: tuple[int, Callable[[bytes], None]] | None = None
         self._paused_reading = False
@@ -225,7 +229,7 @@ class FastPathProtocol(asyncio.Protocol):
         self._buf += data
         if self._small is not None:
             self._fill_small()
-        elif self._task is None:
+        elif not self._busy:
             self._next()
         elif len(self._buf) > _MAX_BUFFERED:
             self.pause()
@@ -233,7 +237,7 @@ class FastPathProtocol(asyncio.Protocol):
     def eof_received(self) -> bool | None:
         # A half-closed browser gets its in-flight answer; the connection ends after it.
         self._eof = True
-        if self._task is None:
+        if not self._busy:
             self.close()
         return True
 
@@ -246,6 +250,8 @@ class FastPathProtocol(asyncio.Protocol):
             self._body.fail()
         if self._task is not None:
             self._task.cancel()
+        if self._exchange is not None:
+            self._exchange.cancel()
         if self._drain is not None and not self._drain.done():
             self._drain.set_exception(ConnectionResetError("browser left"))
             # Retrieved here so an unawaited failure is not logged.
@@ -254,13 +260,21 @@ class FastPathProtocol(asyncio.Protocol):
     def pause_writing(self) -> None:
         if self._drain is None or self._drain.done():
             self._drain = asyncio.get_running_loop().create_future()
+        if self._exchange is not None:
+            self._exchange.pause()
 
     def resume_writing(self) -> None:
         if self._drain is not None and not self._drain.done():
             self._drain.set_result(None)
         self._drain = None
-        if self._task is None and not self._closed and self._buf and self._small is None:
+        if self._exchange is not None:
+            self._exchange.resume()
+        if not self._busy and not self._closed and self._buf and self._small is None:
             self._next()
+
+    @property
+    def _busy(self) -> bool:
+        return self._task is not None or self._exchange is not None
 
     # -- reading ------------------------------------------------------------------------------
 
@@ -281,7 +295,7 @@ class FastPathProtocol(asyncio.Protocol):
 
     def _idle_check(self) -> None:
         idle = time.monotonic() - self._last_data
-        if self._task is None and self._small is None and idle >= KEEPALIVE_TIMEOUT:
+        if not self._busy and self._small is None and idle >= KEEPALIVE_TIMEOUT:
             self.close()
             return
         delay = max(1.0, KEEPALIVE_TIMEOUT - idle)
@@ -316,13 +330,15 @@ class FastPathProtocol(asyncio.Protocol):
         self.route = route
         if length <= SMALL_BODY:
             # Small bodies are sent whole, so a stale pooled connection can be retried with them.
+            # HEAD answers carry a length but no body: only the stream client knows to expect that.
+            start = self._start if method == "HEAD" else self._exchange_start
             if length == 0:
-                self._start(method, target, headers, route, None, close, mount)
+                start(method, target, headers, route, None, close, mount)
                 return
 
             def ready(body: bytes) -> None:
                 route.bytes_in += len(body)
-                self._start(method, target, headers, route, body, close, mount)
+                start(method, target, headers, route, body, close, mount)
 
             self._small = (length, ready)
             self._fill_small()
@@ -438,7 +454,6 @@ class FastPathProtocol(asyncio.Protocol):
 
     def _finished(self, task: asyncio.Task[bool]) -> None:
         self._task = None
-        self.route = None
         if self._closed:
             return
         if task.cancelled():
@@ -449,11 +464,41 @@ class FastPathProtocol(asyncio.Protocol):
             log.error("fast path: forwarding failed", exc_info=exc)
             self._abort()
             return
+        self._after(task.result())
+
+    def _after(self, keep: bool) -> None:
+        """One request is answered: go on to the next one, or end the connection."""
+        self.route = None
+        if self._closed:
+            return
         # An upload the app answered before reading to its end leaves bytes that frame nothing.
-        if not task.result() or self._body is not None or self._small is not None:
+        if not keep or self._body is not None or self._small is not None:
             self.close()
             return
         self._next()
+
+    def _exchange_start(
+        self,
+        method: str,
+        target: str,
+        headers: CIMultiDict[str],
+        route: Route,
+        body: bytes | None,
+        close: bool,
+        mount: str,
+    ) -> None:
+        route.requests += 1
+        route.last_activity = time.time()
+        # Encoded as the stream client does: the browser's exact bytes back (surrogateescape).
+        head = "".join(
+            [f"{method} {target} HTTP/1.1\r\n", *[f"{k}: {v}\r\n" for k, v in headers.items()], "\r\n"]
+        ).encode("utf-8", "surrogateescape")
+        exchange = self._exchange = _Exchange(self, route, head + body if body else head, headers["Host"], mount, close)
+        exchange.start()
+
+    def _exchange_done(self, keep: bool) -> None:
+        self._exchange = None
+        self._after(keep)
 
     async def _forward(
         self,
@@ -558,6 +603,153 @@ class FastPathProtocol(asyncio.Protocol):
         if self.transport is not None and not self._closed:
             self._closed = True
             self.transport.abort()
+
+
+class _Exchange:
+    """One request on a raw upstream link, its answer written to the browser as it arrives."""
+
+    def __init__(
+        self, proto: FastPathProtocol, route: Route, request: bytes, browser_host: str, mount: str, close: bool
+    ) -> None:
+        self.proto = proto
+        self.route = route
+        self.request = request
+        self.browser_host = browser_host
+        self.mount = mount
+        self.close = close
+        port = route.port
+        assert port is not None
+        self.key = (proto.fast.table.upstream_host, port)
+        self.link: Link | None = None
+        self.reused = False
+        self.connecting: asyncio.Task[Link] | None = None
+        self.framed = False
+        self.held: list[bytes] | None = None
+        self.head = b""
+        self.paused = False
+
+    def start(self) -> None:
+        link = self.proto.fast.links.take(self.key)
+        if link is None:
+            self._connect()
+            return
+        self.reused = True
+        self._send(link)
+
+    def _connect(self) -> None:
+        self.reused = False
+        self.connecting = asyncio.get_running_loop().create_task(self.proto.fast.links.connect(self.key))
+        self.connecting.add_done_callback(self._connected)
+
+    def _connected(self, task: asyncio.Task[Link]) -> None:
+        self.connecting = None
+        if task.cancelled():
+            return
+        exc = task.exception()
+        if exc is not None:
+            if not isinstance(exc, (OSError, TimeoutError)):
+                log.error("fast path: connecting upstream failed", exc_info=exc)
+            page = pages.starting() if self.route.state == STARTING else pages.bad_gateway()
+            self.proto._write_page(page, self.close)
+            self.proto._exchange_done(not self.close)
+            return
+        link = task.result()
+        if self.proto._closed:
+            link.close()
+            return
+        self._send(link)
+
+    def _send(self, link: Link) -> None:
+        self.link = link
+        if self.paused:
+            link.pause()
+        link.send(self, self.request)
+
+    def pause(self) -> None:
+        self.paused = True
+        if self.link is not None:
+            self.link.pause()
+
+    def resume(self) -> None:
+        self.paused = False
+        if self.link is not None:
+            self.link.resume()
+
+    def cancel(self) -> None:
+        """The browser left: drop the upstream side too (never pooled mid-answer)."""
+        if self.connecting is not None:
+            self.connecting.cancel()
+        if self.link is not None:
+            self.link.abort()
+            self.link = None
+
+    # -- Sink ---------------------------------------------------------------------------------
+
+    def link_head(self, status: int, reason: str, names: list[bytes], values: list[bytes]) -> None:
+        upstream: CIMultiDict[str] = CIMultiDict()
+        for name, value in zip(names, values, strict=False):
+            upstream.add(name.decode("utf-8", "replace"), value.decode("utf-8", "replace").strip(" \t"))
+        chunked = "Transfer-Encoding" in upstream
+        headers = downstream_response_headers(CIMultiDictProxy(upstream))
+        location = headers.get("Location")
+        if location is not None:
+            own = _own_hosts(self.browser_host, self.route)
+            headers["Location"] = rewrite_location(location, mount=self.mount, own_hosts=own)
+        if self.close:
+            headers["Connection"] = "close"
+        if status in _NO_BODY_STATUSES or status < 200:
+            if status in _NO_BODY_STATUSES:
+                headers.popall("Content-Length", None)
+            self.proto._write(_head(status, reason, headers))
+            return
+        length = None
+        if chunked:
+            headers.popall("Content-Length", None)
+        else:
+            lengths = headers.getall("Content-Length", ())
+            if len(lengths) == 1 and lengths[0].isdigit():
+                length = int(lengths[0])
+        if length is not None and length <= SMALL_BODY:
+            # Head and body go out in one write once the body is in.
+            self.head = _head(status, reason, headers)
+            self.held = []
+            return
+        if headers.get("Content-Type", "").startswith("text/event-stream"):
+            headers["X-Accel-Buffering"] = "no"
+        if length is None:
+            self.framed = True
+            headers["Transfer-Encoding"] = "chunked"
+        self.proto._write(_head(status, reason, headers))
+
+    def link_body(self, data: bytes) -> None:
+        self.route.bytes_out += len(data)
+        if self.held is not None:
+            self.held.append(data)
+            return
+        self.route.last_activity = time.time()
+        self.proto._write(b"%x\r\n%b\r\n" % (len(data), data) if self.framed else data)
+
+    def link_complete(self) -> None:
+        self.link = None
+        if self.held is not None:
+            self.proto._write(self.head + b"".join(self.held))
+        elif self.framed:
+            self.proto._write(b"0\r\n\r\n")
+        self.proto._exchange_done(not self.close)
+
+    def link_failed(self, answered: bool) -> None:
+        self.link = None
+        if not answered and self.reused:
+            # The app closed this kept-alive connection just as it was reused: try a fresh one.
+            self._connect()
+            return
+        if not answered:
+            self.proto._write_page(pages.bad_gateway(), self.close)
+            self.proto._exchange_done(not self.close)
+            return
+        # Mid-answer: cut the browser off so a truncated body is never taken as complete.
+        self.proto._abort()
+        self.proto._exchange_done(False)
 
 
 def _decode_headers(names: list[bytes], values: list[bytes]) -> CIMultiDict[str] | None:

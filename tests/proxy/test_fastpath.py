@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import aiohttp
 import psutil
@@ -290,3 +290,80 @@ async def test_large_bodies_stream_both_ways_in_flat_memory(front: Front, client
     assert grew_up < 48 * 1024 * 1024, grew_up
     assert grew_down < 48 * 1024 * 1024, grew_down
     assert front.fast.forwarded == 2
+
+
+@pytest_asyncio.fixture
+async def raw_upstream(front: Front) -> AsyncIterator[Callable[[bytes, bool], Awaitable[str]]]:
+    """``await raw_upstream(answer, close_after)``: a route to a bare socket server that answers
+    every request with exactly ``answer``, closing the connection afterwards when asked."""
+    servers: list[asyncio.Server] = []
+
+    async def make(answer: bytes, close_after: bool) -> str:
+        async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            try:
+                while await reader.readuntil(b"\r\n\r\n"):
+                    writer.write(answer)
+                    await writer.drain()
+                    if close_after:
+                        break
+            except (asyncio.IncompleteReadError, ConnectionError):
+                pass
+            writer.close()
+
+        server = await asyncio.start_server(serve, "127.0.0.1", 0)
+        servers.append(server)
+        name = f"raw{len(servers)}"
+        front.table.set(name, port=server.sockets[0].getsockname()[1], state="running")
+        return name
+
+    yield make
+    for server in servers:
+        server.close()
+
+
+async def test_an_app_closing_kept_alive_connections_costs_no_request(
+    front: Front, client: aiohttp.ClientSession, raw_upstream: Callable[[bytes, bool], Awaitable[str]]
+) -> None:
+    # Claims keep-alive, then hangs up: the next request finds a dead pooled link and retries.
+    name = await raw_upstream(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", True)
+    for _ in range(20):
+        async with client.get(f"{front.url}/app/{name}/") as resp:
+            assert resp.status == 200
+            assert await resp.read() == b"ok"
+    assert front.fast.forwarded == 20
+
+
+async def test_interim_answers_are_skipped(
+    front: Front, client: aiohttp.ClientSession, raw_upstream: Callable[[bytes, bool], Awaitable[str]]
+) -> None:
+    answer = b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nreal"
+    name = await raw_upstream(answer, False)
+    async with client.get(f"{front.url}/app/{name}/") as resp:
+        assert resp.status == 200
+        assert await resp.read() == b"real"
+
+
+async def test_a_body_ended_by_close_reaches_the_browser_chunked_and_whole(
+    front: Front, raw_upstream: Callable[[bytes, bool], Awaitable[str]]
+) -> None:
+    name = await raw_upstream(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nuntil the end", True)
+    reader, writer = await asyncio.open_connection("127.0.0.1", front.port)
+    try:
+        writer.write(_get(f"/app/{name}/", front.port))
+        status, headers, body = await _read_response(reader)
+        # The browser's connection goes on although the app's ended.
+        writer.write(_get("/app/demo/echo/next", front.port))
+        assert (await _read_response(reader))[0] == 200
+    finally:
+        writer.close()
+    assert status == 200
+    assert headers["transfer-encoding"] == "chunked"
+    assert body == b"until the end"
+
+
+async def test_an_app_that_hangs_up_without_answering_is_a_502(
+    front: Front, client: aiohttp.ClientSession, raw_upstream: Callable[[bytes, bool], Awaitable[str]]
+) -> None:
+    name = await raw_upstream(b"", True)
+    async with client.get(f"{front.url}/app/{name}/") as resp:
+        assert resp.status == 502
