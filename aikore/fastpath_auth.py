@@ -34,6 +34,8 @@ try:  # The very parser behind aiohttp's request.cookies, so both read the same 
 except ImportError:  # pragma: no cover - another aiohttp: cookies then always go to the gate
     parse_cookie_header = None
 
+# Distinct Cookie lines whose parse is remembered (a few per browser; cleared when full).
+_COOKIE_CACHE = 1024
 # Host names the no-auth rebinding guard certainly accepts (a subset of its loopback test).
 _LOOPBACK_HOST = re.compile(r"(127\.0\.0\.1|localhost|\[::1\])(:[0-9]{1,5})?", re.IGNORECASE)
 
@@ -49,11 +51,12 @@ def make_accept(auth: Auth) -> AcceptFn:
     if not auth.enabled:
         return _accept_without_auth(guard_host=is_loopback(auth.settings.host))
     trusted = bool(auth.settings.trusted_proxies)
+    cookie_values: dict[str, str | None] = {}
 
     def accept(headers: CIMultiDictProxy[str], method: str, target: str, address: str) -> Decision | None:
         if trusted or _has_query_token(target):
             return None
-        if not _has_session(auth, headers):
+        if not _has_session(auth, headers, cookie_values):
             bearer = _bearer(headers)
             if bearer is None or auth.limiter.retry_after(address) is not None or not auth.token_matches(bearer):
                 return None
@@ -76,13 +79,21 @@ def _has_query_token(target: str) -> bool:
     return bool(mark) and "token" in query.lower()
 
 
-def _has_session(auth: Auth, headers: CIMultiDictProxy[str]) -> bool:
+def _has_session(auth: Auth, headers: CIMultiDictProxy[str], cache: dict[str, str | None]) -> bool:
     raw = headers.get(hdrs.COOKIE)
     if raw is None or COOKIE_NAME not in raw or parse_cookie_header is None:
         return False
-    # Last one wins, as in the mapping aiohttp builds for request.cookies.
-    cookies = {name: morsel.value for name, morsel in parse_cookie_header(raw)}
-    return auth.session_from_cookie(cookies.get(COOKIE_NAME)) is not None
+    # A browser sends the same Cookie line request after request: parse each distinct one once.
+    # Only the parse is kept; the session itself (signature, expiry, logout) is checked every time.
+    if raw in cache:
+        value = cache[raw]
+    else:
+        # Last one wins, as in the mapping aiohttp builds for request.cookies.
+        value = {name: morsel.value for name, morsel in parse_cookie_header(raw)}.get(COOKIE_NAME)
+        if len(cache) >= _COOKIE_CACHE:
+            cache.clear()
+        cache[raw] = value
+    return auth.session_from_cookie(value) is not None
 
 
 def _bearer(headers: CIMultiDictProxy[str]) -> str | None:

@@ -199,3 +199,13 @@ async def test_behind_trusted_proxies_everything_goes_through_the_gate(make_main
     reply = await main.get("/app/demo/echo/", {"Authorization": f"Bearer {TOKEN}"})
     assert reply.status == 200
     assert (main.fast.forwarded, main.fast.handed_off) == (0, 1)
+
+
+async def test_logging_out_ends_fast_path_access_for_that_very_cookie(main: Main) -> None:
+    auth = main.app[keys.AUTH]
+    session = auth.open_session()
+    headers = {**JSON, "Cookie": f"{COOKIE_NAME}={session.cookie}"}
+    assert (await main.get("/app/demo/echo/", headers)).status == 200
+    auth.revoke(session)
+    assert (await main.get("/app/demo/echo/", headers)).status == 401
+    assert (main.fast.forwarded, main.fast.handed_off) == (1, 1)
