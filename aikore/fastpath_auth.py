@@ -37,7 +37,7 @@ except ImportError:  # pragma: no cover - another aiohttp: cookies then always g
 # Distinct Cookie lines whose parse is remembered (a few per browser; cleared when full).
 _COOKIE_CACHE = 1024
 # Host names the no-auth rebinding guard certainly accepts (a subset of its loopback test).
-_LOOPBACK_HOST = re.compile(r"(127\.0\.0\.1|localhost|\[::1\])(:[0-9]{1,5})?", re.IGNORECASE)
+_LOOPBACK_HOST = re.compile(r"(?:127\.0\.0\.1|localhost|\[::1\])(?::([0-9]{1,5}))?", re.IGNORECASE)
 
 
 def fast_path(app: web.Application, fallback: Callable[[], asyncio.Protocol]) -> FastPath:
@@ -67,11 +67,20 @@ def make_accept(auth: Auth) -> AcceptFn:
 
 def _accept_without_auth(*, guard_host: bool) -> AcceptFn:
     def accept(headers: CIMultiDictProxy[str], method: str, target: str, address: str) -> Decision | None:
-        if guard_host and not _LOOPBACK_HOST.fullmatch(headers.get(hdrs.HOST, "")):
+        if guard_host and not loopback_host(headers.get(hdrs.HOST, "")):
             return None
         return Decision(headers)
 
     return accept
+
+
+def loopback_host(host: str) -> bool:
+    """True for Host values the gate's rebinding guard certainly accepts (a plain loopback name)."""
+    match = _LOOPBACK_HOST.fullmatch(host)
+    if match is None:
+        return False
+    port = match.group(1)
+    return port is None or int(port) <= 65535
 
 
 def _has_query_token(target: str) -> bool:

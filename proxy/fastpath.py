@@ -29,6 +29,7 @@ from multidict import CIMultiDict, CIMultiDictProxy
 
 from . import pages
 from ._link import Link, LinkPool
+from .client import MAX_FIELD_SIZE, MAX_HEADERS
 from .dispatch import APP_PREFIX
 from .headers import DirectPeer, downstream_response_headers, rewrite_location, upstream_request_headers
 from .http import SMALL_BODY
@@ -374,6 +375,9 @@ class FastPathProtocol(asyncio.Protocol):
             return None
         parsed.parser = None
         if not parsed.done or parsed.version != "1.1" or len(parsed.names) != len(parsed.values):
+            return None
+        if len(head) > MAX_FIELD_SIZE or len(parsed.names) > MAX_HEADERS:
+            # Past aiohttp's limits, aiohttp answers (431/400) as it always did.
             return None
         try:
             raw = parsed.url.decode("ascii")

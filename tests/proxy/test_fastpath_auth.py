@@ -23,9 +23,9 @@ from aiohttp.test_utils import TestServer
 import proxy
 from aikore import keys
 from aikore.app import create_app
-from aikore.auth import COOKIE_NAME
+from aikore.auth import COOKIE_NAME, _host_is_loopback
 from aikore.config import Settings
-from aikore.fastpath_auth import fast_path
+from aikore.fastpath_auth import fast_path, loopback_host
 from aikore.ratelimit import FAILURES_PER_WINDOW
 from proxy.fastpath import FastPath
 
@@ -209,3 +209,12 @@ async def test_logging_out_ends_fast_path_access_for_that_very_cookie(main: Main
     auth.revoke(session)
     assert (await main.get("/app/demo/echo/", headers)).status == 401
     assert (main.fast.forwarded, main.fast.handed_off) == (1, 1)
+
+
+@pytest.mark.parametrize(
+    "host",
+    ["127.0.0.1", "127.0.0.1:9000", "LOCALHOST:80", "[::1]:8080", "127.0.0.1:65535", "127.0.0.1:99999",
+     "127.0.0.1:", "localhost.:80", "127.0.0.2", "evil.example", "127.0.0.1.evil.example", "127.0.0.1 :80", ""],
+)
+async def test_a_host_the_fast_path_takes_without_auth_is_one_the_gate_takes(host: str) -> None:
+    assert not loopback_host(host) or _host_is_loopback(host)
