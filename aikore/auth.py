@@ -36,7 +36,7 @@ from urllib.parse import quote
 
 from aiohttp import hdrs, web
 from aiohttp.typedefs import Handler, Middleware
-from multidict import CIMultiDict
+from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
 from aikore import keys
@@ -347,20 +347,28 @@ def _drop_token_redirect(request: web.Request, auth: Auth, peer: Peer) -> web.St
 
 def _without_aikore_credentials(request: web.Request, auth: Auth) -> web.Request:
     """The request minus AiKore's own cookie and bearer token, so instances never see them."""
-    cookies = request.headers.getall(hdrs.COOKIE, [])
-    bearer = _bearer(request)
+    headers = strip_aikore_credentials(auth, request.headers)
+    return request if headers is request.headers else request.clone(headers=headers)
+
+
+def strip_aikore_credentials(
+    auth: Auth, headers: CIMultiDictProxy[str]
+) -> CIMultiDictProxy[str] | CIMultiDict[str]:
+    """``headers`` without AiKore's session cookie and bearer token (the same object if neither)."""
+    cookies = headers.getall(hdrs.COOKIE, [])
+    bearer = bearer_of(headers)
     ours = bearer is not None and auth.token_matches(bearer)
     if not ours and not any(COOKIE_NAME in c for c in cookies):
-        return request
-    headers = CIMultiDict(request.headers)
-    headers.popall(hdrs.COOKIE, None)
+        return headers
+    out = CIMultiDict(headers)
+    out.popall(hdrs.COOKIE, None)
     kept = [c.strip() for line in cookies for c in line.split(";")
             if c.strip() and c.split("=", 1)[0].strip() != COOKIE_NAME]
     if kept:
-        headers[hdrs.COOKIE] = "; ".join(kept)
+        out[hdrs.COOKIE] = "; ".join(kept)
     if ours:
-        del headers[hdrs.AUTHORIZATION]
-    return request.clone(headers=headers)
+        del out[hdrs.AUTHORIZATION]
+    return out
 
 
 def _is_open_route(request: web.Request) -> bool:
@@ -397,7 +405,11 @@ def _is_api(request: web.Request, public_port: bool) -> bool:
 
 
 def _bearer(request: web.Request) -> str | None:
-    scheme, _, value = request.headers.get(hdrs.AUTHORIZATION, "").partition(" ")
+    return bearer_of(request.headers)
+
+
+def bearer_of(headers: CIMultiDictProxy[str]) -> str | None:
+    scheme, _, value = headers.get(hdrs.AUTHORIZATION, "").partition(" ")
     return value.strip() if scheme.lower() == "bearer" and value.strip() else None
 
 

@@ -23,10 +23,10 @@ import re
 from collections.abc import Callable
 
 from aiohttp import hdrs, web
-from multidict import CIMultiDict, CIMultiDictProxy
+from multidict import CIMultiDictProxy
 
 from aikore import keys
-from aikore.auth import COOKIE_NAME, Auth, is_loopback
+from aikore.auth import COOKIE_NAME, Auth, bearer_of, is_loopback, strip_aikore_credentials
 from proxy.fastpath import AcceptFn, Decision, FastPath
 
 try:  # The very parser behind aiohttp's request.cookies, so both read the same cookie value.
@@ -57,10 +57,10 @@ def make_accept(auth: Auth) -> AcceptFn:
         if trusted or _has_query_token(target):
             return None
         if not _has_session(auth, headers, cookie_values):
-            bearer = _bearer(headers)
+            bearer = bearer_of(headers)
             if bearer is None or auth.limiter.retry_after(address) is not None or not auth.token_matches(bearer):
                 return None
-        return Decision(_without_aikore_credentials(auth, headers))
+        return Decision(strip_aikore_credentials(auth, headers))
 
     return accept
 
@@ -103,26 +103,3 @@ def _has_session(auth: Auth, headers: CIMultiDictProxy[str], cache: dict[str, st
             cache.clear()
         cache[raw] = value
     return auth.session_from_cookie(value) is not None
-
-
-def _bearer(headers: CIMultiDictProxy[str]) -> str | None:
-    scheme, _, value = headers.get(hdrs.AUTHORIZATION, "").partition(" ")
-    return value.strip() if scheme.lower() == "bearer" and value.strip() else None
-
-
-def _without_aikore_credentials(auth: Auth, headers: CIMultiDictProxy[str]) -> CIMultiDictProxy[str] | CIMultiDict[str]:
-    """As the gate's helper of the same name: instances never see AiKore's cookie or token."""
-    cookies = headers.getall(hdrs.COOKIE, [])
-    bearer = _bearer(headers)
-    ours = bearer is not None and auth.token_matches(bearer)
-    if not ours and not any(COOKIE_NAME in c for c in cookies):
-        return headers
-    out = CIMultiDict(headers)
-    out.popall(hdrs.COOKIE, None)
-    kept = [c.strip() for line in cookies for c in line.split(";")
-            if c.strip() and c.split("=", 1)[0].strip() != COOKIE_NAME]
-    if kept:
-        out[hdrs.COOKIE] = "; ".join(kept)
-    if ours:
-        del out[hdrs.AUTHORIZATION]
-    return out
