@@ -14,6 +14,7 @@ from aikore.app import create_app
 from aikore.config import ConfigError, Settings
 from aikore.fastpath_auth import fast_path
 from aikore.keys import STARTUP_MESSAGES
+from proxy import SERVER_HANDLER_ARGS
 from proxy.fastpath import FastPath
 
 log = logging.getLogger("aikore")
@@ -50,7 +51,8 @@ def dashboard_url(settings: Settings) -> str:
 async def serve(settings: Settings) -> int:
     """Run until a stop signal; cleanup contexts then stop every instance gracefully."""
     app = create_app(settings)
-    runner = web.AppRunner(app, access_log=None, **_handler_args())
+    # Header limits raised for the proxy (cookies grow with many apps on one host).
+    runner = web.AppRunner(app, access_log=None, **SERVER_HANDLER_ARGS)
     await runner.setup()
     try:
         listener = await _listen(app, runner, settings)
@@ -100,12 +102,3 @@ async def _listen(app: web.Application, runner: web.AppRunner, settings: Setting
     loop = asyncio.get_running_loop()
     listening = await loop.create_server(fast, settings.host, settings.port, reuse_address=True, backlog=128)
     return _Listener(listening, fast)
-
-
-def _handler_args() -> dict[str, int]:
-    # Cookies grow with many apps on one host; aiohttp's 8 KB header defaults break logins.
-    try:
-        from proxy import SERVER_HANDLER_ARGS
-    except ImportError:
-        return {"max_line_size": 65536, "max_field_size": 65536}
-    return dict(SERVER_HANDLER_ARGS)
