@@ -27,7 +27,7 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	./scripts/test-deps
-	$(PY) bench/run.py
+	$(PY) bench/proxy_bench.py $(ARGS)
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info
