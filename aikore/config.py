@@ -14,6 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 AUTH_MODES = ("token", "password", "none")
+# Seconds between monitor samples: faster costs CPU for nothing a person can see, slower makes the
+# live view useless. The monitor and its API enforce the same bounds.
+MONITOR_INTERVAL_MIN = 0.25
+MONITOR_INTERVAL_MAX = 60.0
 
 
 class ConfigError(ValueError):
@@ -158,6 +162,13 @@ def _positive(key: str, text: str) -> float:
     return value
 
 
+def _monitor_interval(key: str, text: str) -> float:
+    value = _positive(key, text)
+    if not MONITOR_INTERVAL_MIN <= value <= MONITOR_INTERVAL_MAX:
+        raise ConfigError(f"{key} must be within {MONITOR_INTERVAL_MIN}-{MONITOR_INTERVAL_MAX} seconds, got {text!r}")
+    return value
+
+
 def _positive_int(key: str, text: str) -> int:
     value = _positive(key, text)
     if value != int(value):
@@ -195,7 +206,12 @@ OPTIONS: tuple[Option, ...] = (
         _positive,
         "seconds an instance may take to answer its health path before it is marked error (default 3600)",
     ),
-    Option("monitor_interval", "AIKORE_MONITOR_INTERVAL", _positive, "seconds between system/GPU samples (default 1)"),
+    Option(
+        "monitor_interval",
+        "AIKORE_MONITOR_INTERVAL",
+        _monitor_interval,
+        f"seconds between system/GPU samples, {MONITOR_INTERVAL_MIN}-{MONITOR_INTERVAL_MAX} (default 1)",
+    ),
     Option(
         "session_ttl", "AIKORE_SESSION_TTL", _positive, "seconds a browser login stays valid (default 604800 = 7 days)"
     ),

@@ -22,12 +22,13 @@ from typing import Any
 
 import psutil
 
+from aikore.config import MONITOR_INTERVAL_MAX, MONITOR_INTERVAL_MIN
 from aikore.gpu import Gpus, GpuSample
 
 log = logging.getLogger(__name__)
 
-MIN_INTERVAL = 0.25
-MAX_INTERVAL = 60.0
+MIN_INTERVAL = MONITOR_INTERVAL_MIN
+MAX_INTERVAL = MONITOR_INTERVAL_MAX
 DEFAULT_HISTORY_SECONDS = 900.0
 # Caps memory whatever the interval: 15 minutes at 0.25 s, about 20 MB with 20 instances.
 MAX_HISTORY_SAMPLES = 3600

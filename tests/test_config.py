@@ -86,3 +86,9 @@ def test_blank_env_values_keep_defaults_and_whole_numbers_are_checked() -> None:
         Settings.from_args([], {"AIKORE_LOG_BACKUPS": "2.5"})
     with pytest.raises(ConfigError, match=r"AIKORE_SESSION_TTL.*'nan'"):
         Settings.from_args([], {"AIKORE_SESSION_TTL": "nan"})
+
+
+@pytest.mark.parametrize("value", ["0.1", "61"])
+def test_monitor_interval_outside_its_bounds_is_refused(value: str) -> None:
+    with pytest.raises(ConfigError, match=rf"AIKORE_MONITOR_INTERVAL must be within 0.25-60.0 seconds, got '{value}'"):
+        Settings.from_args(["--monitor-interval", value], {})

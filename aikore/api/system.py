@@ -78,20 +78,13 @@ async def monitor_ctx(app: web.Application) -> AsyncIterator[None]:
     # fallback for an app built without one.
     supervisor = app.get(keys.SUPERVISOR)
     instance_pids = supervisor.instance_pids if supervisor is not None else running.pids
-    interval = min(max(settings.monitor_interval, MIN_INTERVAL), MAX_INTERVAL)
-    if interval != settings.monitor_interval:
-        log.warning(
-            "monitor interval %s s is outside %s-%s s; using %s s",
-            settings.monitor_interval,
-            MIN_INTERVAL,
-            MAX_INTERVAL,
-            interval,
-        )
     # nvmlInit can take a while on machines with many GPUs; keep the loop free meanwhile.
     gpus = await asyncio.to_thread(Gpus.open)
     if gpus.reason:
         log.info("GPU monitoring off: %s", gpus.reason)
-    monitor = Monitor(data_dir=settings.data_dir, instance_pids=instance_pids, gpus=gpus, interval=interval)
+    monitor = Monitor(
+        data_dir=settings.data_dir, instance_pids=instance_pids, gpus=gpus, interval=settings.monitor_interval
+    )
     app[keys.MONITOR] = monitor
     app[keys.METRICS_REGISTRY] = metrics.build_registry(monitor, lambda: _route_snapshot(app), running.names)
     task = asyncio.create_task(monitor.run(), name="aikore-monitor")
