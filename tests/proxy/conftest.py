@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import socket
+import contextlib
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
@@ -13,8 +13,11 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 import proxy
+from tests.helpers import free_port
 
 from .upstream import make_upstream
+
+__all__ = ["Proxied", "free_port", "routed_app"]
 
 
 @dataclass
@@ -31,33 +34,35 @@ class Proxied:
         return f"{self.url}/app/{name}{path}"
 
 
-def free_port() -> int:
-    """A port nobody listens on right now (for refused-connection and listener tests)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest_asyncio.fixture
 async def upstream(aiohttp_server: Callable[..., TestServer]) -> TestServer:
     # The upstream accepts big headers too, so any limit hit is the proxy's own.
     return await aiohttp_server(make_upstream(), **proxy.SERVER_HANDLER_ARGS)
 
 
-@pytest_asyncio.fixture
-async def proxied(aiohttp_server: Callable[..., TestServer], upstream: TestServer) -> AsyncIterator[Proxied]:
+@contextlib.asynccontextmanager
+async def routed_app(
+    upstream: TestServer,
+) -> AsyncIterator[tuple[web.Application, proxy.RouteTable, aiohttp.ClientSession, proxy.UpstreamPool]]:
+    """An app with the /app/ routes over a table holding "demo" → upstream; closed afterwards."""
     table = proxy.RouteTable()
     table.set("demo", port=upstream.port, state="running")
     session = proxy.client_session()
     pool = proxy.UpstreamPool()
     app = web.Application()
     proxy.add_app_routes(app.router, proxy.path_handler(table, session, pool=pool))
-    server = await aiohttp_server(app, **proxy.SERVER_HANDLER_ARGS)
     try:
-        yield Proxied(str(server.make_url("")).rstrip("/"), table, upstream, session, pool)
+        yield app, table, session, pool
     finally:
         await pool.close()
         await session.close()
+
+
+@pytest_asyncio.fixture
+async def proxied(aiohttp_server: Callable[..., TestServer], upstream: TestServer) -> AsyncIterator[Proxied]:
+    async with routed_app(upstream) as (app, table, session, pool):
+        server = await aiohttp_server(app, **proxy.SERVER_HANDLER_ARGS)
+        yield Proxied(str(server.make_url("")).rstrip("/"), table, upstream, session, pool)
 
 
 @pytest_asyncio.fixture

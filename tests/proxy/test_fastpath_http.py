@@ -10,27 +10,14 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 
 import pytest_asyncio
-from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-import proxy
-
-from .conftest import Proxied
+from .conftest import Proxied, routed_app
 from .fastpath_server import fastpath_server
 from .test_http import *  # noqa: F403  (the very same tests, collected again here)
 
 
 @pytest_asyncio.fixture
 async def proxied(aiohttp_server: Callable[..., TestServer], upstream: TestServer) -> AsyncIterator[Proxied]:
-    table = proxy.RouteTable()
-    table.set("demo", port=upstream.port, state="running")
-    session = proxy.client_session()
-    pool = proxy.UpstreamPool()
-    app = web.Application()
-    proxy.add_app_routes(app.router, proxy.path_handler(table, session, pool=pool))
-    try:
-        async with fastpath_server(app, table, pool) as (url, _):
-            yield Proxied(url, table, upstream, session, pool)
-    finally:
-        await pool.close()
-        await session.close()
+    async with routed_app(upstream) as (app, table, session, pool), fastpath_server(app, table, pool) as (url, _):
+        yield Proxied(url, table, upstream, session, pool)
