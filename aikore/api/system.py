@@ -23,61 +23,42 @@ from aikore.events import Event
 from aikore.gpu import Gpus
 from aikore.instance import Instance
 from aikore.monitor import MAX_INTERVAL, MIN_INTERVAL, Monitor
-from aikore.states import ACTIVE_STATES
 
 log = logging.getLogger(__name__)
 
 _MAX_HISTORY_LIMIT = 100_000
 
 
-class RunningInstances:
-    """Instance id -> root pid of every instance with a live process, and their names."""
+class InstanceNames:
+    """Instance id -> name, followed from the store and events, for metric labels."""
 
     def __init__(self) -> None:
-        self._pids: dict[int, int] = {}
         self._names: dict[int, str] = {}
 
-    def pids(self) -> dict[int, int]:
-        """The map the sampler reads each tick."""
-        return dict(self._pids)
-
     def names(self) -> dict[int, str]:
-        """Instance names, for metric labels."""
         return dict(self._names)
 
-    def update(self, instance_id: int, name: str, status: str, pid: int | None) -> None:
-        """Follow one instance's state; only active ones with a pid are sampled."""
+    def update(self, instance_id: int, name: str) -> None:
         self._names[instance_id] = name
-        if status in ACTIVE_STATES and pid is not None:
-            self._pids[instance_id] = pid
-        else:
-            self._pids.pop(instance_id, None)
-
-    def forget(self, instance_id: int) -> None:
-        """The instance was deleted."""
-        self._pids.pop(instance_id, None)
-        self._names.pop(instance_id, None)
 
     def on_event(self, event: Event) -> None:
         """EventBus listener for "instance" and "instance_deleted"."""
         data = event.data
         if event.kind == "instance":
-            self.update(data["id"], data["name"], data["status"], data.get("pid"))
+            self.update(data["id"], data["name"])
         elif event.kind == "instance_deleted":
-            self.forget(data["id"])
+            self._names.pop(data["id"], None)
 
 
 async def monitor_ctx(app: web.Application) -> AsyncIterator[None]:
     """Cleanup context: NVML initialised once, the sampler task running, both closed on exit."""
     settings = app[keys.SETTINGS]
-    running = RunningInstances()
+    names = InstanceNames()
     for instance in await app[keys.STORE].list_instances():
-        running.update(instance.id, instance.name, instance.status, instance.pid)
-    app[keys.EVENTS].listen(running.on_event)
-    # The supervisor knows each live process group first-hand; the store-and-events view is the
-    # fallback for an app built without one.
-    supervisor = app.get(keys.SUPERVISOR)
-    instance_pids = supervisor.instance_pids if supervisor is not None else running.pids
+        names.update(instance.id, instance.name)
+    app[keys.EVENTS].listen(names.on_event)
+    # The supervisor's context runs first (app.py) and knows each live process group first-hand.
+    instance_pids = app[keys.SUPERVISOR].instance_pids
     # nvmlInit can take a while on machines with many GPUs; keep the loop free meanwhile.
     gpus = await asyncio.to_thread(Gpus.open)
     if gpus.reason:
@@ -86,7 +67,7 @@ async def monitor_ctx(app: web.Application) -> AsyncIterator[None]:
         data_dir=settings.data_dir, instance_pids=instance_pids, gpus=gpus, interval=settings.monitor_interval
     )
     app[keys.MONITOR] = monitor
-    app[keys.METRICS_REGISTRY] = metrics.build_registry(monitor, lambda: _route_snapshot(app), running.names)
+    app[keys.METRICS_REGISTRY] = metrics.build_registry(monitor, lambda: _route_snapshot(app), names.names)
     task = asyncio.create_task(monitor.run(), name="aikore-monitor")
     yield
     task.cancel()

@@ -17,7 +17,7 @@ from aiohttp.test_utils import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from aikore import gpu, keys
-from aikore.api.system import RunningInstances
+from aikore.api.system import InstanceNames
 from aikore.app import create_app
 from aikore.config import Settings
 from aikore.events import Event
@@ -212,16 +212,14 @@ async def test_running_instance_usage_in_stats_instance_json_and_metrics(client:
     await _poll(gone_from_stats)
 
 
-def test_store_and_events_view_follows_instances_with_a_live_process() -> None:
-    running = RunningInstances()
-    running.update(1, "comfy", "running", 4242)
-    running.update(2, "forge", "stopped", None)
-    running.on_event(Event("instance", {"id": 3, "name": "jupyter", "status": "starting", "pid": 4343}))
-    assert running.pids() == {1: 4242, 3: 4343}
-    running.on_event(Event("instance", {"id": 1, "name": "comfy", "status": "error", "pid": None}))
-    running.on_event(Event("instance_deleted", {"id": 3, "name": "jupyter"}))
-    assert running.pids() == {}
-    assert running.names() == {1: "comfy", 2: "forge"}
+def test_metric_names_follow_the_store_and_events() -> None:
+    names = InstanceNames()
+    names.update(1, "comfy")
+    names.update(2, "forge")
+    names.on_event(Event("instance", {"id": 3, "name": "jupyter", "status": "starting", "pid": 4343}))
+    names.on_event(Event("instance", {"id": 1, "name": "comfy", "status": "error", "pid": None}))
+    names.on_event(Event("instance_deleted", {"id": 3, "name": "jupyter"}))
+    assert names.names() == {1: "comfy", 2: "forge"}
 
 
 @pytest.fixture
