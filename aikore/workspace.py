@@ -20,12 +20,14 @@ SCRIPT_BACKUP = "launch.sh.bak"
 CONF_DIR = "config"
 OUTPUT_DIR = "output"
 _TMP_PREFIX = ".creating-"
+_METADATA_CACHE = 1024
 
 
 class Workspace:
     def __init__(self, instances_dir: Path, trash_dir: Path) -> None:
         self.instances_dir = instances_dir
         self.trash_dir = trash_dir
+        self._metadata: dict[tuple[str, str], tuple[tuple[int, int, int], Blueprint]] = {}
 
     def path(self, name: str) -> Path:
         return self.instances_dir / name
@@ -83,7 +85,24 @@ class Workspace:
         return target
 
     def metadata(self, name: str, blueprint_id: str) -> Blueprint:
-        return script_metadata(self.script_path(name), blueprint_id)
+        """The header of the instance's launch.sh, re-read only when the file changed.
+
+        Every instance JSON (each API answer and each published event) needs the proxy mode, so
+        the parse is kept per file and checked against the file's size and mtime.
+        """
+        script = self.script_path(name)
+        try:
+            st = script.stat()
+        except OSError:
+            return script_metadata(script, blueprint_id)
+        key = (str(script), blueprint_id)
+        stamp = (st.st_mtime_ns, st.st_size, st.st_ino)
+        cached = self._metadata.get(key)
+        if cached is None or cached[0] != stamp:
+            if len(self._metadata) >= _METADATA_CACHE:
+                self._metadata.clear()
+            cached = self._metadata[key] = (stamp, script_metadata(script, blueprint_id))
+        return cached[1]
 
     def read_script(self, name: str) -> str:
         return self.script_path(name).read_text(encoding="utf-8", errors="replace")

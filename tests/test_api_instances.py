@@ -212,3 +212,12 @@ async def test_custom_blueprint_dir_is_discovered(client: TestClient, settings: 
     ids = [b["id"] for b in await (await client.get("/api/blueprints")).json()]
     assert "mine" in ids
     assert (await _create(client, name="m", blueprint="mine"))["blueprint"] == "mine"
+
+
+async def test_header_edits_in_launch_sh_change_the_proxy_mode(client: TestClient) -> None:
+    inst = await _create(client)
+    assert inst["proxy_mode"] == "strip-prefix"
+    script = (await (await client.get(f"/api/instances/{inst['id']}/script")).json())["content"]
+    edited = script.replace("# aikore.proxy: strip-prefix", "# aikore.proxy: keep-prefix")
+    assert (await client.put(f"/api/instances/{inst['id']}/script", json={"content": edited})).status == 200
+    assert (await (await client.get(f"/api/instances/{inst['id']}")).json())["proxy_mode"] == "keep-prefix"
