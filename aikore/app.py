@@ -11,18 +11,18 @@ from aiohttp import web
 
 from aikore import keys
 from aikore.api import actions, setup_api, system
-from aikore.auth import Auth, auth_ctx, gate, setup_auth
-from aikore.blueprints import BlueprintCatalog
 from aikore.config import Settings
-from aikore.db import Store
-from aikore.desktop_routes import desktop_ctx, setup_desktop
+from aikore.desktop.routes import desktop_ctx, setup_desktop
 from aikore.errors import error_middleware
 from aikore.events import EventBus
+from aikore.http.auth import Auth, auth_ctx, gate, setup_auth
+from aikore.http.dashboard import setup_dashboard
+from aikore.http.security_headers import setup_security_headers
 from aikore.resources import builtin_blueprints_dir, static_dir
 from aikore.routing import http_client_ctx, public_listeners_ctx, setup_routing
-from aikore.security_headers import setup_security_headers
-from aikore.views import setup_dashboard
-from aikore.workspace import Workspace
+from aikore.store.blueprints import BlueprintCatalog
+from aikore.store.db import Store
+from aikore.store.workspace import Workspace
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ from aiohttp import web
 
 from aikore.app import create_app
 from aikore.config import ConfigError, Settings
-from aikore.fastpath_auth import fast_path
+from aikore.http.fastpath import fast_path
 from aikore.keys import STARTUP_MESSAGES
 from proxy import SERVER_HANDLER_ARGS
 from proxy.fastpath import FastPath

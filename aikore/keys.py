@@ -11,19 +11,19 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 import proxy
-from aikore.blueprints import BlueprintCatalog
 from aikore.config import Settings
-from aikore.db import Store
 from aikore.events import EventBus
-from aikore.instance import Instance
-from aikore.monitor import Monitor
-from aikore.supervisor import Supervisor
-from aikore.workspace import Workspace
+from aikore.monitor.sampler import Monitor
+from aikore.store.blueprints import BlueprintCatalog
+from aikore.store.db import Store
+from aikore.store.instance import Instance
+from aikore.store.workspace import Workspace
+from aikore.supervisor.supervisor import Supervisor
 
 if TYPE_CHECKING:
-    from aikore.auth import Auth
-    from aikore.desktop import Desktops
-    from aikore.desktop_routes import DesktopRoutes
+    from aikore.desktop.companion import Desktops
+    from aikore.desktop.routes import DesktopRoutes
+    from aikore.http.auth import Auth
     from aikore.routing import Routing
 
 # Adds fields to an instance's JSON (proxy metrics, usage, desktop URL...) so api/instances.py

@@ -16,10 +16,10 @@ from aiohttp import web
 
 import proxy
 from aikore import keys
-from aikore.auth import public_port_middlewares
-from aikore.desktop_routes import mount_public_desktop
+from aikore.desktop.routes import mount_public_desktop
 from aikore.events import Event
-from aikore.instance import Instance
+from aikore.http.auth import public_port_middlewares
+from aikore.store.instance import Instance
 
 log = logging.getLogger(__name__)
 

@@ -34,8 +34,8 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from aikore.gpu import Gpus
-from aikore.monitor import Monitor
+from aikore.monitor.gpu import Gpus
+from aikore.monitor.sampler import Monitor
 
 # bash (the launch script) -> a `sleep` helper and the python app -> its python worker.
 _APP = (

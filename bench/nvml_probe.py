@@ -21,8 +21,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from aikore.gpu import Gpus
-from aikore.monitor import Monitor
+from aikore.monitor.gpu import Gpus
+from aikore.monitor.sampler import Monitor
 
 # Allocates MiB on GPU 0 through the driver API, says "ready", then waits for stdin to close.
 _HOLDER = r"""

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from aikore.blueprints import BlueprintCatalog, load_blueprint, parse_header
 from aikore.resources import builtin_blueprints_dir
+from aikore.store.blueprints import BlueprintCatalog, load_blueprint, parse_header
 
 GOOD = """#!/usr/bin/env bash
 ### AIKORE-METADATA-START ###

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from aikore.db import MIGRATIONS, Store
+from aikore.store.db import MIGRATIONS, Store
 
 ORIGINAL_SCHEMA = MIGRATIONS[0]
 
@@ -86,7 +86,7 @@ async def test_reopening_does_not_rerun_migrations(tmp_path: Path) -> None:
 async def test_failed_migration_rolls_back_and_keeps_version(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = tmp_path / "aikore.db"
     _make_original_db(path)
-    import aikore.db as db
+    import aikore.store.db as db
 
     monkeypatch.setattr(
         db, "MIGRATIONS", (*MIGRATIONS[:1], "ALTER TABLE instances ADD COLUMN port INTEGER; BROKEN SQL")

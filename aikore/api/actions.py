@@ -15,7 +15,7 @@ from aikore import keys
 from aikore.api.common import json_response
 from aikore.api.instances import MUTATION_LOCK, instance_json, load_instance, publish_instance
 from aikore.errors import not_found
-from aikore.supervisor import Supervisor
+from aikore.supervisor.supervisor import Supervisor
 
 
 async def supervisor_ctx(app: web.Application) -> AsyncIterator[None]:

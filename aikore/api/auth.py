@@ -17,9 +17,9 @@ from yarl import URL
 
 from aikore import __version__, keys
 from aikore.api.common import json_response, read_json_object, reject_unknown
-from aikore.auth import ANONYMOUS, IDENTITY, Auth, Identity, TooManyAttempts
 from aikore.errors import AikoreError
-from aikore.security_headers import CONTENT_SECURITY_POLICY
+from aikore.http.auth import ANONYMOUS, IDENTITY, Auth, Identity, TooManyAttempts
+from aikore.http.security_headers import CONTENT_SECURITY_POLICY
 
 MAX_FORM = 8 * 1024
 MAX_NEXT = 2048

@@ -10,11 +10,10 @@ from aiohttp import web
 
 from aikore import keys
 from aikore.api.common import json_response, path_id, read_json_object, reject_unknown
-from aikore.desktop import check_fps, check_resolution
+from aikore.desktop.companion import check_fps, check_resolution
 from aikore.errors import AikoreError, not_found
-from aikore.instance import Instance
-from aikore.states import STOPPED_STATES
-from aikore.validation import (
+from aikore.store.instance import Instance
+from aikore.store.validation import (
     check_blueprint_id,
     check_bool,
     check_gpu_ids,
@@ -22,6 +21,7 @@ from aikore.validation import (
     check_public_port,
     check_restart_policy,
 )
+from aikore.supervisor.states import STOPPED_STATES
 
 CREATE_FIELDS = {"name", "blueprint", "gpu_ids", "autostart", "persistent_mode", "public_port", "restart_policy",
                  "desktop_resolution", "desktop_fps"}

@@ -13,8 +13,8 @@ from aikore.api.common import json_response
 from aikore.api.events import open_sse, pump, sse
 from aikore.api.instances import load_instance
 from aikore.errors import AikoreError
-from aikore.instance import Instance
-from aikore.logs import MAIN_LOG, InstanceLog
+from aikore.store.instance import Instance
+from aikore.supervisor.logs import MAIN_LOG, InstanceLog
 
 DEFAULT_TAIL = 200
 MAX_TAIL = 10_000

@@ -16,13 +16,14 @@ from typing import Any
 
 from aiohttp import web
 
-from aikore import keys, metrics
+from aikore import keys
 from aikore.api.common import json_response, read_json_object, reject_unknown
 from aikore.errors import AikoreError
 from aikore.events import Event
-from aikore.gpu import Gpus
-from aikore.instance import Instance
-from aikore.monitor import MAX_INTERVAL, MIN_INTERVAL, Monitor
+from aikore.monitor import metrics
+from aikore.monitor.gpu import Gpus
+from aikore.monitor.sampler import MAX_INTERVAL, MIN_INTERVAL, Monitor
+from aikore.store.instance import Instance
 
 log = logging.getLogger(__name__)
 

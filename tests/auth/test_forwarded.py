@@ -6,7 +6,7 @@ import pytest
 from aiohttp.test_utils import TestClient, make_mocked_request
 
 from aikore.config import ConfigError, Settings
-from aikore.forwarded import Forwarded
+from aikore.http.forwarded import Forwarded
 
 from .conftest import TOKEN
 

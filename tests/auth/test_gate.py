@@ -8,7 +8,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from aikore.auth import COOKIE_NAME
+from aikore.http.auth import COOKIE_NAME
 
 from .conftest import TOKEN, bearer, session_cookie
 

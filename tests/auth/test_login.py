@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from aiohttp.test_utils import TestClient
 
-from aikore.auth import COOKIE_NAME, Auth
 from aikore.config import Settings
+from aikore.http.auth import COOKIE_NAME, Auth
 
 from .conftest import PASSWORD, TOKEN, bearer, origin_of, session_cookie
 

@@ -17,9 +17,9 @@ from aiohttp import DummyCookieJar, web
 from aiohttp.test_utils import TestServer
 
 import proxy
-from aikore.auth import COOKIE_NAME, Auth, gate
 from aikore.config import Settings
 from aikore.demo.app import create_demo_app
+from aikore.http.auth import COOKIE_NAME, Auth, gate
 from tests.helpers import free_port
 
 from .conftest import TOKEN

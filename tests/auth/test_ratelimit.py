@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from aiohttp.test_utils import TestClient
 
-from aikore.ratelimit import LoginLimiter
+from aikore.http.ratelimit import LoginLimiter
 
 from .conftest import TOKEN, bearer
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp.test_utils import TestClient
 
-from aikore.security_headers import HEADERS
+from aikore.http.security_headers import HEADERS
 
 from .conftest import bearer
 

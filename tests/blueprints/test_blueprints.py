@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from aikore.blueprints import load_blueprint
+from aikore.store.blueprints import load_blueprint
 from tests.blueprints.conftest import BLUEPRINTS, HOST, PORT, ROOT_PATH, BlueprintRun, make_blueprint_run
 
 OUT = "@output"

@@ -45,7 +45,7 @@ class FakeGpu:
 
 
 class FakeNvml:
-    """The subset of the pynvml API that aikore.gpu calls, answering from `gpus`."""
+    """The subset of the pynvml API that aikore.monitor.gpu calls, answering from `gpus`."""
 
     NVML_TEMPERATURE_GPU = 0
     NVMLError = FakeNVMLError

@@ -16,11 +16,12 @@ import pytest
 from aiohttp.test_utils import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from aikore import gpu, keys
+from aikore import keys
 from aikore.api.system import InstanceNames
 from aikore.app import create_app
 from aikore.config import Settings
 from aikore.events import Event
+from aikore.monitor import gpu
 
 DEADLINE = 30.0
 

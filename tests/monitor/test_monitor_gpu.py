@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from aikore.gpu import Gpus, load_pynvml
+from aikore.monitor.gpu import Gpus, load_pynvml
 
 
 def _no_library() -> object:

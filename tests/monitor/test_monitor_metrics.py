@@ -13,9 +13,9 @@ import pytest
 from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
-from aikore import metrics
-from aikore.gpu import Gpus
-from aikore.monitor import Monitor, Sample
+from aikore.monitor import metrics
+from aikore.monitor.gpu import Gpus
+from aikore.monitor.sampler import Monitor, Sample
 from proxy.table import RouteTable
 
 MIB = 2**20

@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from aikore.gpu import Gpus
-from aikore.monitor import MAX_HISTORY_SAMPLES, InstanceUsage, Monitor, Sample, _busy_and_total
+from aikore.monitor.gpu import Gpus
+from aikore.monitor.sampler import MAX_HISTORY_SAMPLES, InstanceUsage, Monitor, Sample, _busy_and_total
 
 MIB = 2**20
 DEADLINE = 30.0

@@ -12,8 +12,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from aikore.desktop import BROWSERS
-from aikore.desktop_session import MARKER
+from aikore.desktop.companion import BROWSERS
+from aikore.desktop.session import MARKER
 from tests.helpers import free_port, wait_until
 
 BROWSER = next((found for name in BROWSERS if (found := shutil.which(name))), None)

@@ -8,7 +8,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from aikore.desktop_routes import DesktopRoutes
+from aikore.desktop.routes import DesktopRoutes
 from tests.helpers import free_port
 
 

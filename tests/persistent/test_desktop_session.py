@@ -14,9 +14,9 @@ from typing import Any
 import psutil
 import pytest
 
-from aikore.desktop import Programs, find_programs, read_state, session_command, state_path
-from aikore.desktop_session import _sandbox_refused, browser_command
-from aikore.display import lock_path, socket_path
+from aikore.desktop.companion import Programs, find_programs, read_state, session_command, state_path
+from aikore.desktop.display import lock_path, socket_path
+from aikore.desktop.session import _sandbox_refused, browser_command
 from aikore.errors import AikoreError
 from tests.helpers import free_port, wait_until
 from tests.persistent.conftest import BROWSER, desktop_browser_hits, marked, needs_desktop

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
-from aikore.blueprints import Blueprint
-from aikore.desktop import Programs, internal_url, is_desktop_app, ready_url, session_command
+from aikore.desktop.companion import Programs, internal_url, is_desktop_app, ready_url, session_command
+from aikore.store.blueprints import Blueprint
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from aikore import display
+from aikore.desktop import display
 
 
 @pytest.fixture

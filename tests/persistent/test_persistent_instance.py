@@ -11,7 +11,7 @@ from typing import Any
 import psutil
 from playwright.sync_api import sync_playwright
 
-from aikore.display import lock_path
+from aikore.desktop.display import lock_path
 from tests.helpers import AikoreProcess, free_port, wait_until
 from tests.persistent.conftest import BROWSER, desktop_browser_hits, marked, needs_desktop
 

@@ -1,6 +1,6 @@
 """The fast path in front of the real AiKore app: it takes only what the auth gate would let in.
 
-The main port is built as ``aikore serve`` builds it (aikore.fastpath_auth.fast_path in front of
+The main port is built as ``aikore serve`` builds it (aikore.http.fastpath.fast_path in front of
 create_app's server); a real upstream answers /app/demo/. Refusals must come from the gate itself,
 handed the request by the fast path, and admitted requests must reach the app without AiKore's
 own cookie or bearer token.
@@ -23,10 +23,10 @@ from aiohttp.test_utils import TestServer
 import proxy
 from aikore import keys
 from aikore.app import create_app
-from aikore.auth import COOKIE_NAME, _host_is_loopback
 from aikore.config import Settings
-from aikore.fastpath_auth import fast_path, loopback_host
-from aikore.ratelimit import FAILURES_PER_WINDOW
+from aikore.http.auth import COOKIE_NAME, _host_is_loopback
+from aikore.http.fastpath import fast_path, loopback_host
+from aikore.http.ratelimit import FAILURES_PER_WINDOW
 from proxy.fastpath import FastPath
 
 pytestmark = pytest.mark.asyncio

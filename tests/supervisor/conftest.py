@@ -16,7 +16,7 @@ from aiohttp.test_utils import TestClient
 from aikore import keys
 from aikore.app import create_app
 from aikore.config import Settings
-from aikore.oskit import MARKER
+from aikore.supervisor.oskit import MARKER
 
 T = TypeVar("T")
 

@@ -14,9 +14,9 @@ from pathlib import Path
 import psutil
 
 from aikore import keys
-from aikore.db import Store
-from aikore.oskit import MARKER
-from aikore.states import ERROR, RUNNING, STOPPED
+from aikore.store.db import Store
+from aikore.supervisor.oskit import MARKER
+from aikore.supervisor.states import ERROR, RUNNING, STOPPED
 from tests.helpers import AikoreProcess, wait_until
 
 from .conftest import MakeClient, api, launch_processes, status_is, until

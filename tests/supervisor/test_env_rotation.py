@@ -9,9 +9,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from aikore.config import Settings
-from aikore.instance import Instance
-from aikore.logwriter import RotatingFile, backup_path
-from aikore.process import instance_env
+from aikore.store.instance import Instance
+from aikore.supervisor.logwriter import RotatingFile, backup_path
+from aikore.supervisor.process import instance_env
 
 
 def test_instance_env_follows_the_contract_and_drops_aikore_secrets(tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ import aiohttp
 import psutil
 
 from aikore import keys
-from aikore.states import ERROR, RUNNING, STARTING, STOPPED
+from aikore.supervisor.states import ERROR, RUNNING, STARTING, STOPPED
 
 from .conftest import MakeClient, api, create, launch_id, launch_processes, status_is, until
 
@@ -155,7 +155,7 @@ async def _running_other_pid(client, instance_id: int, old_pid: int) -> dict | N
 
 
 async def test_restart_policy_on_failure_backs_off_then_gives_up(make_client: MakeClient) -> None:
-    from aikore.supervisor import Backoff
+    from aikore.supervisor.supervisor import Backoff
 
     client = await make_client()
     client.app[keys.SUPERVISOR].backoff = Backoff(base=0.5, factor=2.0, max_delay=10.0, max_attempts=3)

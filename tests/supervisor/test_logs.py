@@ -10,9 +10,9 @@ from pathlib import Path
 
 from aiohttp.test_utils import TestClient
 
-from aikore import logwriter
-from aikore.logs import InstanceLog
-from aikore.states import RUNNING
+from aikore.supervisor import logwriter
+from aikore.supervisor.logs import InstanceLog
+from aikore.supervisor.states import RUNNING
 
 from .conftest import MakeClient, api, create, status_is, until
 

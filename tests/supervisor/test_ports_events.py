@@ -12,8 +12,8 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from aikore import keys
-from aikore.ports import PortPool, PortsExhausted
-from aikore.states import ERROR, RUNNING, STARTING
+from aikore.supervisor.ports import PortPool, PortsExhausted
+from aikore.supervisor.states import ERROR, RUNNING, STARTING
 
 from .conftest import MakeClient, api, create, status_is, until
 

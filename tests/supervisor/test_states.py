@@ -11,10 +11,11 @@ from pathlib import Path
 import pytest
 
 from aikore.config import Settings
-from aikore.db import Store
-from aikore.instance import Instance
-from aikore.oskit import Exit, Handle
-from aikore.states import (
+from aikore.store.db import Store
+from aikore.store.instance import Instance
+from aikore.store.workspace import Workspace
+from aikore.supervisor.oskit import Exit, Handle
+from aikore.supervisor.states import (
     ACTIVE_STATES,
     ALL_STATES,
     ERROR,
@@ -25,8 +26,7 @@ from aikore.states import (
     TRANSITIONS,
     can_change,
 )
-from aikore.supervisor import Backoff, Supervisor
-from aikore.workspace import Workspace
+from aikore.supervisor.supervisor import Backoff, Supervisor
 
 from .conftest import until
 
@@ -181,7 +181,7 @@ async def test_active_instance_is_adopted_when_pid_and_create_time_match(tmp_pat
 async def test_companion_starts_with_the_instance_and_its_death_fails_the_instance(
     tmp_path: Path, store: Store
 ) -> None:
-    from aikore.process import CompanionSpec
+    from aikore.supervisor.process import CompanionSpec
 
     kit, published = FakeKit(), []
     kit.ready = True
@@ -203,7 +203,7 @@ async def test_companion_starts_with_the_instance_and_its_death_fails_the_instan
 
 
 async def test_adoption_fails_the_instance_when_a_companion_died_meanwhile(tmp_path: Path, store: Store) -> None:
-    from aikore.records import GroupRecord
+    from aikore.supervisor.records import GroupRecord
 
     kit, published = FakeKit(), []
     main = FakeHandle()

@@ -1,6 +1,6 @@
 """A stand-in `pynvml` for the dashboard tests: two GPUs whose load moves, on a machine without one.
 
-Put first on PYTHONPATH of a real `aikore` process, it is what `aikore.gpu` imports; NVML itself
+Put first on PYTHONPATH of a real `aikore` process, it is what `aikore.monitor.gpu` imports; NVML itself
 cannot exist here. Readings follow the clock so the sparklines have a shape to draw.
 """
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from aikore.db import Store
+from aikore.store.db import Store
 
 MAIN = "main"
 

@@ -42,8 +42,8 @@ from yarl import URL
 from aikore import keys
 from aikore.config import Settings
 from aikore.errors import error_response
-from aikore.forwarded import Forwarded, Peer
-from aikore.ratelimit import LoginLimiter
+from aikore.http.forwarded import Forwarded, Peer
+from aikore.http.ratelimit import LoginLimiter
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """The one seam for OS effects: spawn, adopt, terminate a process tree, probe HTTP, and the clock.
 
-Everything the state machine (``aikore.process``) does to the outside world goes through an
+Everything the state machine (``aikore.supervisor.process``) does to the outside world goes through an
 ``OsKit``, so its transitions can be tested with a stand-in and no children, while a thin layer of
 end-to-end tests drives this real implementation.
 """

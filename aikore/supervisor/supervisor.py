@@ -16,16 +16,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from aikore.config import Settings
-from aikore.db import Store
 from aikore.errors import AikoreError
 from aikore.events import Event
-from aikore.instance import Instance
-from aikore.oskit import OsKit, RealOsKit
-from aikore.ports import PortPool
-from aikore.process import CompanionFactory, InstanceProcess
-from aikore.records import MAIN, GroupRecords
-from aikore.states import ACTIVE_STATES, ERROR, STOPPED_STATES
-from aikore.workspace import Workspace
+from aikore.store.db import Store
+from aikore.store.instance import Instance
+from aikore.store.workspace import Workspace
+from aikore.supervisor.oskit import OsKit, RealOsKit
+from aikore.supervisor.ports import PortPool
+from aikore.supervisor.process import CompanionFactory, InstanceProcess
+from aikore.supervisor.records import MAIN, GroupRecords
+from aikore.supervisor.states import ACTIVE_STATES, ERROR, STOPPED_STATES
 
 log = logging.getLogger(__name__)
 

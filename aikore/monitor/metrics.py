@@ -14,7 +14,7 @@ from prometheus_client import CollectorRegistry, ProcessCollector, generate_late
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from aikore.monitor import Monitor, Sample
+from aikore.monitor.sampler import Monitor, Sample
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 

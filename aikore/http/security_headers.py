@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from aikore.auth import PROXIED_PREFIXES
+from aikore.http.auth import PROXIED_PREFIXES
 
 # No inline scripts anywhere on the dashboard: an injected <script> cannot run. Inline styles
 # stay allowed (the login page is one self-contained file). Frames: the dashboard may show

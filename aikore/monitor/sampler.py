@@ -23,7 +23,7 @@ from typing import Any
 import psutil
 
 from aikore.config import MONITOR_INTERVAL_MAX, MONITOR_INTERVAL_MIN
-from aikore.gpu import Gpus, GpuSample
+from aikore.monitor.gpu import Gpus, GpuSample
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """The proxy fast path's admission check: a strict subset of what the auth gate lets through.
 
 ``proxy.fastpath`` forwards a plain ``/app/<name>/`` request itself only when this says yes;
-otherwise aiohttp's stack (and the gate in ``aikore.auth``) answers it as usual. So every rule
+otherwise aiohttp's stack (and the gate in ``aikore.http.auth``) answers it as usual. So every rule
 here mirrors one of the gate's acceptance conditions for proxied paths, and when in doubt the
 answer is "no" (the gate then decides, counts failed tokens and renders 401/429/redirects):
 
@@ -26,7 +26,7 @@ from aiohttp import hdrs, web
 from multidict import CIMultiDictProxy
 
 from aikore import keys
-from aikore.auth import COOKIE_NAME, Auth, bearer_of, is_loopback, strip_aikore_credentials
+from aikore.http.auth import COOKIE_NAME, Auth, bearer_of, is_loopback, strip_aikore_credentials
 from proxy.fastpath import AcceptFn, Decision, FastPath
 
 try:  # The very parser behind aiohttp's request.cookies, so both read the same cookie value.

@@ -10,7 +10,7 @@ from typing import Any
 
 import aiosqlite
 
-from aikore.instance import FIELDS, Instance
+from aikore.store.instance import FIELDS, Instance
 
 # Each entry moves the schema from version i to i+1. Never edit a released entry: append one.
 MIGRATIONS: Sequence[str] = (

@@ -1,9 +1,9 @@
 """Persistent mode, AiKore's side: what a desktop session needs and how it joins an instance.
 
-The session itself runs as its own process (``aikore.desktop_session``); the supervisor starts it
+The session itself runs as its own process (``aikore.desktop.session``); the supervisor starts it
 as a companion of the instance's app, records it for re-adoption and stops it with the app. This
 module checks the system pieces before a start (a clear error, never a hang), builds the session's
-command line from the instance's settings and keeps its Selkies port. ``aikore.desktop_routes``
+command line from the instance's settings and keeps its Selkies port. ``aikore.desktop.routes``
 serves it at ``/desktop/<name>/``.
 """
 
@@ -25,12 +25,12 @@ from aiohttp import web
 
 import proxy
 from aikore import keys
-from aikore.blueprints import Blueprint
-from aikore.display import free_display, socket_path
+from aikore.desktop.display import free_display, socket_path
 from aikore.errors import AikoreError
-from aikore.instance import Instance
-from aikore.process import CompanionSpec
-from aikore.states import STOPPED_STATES
+from aikore.store.blueprints import Blueprint
+from aikore.store.instance import Instance
+from aikore.supervisor.process import CompanionSpec
+from aikore.supervisor.states import STOPPED_STATES
 
 PREFIX = "/desktop"
 # The supervisor's role name for the session process (a row in process_groups).
@@ -162,7 +162,7 @@ def session_command(
     width, height = parse_resolution(resolution)
     folder = session_dir(instance_dir)
     command = [
-        sys.executable, "-m", "aikore.desktop_session",
+        sys.executable, "-m", "aikore.desktop.session",
         "--state", str(state_path(instance_dir)),
         "--home", str(folder / "home"),
         "--port", str(port),

@@ -1,6 +1,6 @@
 """The desktop session of one persistent instance, run as its own process.
 
-``python -m aikore.desktop_session --state FILE ...`` starts Xvfb on a free display, openbox,
+``python -m aikore.desktop.session --state FILE ...`` starts Xvfb on a free display, openbox,
 the Selkies server and (once the app answers) a browser in app mode pointed at it, keeps each of
 them running (a dead one is restarted with back-off), and on SIGTERM stops them all and exits.
 
@@ -31,7 +31,7 @@ from types import FrameType
 
 import psutil
 
-from aikore.display import DisplayError, lock_path, socket_path, start_xvfb
+from aikore.desktop.display import DisplayError, lock_path, socket_path, start_xvfb
 
 _POLL = 0.2
 _PROBE_TIMEOUT = 2.0
@@ -70,7 +70,7 @@ class Child:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m aikore.desktop_session", description=__doc__)
+    p = argparse.ArgumentParser(prog="python -m aikore.desktop.session", description=__doc__)
     p.add_argument("--state", type=Path, required=True, help="JSON file this session keeps its state in")
     p.add_argument("--home", type=Path, required=True, help="HOME for the desktop's programs")
     p.add_argument("--port", type=int, required=True, help="loopback port for the Selkies server")

@@ -1,4 +1,4 @@
-"""The tiny process that owns an instance's log file: ``python -m aikore.logwriter ... -- cmd``.
+"""The tiny process that owns an instance's log file: ``python -m aikore.supervisor.logwriter ... -- cmd``.
 
 Why a process of its own: an instance must outlive a ``kill -9`` of AiKore, so its output cannot
 flow through AiKore; and a child writing straight to its log with O_APPEND keeps writing to the
@@ -150,7 +150,7 @@ def run(log: Path, max_bytes: int, backups: int, status: Path | None, banner: st
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m aikore.logwriter")
+    parser = argparse.ArgumentParser(prog="python -m aikore.supervisor.logwriter")
     parser.add_argument("--log", type=Path, required=True)
     parser.add_argument("--max-bytes", type=int, default=10 * 1024 * 1024)
     parser.add_argument("--backups", type=int, default=5)

@@ -19,17 +19,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from aikore import logwriter
 from aikore.config import Settings
-from aikore.db import Store
 from aikore.errors import AikoreError
-from aikore.instance import Instance
-from aikore.logs import MAIN_LOG, InstanceLog
-from aikore.oskit import MARKER, Exit, Handle, OsKit
-from aikore.ports import PortPool, PortsExhausted, is_free
-from aikore.records import MAIN, GroupRecord, GroupRecords
-from aikore.states import ACTIVE_STATES, ERROR, RUNNING, STARTING, STOPPED, STOPPING, can_change
-from aikore.workspace import CONF_DIR, OUTPUT_DIR, Workspace
+from aikore.store.db import Store
+from aikore.store.instance import Instance
+from aikore.store.workspace import CONF_DIR, OUTPUT_DIR, Workspace
+from aikore.supervisor import logwriter
+from aikore.supervisor.logs import MAIN_LOG, InstanceLog
+from aikore.supervisor.oskit import MARKER, Exit, Handle, OsKit
+from aikore.supervisor.ports import PortPool, PortsExhausted, is_free
+from aikore.supervisor.records import MAIN, GroupRecord, GroupRecords
+from aikore.supervisor.states import ACTIVE_STATES, ERROR, RUNNING, STARTING, STOPPED, STOPPING, can_change
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ import shutil
 import time
 from pathlib import Path
 
-from aikore.blueprints import Blueprint, load_blueprint
+from aikore.store.blueprints import Blueprint, load_blueprint
 
 SCRIPT = "launch.sh"
 SCRIPT_BACKUP = "launch.sh.bak"

@@ -1,6 +1,6 @@
 """Instance log files: where they live, the last lines, a live follow, and the whole history.
 
-The writing side is ``aikore.logwriter`` (a process in the instance's own group); AiKore only
+The writing side is ``aikore.supervisor.logwriter`` (a process in the instance's own group); AiKore only
 reads. Files: ``instances/<name>/logs/instance.log`` (current) and ``instance.log.1..N`` (older),
 ``<role>.log`` likewise for companion process groups.
 """
@@ -15,7 +15,7 @@ import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-from aikore.logwriter import backup_path
+from aikore.supervisor.logwriter import backup_path
 
 LOG_DIR = "logs"
 # The main process logs to instance.log; a companion group (e.g. a desktop) to <role>.log.

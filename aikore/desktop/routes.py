@@ -17,10 +17,10 @@ from aiohttp import web
 
 import proxy
 from aikore import keys
-from aikore.desktop import PREFIX, Desktops, desktop_url
+from aikore.desktop.companion import PREFIX, Desktops, desktop_url
 from aikore.events import Event
-from aikore.instance import Instance
-from aikore.states import RUNNING, STARTING
+from aikore.store.instance import Instance
+from aikore.supervisor.states import RUNNING, STARTING
 
 _PROBE_INTERVAL = 0.5
 _PROBE_TIMEOUT = aiohttp.ClientTimeout(total=2.0)

@@ -1,0 +1,1 @@
+"""Persistent mode: each persistent instance's desktop session, streamed with Selkies."""

@@ -1,0 +1,1 @@
+"""The monitor: system, GPU and per-instance usage, its history, and /metrics."""

@@ -1,0 +1,1 @@
+"""The store: SQLite, the instance model, instance folders and blueprints."""

@@ -1,0 +1,1 @@
+"""The supervisor: instance processes, their states, ports, logs and the OS seam."""
