@@ -1,33 +1,67 @@
-"""Domain errors: raised anywhere with a stable code, rendered as JSON in one place."""
+"""Domain errors: raised anywhere with a stable code, rendered as JSON in exactly one place.
+
+Every refusal AiKore makes itself - a bad field, an unknown instance, the auth gate's 401/403,
+the login limiter's 429 - is an ``AikoreError``; ``render`` is the only code that turns one into
+an HTTP answer, so the body always has the documented shape:
+``{"error": {"code": ..., "message": ..., "field": ... or null}}``.
+"""
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 
 from aiohttp import web
+
+from aikore.paths import is_api
 
 log = logging.getLogger(__name__)
 
 
 class AikoreError(Exception):
-    """An error a client caused or must know about: HTTP status, stable code, readable message."""
+    """An error a client caused or must know about: stable code, readable message, HTTP status.
 
-    def __init__(self, status: int, code: str, message: str) -> None:
+    ``field`` names the input field at fault (the dashboard marks it); ``headers`` go with the
+    answer (``Retry-After``, ``WWW-Authenticate``).
+    """
+
+    def __init__(
+        self,
+        code: str,
+        message: str,
+        status: int = 400,
+        field: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
         super().__init__(message)
-        self.status = status
         self.code = code
         self.message = message
+        self.status = status
+        self.field = field
+        self.headers = dict(headers or {})
+
+    def to_json(self) -> dict[str, dict[str, str | None]]:
+        return {"error": {"code": self.code, "message": self.message, "field": self.field}}
 
 
 def not_found(what: str, ident: object) -> AikoreError:
-    return AikoreError(404, "not_found", f"{what} {ident!s} does not exist")
+    return AikoreError("not_found", f"{what} {ident!s} does not exist", 404)
 
 
-def error_response(status: int, code: str, message: str) -> web.Response:
-    body = json.dumps({"error": {"code": code, "message": message}})
-    return web.Response(status=status, text=body, content_type="application/json")
+def invalid(field: str, message: str) -> AikoreError:
+    """A 400 for one input field; the message starts with the field's name, as every one does."""
+    return AikoreError("invalid_field", f"{field}: {message}", 400, field=field)
+
+
+def render(error: AikoreError) -> web.Response:
+    """The one place an AikoreError becomes an HTTP answer."""
+    return web.Response(
+        status=error.status,
+        text=json.dumps(error.to_json()),
+        content_type="application/json",
+        headers=error.headers,
+    )
 
 
 _HTTP_CODES = {
@@ -40,33 +74,28 @@ _HTTP_CODES = {
     415: "unsupported_media_type",
     429: "too_many_requests",
 }
+# aiohttp's own refusals keep these headers when they become JSON.
+_KEPT_HEADERS = ("Allow", "Retry-After", "WWW-Authenticate")
 
 
 @web.middleware
 async def error_middleware(
     request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
 ) -> web.StreamResponse:
-    """Turn AikoreError and aiohttp's HTTP errors under /api into the JSON error shape."""
+    """Turn AikoreError (anywhere) and aiohttp's HTTP errors under /api into the JSON error shape."""
     try:
         return await handler(request)
     except AikoreError as exc:
-        return error_response(exc.status, exc.code, exc.message)
+        return render(exc)
     except web.HTTPException as exc:
-        if not _is_api(request) or exc.status < 400:
+        if not is_api(request.path) or exc.status < 400:
             raise
         code = _HTTP_CODES.get(exc.status, "http_error")
-        resp = error_response(exc.status, code, exc.reason or code)
-        for name in ("Allow", "Retry-After", "WWW-Authenticate"):
-            if name in exc.headers:
-                resp.headers[name] = exc.headers[name]
-        return resp
+        headers = {name: exc.headers[name] for name in _KEPT_HEADERS if name in exc.headers}
+        return render(AikoreError(code, exc.reason or code, exc.status, headers=headers))
     except Exception:
-        if not _is_api(request):
+        if not is_api(request.path):
             raise
         # A bug, not a client error: keep the JSON shape so the dashboard can still show it.
         log.exception("unhandled error on %s %s", request.method, request.path)
-        return error_response(500, "internal_error", "internal error; see the AiKore log")
-
-
-def _is_api(request: web.Request) -> bool:
-    return request.path.startswith("/api/") or request.path == "/metrics"
+        return render(AikoreError("internal_error", "internal error; see the AiKore log", 500))

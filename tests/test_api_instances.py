@@ -22,7 +22,10 @@ async def _create(client: TestClient, **fields: Any) -> dict[str, Any]:
 async def _error(resp: Any, status: int) -> dict[str, Any]:
     assert resp.status == status, await resp.text()
     body = await resp.json()
-    assert set(body["error"]) == {"code", "message"} and body["error"]["message"]
+    assert set(body["error"]) == {"code", "message", "field"} and body["error"]["message"]
+    # The field at fault is named apart from the message, and the message starts with it.
+    field = body["error"]["field"]
+    assert field is None or body["error"]["message"].startswith(f"{field}:")
     return body["error"]
 
 
@@ -57,6 +60,7 @@ async def test_create_copies_blueprint_and_lists_it(client: TestClient, settings
 async def test_bad_names_are_400_and_leave_nothing(client: TestClient, settings: Settings, name: Any) -> None:
     err = await _error(await client.post("/api/instances", json={"name": name, "blueprint": "demo"}), 400)
     assert err["code"] == "invalid_field" and err["message"].startswith("name")
+    assert err["field"] == "name"
     assert _rows(settings) == [] and _folders(settings) == []
 
 

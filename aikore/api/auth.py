@@ -6,7 +6,6 @@ endpoints do the same for the dashboard's own code and for scripts that want a c
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qs
@@ -17,7 +16,7 @@ from yarl import URL
 
 from aikore import __version__, keys
 from aikore.api.common import json_response, read_json_object, reject_unknown
-from aikore.errors import AikoreError
+from aikore.errors import AikoreError, render
 from aikore.http.auth import ANONYMOUS, IDENTITY, Auth, Identity, TooManyAttempts
 from aikore.http.security_headers import CONTENT_SECURITY_POLICY
 
@@ -64,7 +63,7 @@ def _session_json(auth: Auth, identity: Identity) -> dict[str, Any]:
 async def _check(request: web.Request, secret: object, kind: str) -> bool:
     auth: Auth = request.app[keys.AUTH]
     if not isinstance(secret, str) or not secret or len(secret) > MAX_SECRET:
-        raise AikoreError(400, "invalid_field", f"{kind}: must be a non-empty string of at most {MAX_SECRET} chars")
+        raise AikoreError("invalid_field", f"{kind}: must be a non-empty string of at most {MAX_SECRET} chars", 400)
     address = auth.forwarded.peer(request).address
     if kind == "token":
         return await auth.verify(address, token=secret)
@@ -79,18 +78,20 @@ async def api_login(request: web.Request) -> web.Response:
     data = await read_json_object(request)
     reject_unknown(data, {"token", "password"})
     if len(data) != 1:
-        raise AikoreError(400, "invalid_field", "send exactly one of token or password")
+        raise AikoreError("invalid_field", "send exactly one of token or password", 400)
     if not auth.enabled:
         return json_response(_session_json(auth, Identity("none")))
     kind, secret = next(iter(data.items()))
     if kind == "password" and auth.mode != "password":
-        raise AikoreError(400, "invalid_field", "password: password login is off; set AIKORE_PASSWORD to enable it")
+        raise AikoreError(
+            "invalid_field", "password: password login is off; set AIKORE_PASSWORD to enable it", 400, field="password",
+        )
     try:
         ok = await _check(request, secret, kind)
     except TooManyAttempts as exc:
-        return _too_many_json(exc)
+        return render(exc)
     if not ok:
-        raise AikoreError(401, "unauthorized", f"{kind}: wrong {kind}")
+        raise AikoreError("unauthorized", f"{kind}: wrong {kind}", 401)
     session = auth.open_session()
     resp = json_response(_session_json(auth, Identity("session", session)))
     auth.set_cookie(resp, session, auth.forwarded.peer(request))
@@ -113,13 +114,6 @@ def _end_session(request: web.Request) -> None:
     identity = _identity(request)
     if identity.session is not None:
         request.app[keys.AUTH].revoke(identity.session)
-
-
-def _too_many_json(exc: TooManyAttempts) -> web.Response:
-    body = json.dumps({"error": {"code": "too_many_requests", "message": str(exc)}})
-    return web.Response(
-        status=429, text=body, content_type="application/json", headers={hdrs.RETRY_AFTER: str(exc.retry_after)}
-    )
 
 
 # -- the login page ------------------------------------------------------------------------------

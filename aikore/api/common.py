@@ -16,24 +16,24 @@ MAX_BODY = 1024 * 1024
 async def read_json_object(request: web.Request) -> dict[str, Any]:
     """The request body as a JSON object, or a 4xx naming what is wrong with it."""
     if request.content_length is not None and request.content_length > MAX_BODY:
-        raise AikoreError(413, "payload_too_large", f"body is larger than {MAX_BODY} bytes")
+        raise AikoreError("payload_too_large", f"body is larger than {MAX_BODY} bytes", 413)
     raw = await request.content.read(MAX_BODY + 1)
     if len(raw) > MAX_BODY:
-        raise AikoreError(413, "payload_too_large", f"body is larger than {MAX_BODY} bytes")
+        raise AikoreError("payload_too_large", f"body is larger than {MAX_BODY} bytes", 413)
     try:
         data = json.loads(raw.decode("utf-8"))
     except UnicodeDecodeError:
-        raise AikoreError(400, "invalid_json", "body is not valid UTF-8") from None
+        raise AikoreError("invalid_json", "body is not valid UTF-8", 400) from None
     except json.JSONDecodeError as exc:
-        raise AikoreError(400, "invalid_json", f"body is not valid JSON: {exc.msg} at position {exc.pos}") from None
+        raise AikoreError("invalid_json", f"body is not valid JSON: {exc.msg} at position {exc.pos}", 400) from None
     except RecursionError:
         # "[[[[..." a few hundred thousand deep fits in 1 MB and exhausts the parser's stack.
-        raise AikoreError(400, "invalid_json", "body is nested too deeply") from None
+        raise AikoreError("invalid_json", "body is nested too deeply", 400) from None
     except ValueError as exc:
         # Python refuses integer literals of more than 4300 digits (int_max_str_digits).
-        raise AikoreError(400, "invalid_json", f"body is not valid JSON: {str(exc)[:80]}") from None
+        raise AikoreError("invalid_json", f"body is not valid JSON: {str(exc)[:80]}", 400) from None
     if not isinstance(data, dict):
-        raise AikoreError(400, "invalid_json", "body must be a JSON object")
+        raise AikoreError("invalid_json", "body must be a JSON object", 400)
     return data
 
 
@@ -41,14 +41,14 @@ def reject_unknown(data: dict[str, Any], allowed: set[str]) -> None:
     unknown = sorted(set(data) - allowed)
     if unknown:
         shown = ", ".join(repr(k[:40]) for k in unknown[:5])
-        raise AikoreError(400, "unknown_field", f"unknown field(s) {shown}; allowed: {', '.join(sorted(allowed))}")
+        raise AikoreError("unknown_field", f"unknown field(s) {shown}; allowed: {', '.join(sorted(allowed))}", 400)
 
 
 def path_id(request: web.Request) -> int:
     text = request.match_info["id"]
     # isascii(): str.isdigit() is also true for "²", which int() then refuses (a 500).
     if not (text.isascii() and text.isdigit()) or len(text) > 18:
-        raise AikoreError(404, "not_found", "instance ids are positive integers")
+        raise AikoreError("not_found", "instance ids are positive integers", 404)
     return int(text)
 
 

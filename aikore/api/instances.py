@@ -104,7 +104,9 @@ async def create_instance(request: web.Request) -> web.Response:
     }
     blueprint = app[keys.BLUEPRINTS].get(fields["blueprint"])
     if blueprint is None:
-        raise AikoreError(400, "unknown_blueprint", f"blueprint: no blueprint with id {fields['blueprint']!r}")
+        raise AikoreError(
+            "unknown_blueprint", f"blueprint: no blueprint with id {fields['blueprint']!r}", 400, field="blueprint",
+        )
     store, workspace = app[keys.STORE], app[keys.WORKSPACE]
     async with app[MUTATION_LOCK]:
         await _check_free(request, fields["name"], fields["public_port"], exclude_id=None)
@@ -128,7 +130,7 @@ async def _insert(store: Any, fields: dict[str, Any]) -> Instance:
         return await store.insert_instance(**fields)
     except sqlite3.IntegrityError:
         # The checks above ran under the lock, so only another AiKore on the same DB gets here.
-        raise AikoreError(409, "conflict", "name or public_port was taken meanwhile; retry") from None
+        raise AikoreError("conflict", "name or public_port was taken meanwhile; retry", 409) from None
 
 
 async def _check_free(request: web.Request, name: str | None, public_port: int | None, exclude_id: int | None) -> None:
@@ -137,20 +139,24 @@ async def _check_free(request: web.Request, name: str | None, public_port: int |
     others = [i for i in instances if i.id != exclude_id]
     if name is not None:
         if any(i.name == name for i in others):
-            raise AikoreError(409, "name_taken", f"name: an instance named {name!r} already exists")
+            raise AikoreError(
+                "name_taken", f"name: an instance named {name!r} already exists", 409, field="name",
+            )
         if app[keys.WORKSPACE].exists(name):
             raise AikoreError(
-                409,
                 "folder_exists",
                 f"name: folder instances/{name}/ already exists on disk; move it or pick another name",
+                409,
+                field="name",
             )
     if public_port is not None:
         holder = next((i for i in others if i.public_port == public_port), None)
         if holder is not None:
             raise AikoreError(
-                409,
                 "public_port_unavailable",
                 f"public_port: {public_port} is already used by instance {holder.name!r}",
+                409,
+                field="public_port",
             )
 
 
@@ -179,7 +185,7 @@ async def patch_instance(request: web.Request) -> web.Response:
         live_only = set(changes) <= LIVE_FIELDS
         if not live_only and instance.status not in STOPPED_STATES:
             fields = ", ".join(sorted(set(changes) - LIVE_FIELDS))
-            raise AikoreError(409, "instance_running", f"{fields}: stop the instance before changing this")
+            raise AikoreError("instance_running", f"{fields}: stop the instance before changing this", 409)
         new_name = changes.get("name")
         await _check_free(request, new_name, changes.get("public_port"), exclude_id=instance.id)
         if new_name is not None:
@@ -206,7 +212,7 @@ async def delete_instance(request: web.Request) -> web.Response:
             await stop(instance)
         instance = await load_instance(request)
         if instance.status not in STOPPED_STATES:
-            raise AikoreError(409, "instance_running", "instance is still running; stop it first")
+            raise AikoreError("instance_running", "instance is still running; stop it first", 409)
         await app[keys.STORE].delete_instance(instance.id)
         retired = app[keys.WORKSPACE].retire(instance.name)
     app[keys.EVENTS].publish("instance_deleted", {"id": instance.id, "name": instance.name})
@@ -221,7 +227,7 @@ async def get_script(request: web.Request) -> web.Response:
     try:
         content = workspace.read_script(instance.name)
     except FileNotFoundError:
-        raise AikoreError(404, "script_missing", f"instances/{instance.name}/launch.sh does not exist") from None
+        raise AikoreError("script_missing", f"instances/{instance.name}/launch.sh does not exist", 404) from None
     return json_response({"id": instance.id, "name": instance.name, "content": content})
 
 
@@ -231,15 +237,17 @@ async def put_script(request: web.Request) -> web.Response:
     reject_unknown(data, {"content"})
     content = data.get("content")
     if not isinstance(content, str):
-        raise AikoreError(400, "invalid_field", "content: must be the script text as a string")
+        raise AikoreError("invalid_field", "content: must be the script text as a string", 400, field="content")
     if len(content.encode("utf-8", errors="surrogatepass")) > MAX_SCRIPT:
-        raise AikoreError(413, "payload_too_large", f"content: scripts are limited to {MAX_SCRIPT} bytes")
+        raise AikoreError(
+            "payload_too_large", f"content: scripts are limited to {MAX_SCRIPT} bytes", 413, field="content",
+        )
     if "\x00" in content:
-        raise AikoreError(400, "invalid_field", "content: must not contain NUL bytes")
+        raise AikoreError("invalid_field", "content: must not contain NUL bytes", 400, field="content")
     try:
         content.encode("utf-8")
     except UnicodeEncodeError:
-        raise AikoreError(400, "invalid_field", "content: must be valid Unicode text") from None
+        raise AikoreError("invalid_field", "content: must be valid Unicode text", 400, field="content") from None
     request.app[keys.WORKSPACE].write_script(instance.name, content)
     # Header edits (proxy mode, health path) change how the instance is routed: tell listeners.
     publish_instance(request.app, instance)

@@ -28,14 +28,14 @@ def _int_param(request: web.Request, name: str, default: int, maximum: int) -> i
         return default
     # isascii(): str.isdigit() is also true for "²", which int() then refuses (a 500).
     if not (text.isascii() and text.isdigit()):
-        raise AikoreError(400, "invalid_field", f"{name}: must be a non-negative integer, got {text[:20]!r}")
+        raise AikoreError("invalid_field", f"{name}: must be a non-negative integer, got {text[:20]!r}", 400)
     return min(int(text), maximum)
 
 
 def _instance_log(request: web.Request, instance: Instance) -> InstanceLog:
     source = request.query.get("source", MAIN_LOG)
     if not _SOURCE.fullmatch(source):  # fullmatch: "$" would let "instance\n" through
-        raise AikoreError(400, "invalid_field", f"source: {source[:40]!r} is not a log name")
+        raise AikoreError("invalid_field", f"source: {source[:40]!r} is not a log name", 400, field="source")
     settings = request.app[keys.SETTINGS]
     return InstanceLog(request.app[keys.WORKSPACE].path(instance.name), settings.log_backups, source)
 

@@ -17,8 +17,12 @@ ERROR_SCHEMA = {
     "properties": {
         "error": {
             "type": "object",
-            "required": ["code", "message"],
-            "properties": {"code": {"type": "string"}, "message": {"type": "string"}},
+            "required": ["code", "message", "field"],
+            "properties": {
+                "code": {"type": "string", "description": "Stable, machine-readable"},
+                "message": {"type": "string", "description": "For people; names the field at fault first"},
+                "field": {"type": ["string", "null"], "description": "The input field at fault, if any"},
+            },
         }
     },
 }
@@ -38,7 +42,7 @@ def build_document() -> dict[str, Any]:
             "title": "AiKore API",
             "version": __version__,
             "description": "Manage AI WebUI instances, their processes, logs and the machine's resources. "
-            'Errors are {"error": {"code", "message"}} with a 4xx status.',
+            'Errors are {"error": {"code", "message", "field"}} with a 4xx status.',
         },
         "servers": [{"url": "/"}],
         "security": [{"bearerAuth": []}, {"sessionCookie": []}],

@@ -100,7 +100,7 @@ async def get_history(request: web.Request) -> web.Response:
     since = _query_number(request, "since", float)
     limit = _query_number(request, "limit", int)
     if limit is not None and not 1 <= limit <= _MAX_HISTORY_LIMIT:
-        raise AikoreError(400, "invalid_field", f"limit: must be 1-{_MAX_HISTORY_LIMIT}, got {limit}")
+        raise AikoreError("invalid_field", f"limit: must be 1-{_MAX_HISTORY_LIMIT}, got {limit}", 400, field="limit")
     samples = monitor.history(since)
     if limit is not None:
         samples = samples[-limit:]
@@ -121,9 +121,9 @@ def _query_number(request: web.Request, name: str, kind: type[int] | type[float]
     try:
         value = kind(text)
     except ValueError:
-        raise AikoreError(400, "invalid_field", f"{name}: must be a {kind.__name__}, got {text[:40]!r}") from None
+        raise AikoreError("invalid_field", f"{name}: must be a {kind.__name__}, got {text[:40]!r}", 400) from None
     if not math.isfinite(value):
-        raise AikoreError(400, "invalid_field", f"{name}: must be a finite number")
+        raise AikoreError("invalid_field", f"{name}: must be a finite number", 400)
     return value
 
 
@@ -148,9 +148,16 @@ async def put_interval(request: web.Request) -> web.Response:
     reject_unknown(data, {"interval_seconds"})
     value = data.get("interval_seconds")
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise AikoreError(400, "invalid_field", "interval_seconds: required, a number of seconds")
+        raise AikoreError(
+            "invalid_field", "interval_seconds: required, a number of seconds", 400, field="interval_seconds",
+        )
     if not MIN_INTERVAL <= value <= MAX_INTERVAL:
-        raise AikoreError(400, "invalid_field", f"interval_seconds: must be {MIN_INTERVAL}-{MAX_INTERVAL}, got {value}")
+        raise AikoreError(
+            "invalid_field",
+            f"interval_seconds: must be {MIN_INTERVAL}-{MAX_INTERVAL}, got {value}",
+            400,
+            field="interval_seconds",
+        )
     monitor = _monitor(request)
     monitor.set_interval(float(value))
     return json_response(_interval_json(monitor))

@@ -26,7 +26,7 @@ from aiohttp import web
 import proxy
 from aikore import keys
 from aikore.desktop.display import free_display, socket_path
-from aikore.errors import AikoreError
+from aikore.errors import AikoreError, invalid
 from aikore.store.blueprints import Blueprint
 from aikore.store.instance import Instance
 from aikore.supervisor.process import CompanionSpec
@@ -71,9 +71,10 @@ def find_programs(needs_browser: bool) -> Programs:
         missing.append("the selkies Python package (pip install 'aikore[persistent]')")
     if missing:
         raise AikoreError(
-            409,
             "desktop_unavailable",
             f"persistent_mode: this machine lacks {', '.join(missing)}; {_INSTALL_HINT}",
+            409,
+            field="persistent_mode",
         )
     assert xvfb is not None and wm is not None
     return Programs(xvfb, wm, browser if needs_browser else None)
@@ -100,11 +101,9 @@ def check_resolution(value: Any) -> str:
             return f"{width}x{height}"
         except ValueError:
             pass
-    raise AikoreError(
-        400,
-        "invalid_field",
-        f"desktop_resolution: must be WIDTHxHEIGHT with even sides from {_MIN_SIDE} to {_MAX_SIDE}, e.g. "
-        f'"{DEFAULT_RESOLUTION}"',
+    raise invalid(
+        "desktop_resolution",
+        f'must be WIDTHxHEIGHT with even sides from {_MIN_SIDE} to {_MAX_SIDE}, e.g. "{DEFAULT_RESOLUTION}"',
     )
 
 
@@ -114,7 +113,7 @@ def check_fps(value: Any) -> int:
         return DEFAULT_FPS
     if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= MAX_FPS:
         return value
-    raise AikoreError(400, "invalid_field", f"desktop_fps: must be an integer from 1 to {MAX_FPS}")
+    raise AikoreError("invalid_field", f"desktop_fps: must be an integer from 1 to {MAX_FPS}", 400, field="desktop_fps")
 
 
 def session_dir(instance_dir: Path) -> Path:

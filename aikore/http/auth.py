@@ -41,9 +41,10 @@ from yarl import URL
 
 from aikore import keys
 from aikore.config import Settings
-from aikore.errors import error_response
+from aikore.errors import AikoreError, render
 from aikore.http.forwarded import Forwarded, Peer
 from aikore.http.ratelimit import LoginLimiter
+from aikore.paths import is_api, is_proxied
 
 log = logging.getLogger(__name__)
 
@@ -54,18 +55,19 @@ UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 OPEN_ROUTES = frozenset({"/api/health", "/login", "/logout", "/api/auth/login", "/api/auth/logout"})
 # Static files the login page may use; one path segment only, so ``login/../x`` cannot match.
 OPEN_STATIC = re.compile(r"^(login|favicon)[A-Za-z0-9_.-]*$")
-# Paths whose responses belong to an instance, not to AiKore.
-PROXIED_PREFIXES = ("/app/", "/desktop/")
 _SCRYPT = {"n": 2**14, "r": 8, "p": 1, "dklen": 32}
 _MAX_COOKIE = 256
 
 
 
-class TooManyAttempts(Exception):
-    """The client address is over the failed-login limit."""
+class TooManyAttempts(AikoreError):
+    """The client address is over the failed-login limit: 429 with Retry-After."""
 
     def __init__(self, retry_after: int) -> None:
-        super().__init__(f"too many failed login attempts; retry in {retry_after} s")
+        super().__init__(
+            "too_many_requests", f"too many failed login attempts; retry in {retry_after} s", 429,
+            headers={hdrs.RETRY_AFTER: str(retry_after)},
+        )
         self.retry_after = retry_after
 
 
@@ -273,7 +275,7 @@ def gate(auth: Auth, *, public_port: bool = False) -> Middleware:
         if guard_rebinding and not _host_is_loopback(request.host):
             return _forbidden("Host not allowed: with --no-auth AiKore answers only to localhost names")
         peer = auth.forwarded.peer(request)
-        proxied = public_port or _is_proxied(request.path)
+        proxied = public_port or is_proxied(request.path)
         # Before anything else: a foreign page must not even reach the login endpoints.
         if not proxied and request.method in UNSAFE_METHODS and _origin_is_foreign(request, peer):
             return _forbidden("cross-origin request refused: it must come from the AiKore dashboard")
@@ -281,7 +283,7 @@ def gate(auth: Auth, *, public_port: bool = False) -> Middleware:
         try:
             identity = await auth.identify(request, peer, credentials=not is_open)
         except TooManyAttempts as exc:
-            return _too_many(exc.retry_after)
+            return render(exc)
         if identity is None and not is_open:
             return _refuse(request, auth, peer, public_port)
         identity = identity or ANONYMOUS
@@ -320,10 +322,10 @@ def _is_token_url(request: web.Request, identity: Identity, public_port: bool) -
 def _refuse(request: web.Request, auth: Auth, peer: Peer, public_port: bool) -> web.StreamResponse:
     if _wants_page(request, public_port):
         return _redirect(_login_location(request, auth, peer, public_port))
-    resp = error_response(401, "unauthorized", "authentication required: log in, or send 'Authorization: Bearer "
-                          "<token>'")
-    resp.headers[hdrs.WWW_AUTHENTICATE] = 'Bearer realm="AiKore"'
-    return resp
+    return render(AikoreError(
+        "unauthorized", "authentication required: log in, or send 'Authorization: Bearer <token>'", 401,
+        headers={hdrs.WWW_AUTHENTICATE: 'Bearer realm="AiKore"'},
+    ))
 
 
 def _login_location(request: web.Request, auth: Auth, peer: Peer, public_port: bool) -> str:
@@ -383,10 +385,6 @@ def _is_open_route(request: web.Request) -> bool:
     return False
 
 
-def _is_proxied(path: str) -> bool:
-    return path.startswith(PROXIED_PREFIXES) or path in ("/app", "/desktop")
-
-
 def _is_upgrade(request: web.Request) -> bool:
     return "websocket" in request.headers.get(hdrs.UPGRADE, "").lower()
 
@@ -401,7 +399,7 @@ def _wants_page(request: web.Request, public_port: bool) -> bool:
 
 
 def _is_api(request: web.Request, public_port: bool) -> bool:
-    return not public_port and (request.path.startswith("/api/") or request.path == "/metrics")
+    return not public_port and is_api(request.path)
 
 
 def _bearer(request: web.Request) -> str | None:
@@ -456,13 +454,7 @@ def _redirect(location: str) -> web.Response:
 
 
 def _forbidden(message: str) -> web.Response:
-    return error_response(403, "forbidden", message)
-
-
-def _too_many(retry_after: int) -> web.Response:
-    resp = error_response(429, "too_many_requests", f"too many failed login attempts; retry in {retry_after} s")
-    resp.headers[hdrs.RETRY_AFTER] = str(retry_after)
-    return resp
+    return render(AikoreError("forbidden", message, 403))
 
 
 # -- wiring --------------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from aikore.http.auth import PROXIED_PREFIXES
+from aikore.paths import is_proxied
 
 # No inline scripts anywhere on the dashboard: an injected <script> cannot run. Inline styles
 # stay allowed (the login page is one self-contained file). Frames: the dashboard may show
@@ -41,7 +41,7 @@ HEADERS = {
 
 
 async def _add_headers(request: web.Request, response: web.StreamResponse) -> None:
-    if request.path.startswith(PROXIED_PREFIXES) or request.path in ("/app", "/desktop"):
+    if is_proxied(request.path):
         return
     for name, value in HEADERS.items():
         response.headers.setdefault(name, value)

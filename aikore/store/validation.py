@@ -5,17 +5,13 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from aikore.errors import AikoreError
+from aikore.errors import AikoreError, invalid
 
 # fullmatch, not match: "$" also matches before a trailing newline ("name\n" would pass).
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 RESTART_POLICIES = ("never", "on-failure")
 # ASCII: Python's \d also matches other scripts' digits (U+0661), which the documented pattern does not.
 _GPU_LIST = re.compile(r"^\s*\d{1,3}\s*(,\s*\d{1,3}\s*)*$", re.ASCII)
-
-
-def invalid(field: str, message: str) -> AikoreError:
-    return AikoreError(400, "invalid_field", f"{field}: {message}")
 
 
 def check_name(value: Any) -> str:
@@ -70,7 +66,9 @@ def check_public_port(value: Any, pool: range) -> int | None:
         raise invalid("public_port", "must be an integer port number or null")
     if value not in pool:
         where = f"{pool.start}-{pool.stop - 1}" if len(pool) else "empty (AIKORE_PUBLIC_PORTS)"
-        raise AikoreError(409, "public_port_unavailable", f"public_port: {value} is outside the pool {where}")
+        raise AikoreError(
+            "public_port_unavailable", f"public_port: {value} is outside the pool {where}", 409, field="public_port",
+        )
     return value
 
 

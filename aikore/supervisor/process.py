@@ -290,12 +290,12 @@ class InstanceProcess:
 
     def _refuse_if_active(self) -> None:
         if self.state in ACTIVE_STATES:
-            raise AikoreError(409, "instance_active", f"instance is {self.state}; stop it first")
+            raise AikoreError("instance_active", f"instance is {self.state}; stop it first", 409)
 
     async def _load(self) -> Instance:
         instance = await self.host.store.get_instance(self.id)
         if instance is None:
-            raise AikoreError(404, "not_found", f"instance {self.id} does not exist")
+            raise AikoreError("not_found", f"instance {self.id} does not exist", 404)
         return instance
 
     def _log(self, folder: Path, role: str) -> InstanceLog:

@@ -1,17 +1,13 @@
 // The JSON API client: one place for credentials, headers and turning errors into ApiError.
 
-/** An API refusal, carrying the server's {error: {code, message}} so the UI can show it verbatim. */
+/** An API refusal, carrying the server's {error: {code, message, field}} so the UI can show it verbatim. */
 export class ApiError extends Error {
-  constructor(status, code, message) {
+  constructor(status, code, message, field) {
     super(message);
     this.status = status;
     this.code = code;
-  }
-
-  /** The field an error message names ("name: already exists" → "name"), or "" when none. */
-  get field() {
-    const match = /^([a-z_]+):\s/.exec(this.message);
-    return match ? match[1] : "";
+    // The input field the server named as at fault ("" when none), to mark it in the form.
+    this.field = field ?? "";
   }
 }
 
@@ -47,6 +43,7 @@ export async function request(method, path, body) {
     response.status,
     error?.code ?? `http_${response.status}`,
     error?.message ?? `${method} ${path} failed: HTTP ${response.status}`,
+    error?.field,
   );
 }
 
