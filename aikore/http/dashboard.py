@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import aiohttp_jinja2
+import jinja2
 from aiohttp import web
 
 from aikore import __version__, keys
 from aikore.config import Settings
 from aikore.resources import static_dir
+
+# Inside the package, so a wheel ships them; static/ holds only files served as they are.
+TEMPLATES = Path(__file__).resolve().parent / "templates"
 
 
 def dashboard_context(settings: Settings) -> dict[str, Any]:
@@ -33,5 +38,7 @@ async def index(request: web.Request) -> web.Response:
 
 
 def setup_dashboard(app: web.Application) -> None:
+    """The page at /, its templates (also the login page's), and /static/."""
+    aiohttp_jinja2.setup(app, loader=jinja2.FileSystemLoader(str(TEMPLATES)), autoescape=True)
     app.router.add_get("/", index, name="index")
     app.router.add_static("/static/", static_dir(), name="static", append_version=False)

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from html.parser import HTMLParser
 
 from aiohttp.test_utils import TestClient
 
+from aikore.app import create_app
+from aikore.config import Settings
 from tests.helpers import REPO
 
 STATIC = REPO / "static"
@@ -97,3 +101,19 @@ async def test_index_names_the_public_port_pool_and_is_revalidated(client: TestC
     response = await client.get("/")
     assert "From the pool 19001-19020" in await response.text()
     assert response.headers["Cache-Control"] == "no-cache"
+
+
+async def test_templates_are_rendered_never_served_raw(
+    aiohttp_client: Callable[..., Awaitable[TestClient]], settings: Settings
+) -> None:
+    token = "static-test-token-0123456789"
+    client = await aiohttp_client(create_app(replace(settings, auth="token", token=token)))
+    bearer = {"Authorization": f"Bearer {token}"}
+    for raw in ("/static/index.html", "/static/login.html"):
+        assert (await client.get(raw, headers=bearer)).status == 404, raw
+    index = await client.get("/", headers=bearer)
+    assert index.status == 200
+    assert "{{" not in await index.text()
+    login = await client.get("/login")
+    assert login.status == 200
+    assert 'name="token"' in await login.text()
