@@ -117,3 +117,21 @@ async def test_templates_are_rendered_never_served_raw(
     login = await client.get("/login")
     assert login.status == 200
     assert 'name="token"' in await login.text()
+
+
+async def test_every_static_file_is_revalidated_so_modules_of_two_releases_never_mix(client: TestClient) -> None:
+    for url in ("/static/js/api.js", "/static/vendor/codemirror/codemirror.js", "/static/login.css"):
+        response = await client.get(url)
+        assert response.status == 200, url
+        assert response.headers["Cache-Control"] == "no-cache", url
+        assert response.headers["ETag"] and response.headers["Last-Modified"], url
+
+
+async def test_an_unchanged_static_file_answers_a_conditional_get_with_304(client: TestClient) -> None:
+    first = await client.get("/static/js/instances.js")
+    for condition in ({"If-None-Match": first.headers["ETag"]},
+                      {"If-Modified-Since": first.headers["Last-Modified"]}):
+        again = await client.get("/static/js/instances.js", headers=condition)
+        assert again.status == 304, condition
+        assert again.headers["Cache-Control"] == "no-cache"
+        assert await again.read() == b""
