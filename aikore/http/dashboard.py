@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ from aiohttp import web
 from aikore import __version__, keys
 from aikore.config import Settings
 from aikore.resources import static_dir
+from aikore.store.instance import dashboard_constants
 
 # Inside the package, so a wheel ships them; static/ holds only files served as they are.
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -21,11 +23,21 @@ STATIC_ROUTE = "static"
 def dashboard_context(settings: Settings) -> dict[str, Any]:
     """What the index template needs that the API does not already give the page."""
     ports = settings.public_ports
+    config = dashboard_constants()
     return {
         "version": __version__,
         "auth": settings.auth,
         "public_ports": f"{ports.start}-{ports.stop - 1}" if len(ports) else "",
+        # Rendered as a JSON block the scripts read (static/js/config.js), so none is copied there.
+        "config": config,
+        "name_pattern": html_pattern(config["name_pattern"]),
     }
+
+
+def html_pattern(regex: str) -> str:
+    """A regex as an HTML ``pattern`` attribute, which browsers compile in the stricter ``v`` mode."""
+    # v mode refuses an unescaped "-" at either end of a character class ("[a-z_-]").
+    return re.sub(r"(?<=\[)-|-(?=\])", r"\\-", regex)
 
 
 async def index(request: web.Request) -> web.Response:

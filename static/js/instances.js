@@ -1,6 +1,7 @@
 // The instances table: live rows, inline edits saved with Update, actions, and the Add dialog.
 
 import { api, ApiError } from "./api.js";
+import { LIVE_FIELDS } from "./config.js";
 import { $, $$, busy, confirmAction, h, openDialog, showError } from "./dom.js";
 import * as fmt from "./format.js";
 import { openEditor } from "./editor.js";
@@ -8,9 +9,6 @@ import { openLogs } from "./logs.js";
 import { removeInstance, state, upsertInstance, usageOf, on } from "./state.js";
 
 const STOPPED = new Set(["stopped", "error"]);
-// The API accepts these while the process runs (they only matter at the next start or crash).
-const LIVE_FIELDS = new Set(["autostart", "restart_policy"]);
-const EDITABLE = ["name", "gpu_ids", "autostart", "persistent_mode"];
 
 const table = () => $("#instances-table");
 const rows = new Map(); // id -> <tbody>
@@ -407,7 +405,7 @@ function formFields(form) {
     gpu_ids: data.getAll("gpu").join(","),
     autostart: data.get("autostart") === "on",
     persistent_mode: data.get("persistent_mode") === "on",
-    restart_policy: data.get("restart_policy") || "never",
+    restart_policy: data.get("restart_policy"),
   };
   const port = String(data.get("public_port") ?? "").trim();
   // Sent as typed: a number when it is one, else the text, so the API's message names the problem.

@@ -8,6 +8,7 @@ from typing import Any
 
 from playwright.sync_api import Dialog, expect
 
+from aikore.store.instance import dashboard_constants
 from tests.dashboard.conftest import TOKEN, Dashboard
 from tests.helpers import wait_until
 
@@ -55,6 +56,8 @@ def test_invalid_name_shows_the_api_message_next_to_the_field(dashboard: Callabl
     error = board.page.locator("#add-name-error")
     expect(error).to_have_text(expected.json()["error"]["message"])
     expect(board.page.locator("#add-name")).to_have_attribute("aria-invalid", "true")
+    # The browser compiles the served name pattern too (an invalid one would be a console error).
+    assert board.page.evaluate("document.getElementById('add-name').validity.patternMismatch")
     expect(board.page.locator("#add-dialog")).to_be_visible()
     board.shot("add-instance-error")
     assert board.api("GET", "/api/instances") == []
@@ -107,6 +110,29 @@ def test_inline_edit_saved_with_update_and_errors_shown_in_the_row(dashboard: Ca
     row.locator("[data-field='name']").press("Enter")
     expect(page.locator(board.row("renamed"))).to_have_count(1)
     assert board.api("GET", f"/api/instances/{created['id']}")["name"] == "renamed"
+
+
+def test_a_running_row_locks_exactly_the_fields_the_api_refuses_while_running(
+    dashboard: Callable[..., Dashboard],
+) -> None:
+    board = dashboard()
+    created = board.api("POST", "/api/instances", {"name": "locked", "blueprint": "demo"})
+    board.api("POST", f"/api/instances/{created['id']}/start")
+    board.login()
+    page = board.page
+    live = page.evaluate("JSON.parse(document.getElementById('aikore-config').textContent).live_fields")
+    assert live == dashboard_constants()["live_fields"]
+    row = page.locator(board.row("locked"))
+    expect(row.locator("[data-show='status']")).to_have_text("running", timeout=60_000)
+    inputs = row.locator("[data-field]")
+    names = [inputs.nth(i).get_attribute("data-field") for i in range(inputs.count())]
+    assert set(names) & set(live) and set(names) - set(live), names
+    for name in names:
+        field = row.locator(f"[data-field='{name}']")
+        if name in live:
+            expect(field).to_be_enabled()
+        else:
+            expect(field).to_be_disabled()
 
 
 def test_escape_reverts_an_unsaved_inline_edit(dashboard: Callable[..., Dashboard]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
@@ -11,6 +12,9 @@ from aiohttp.test_utils import TestClient
 
 from aikore.app import create_app
 from aikore.config import Settings
+from aikore.http.dashboard import html_pattern
+from aikore.store.instance import dashboard_constants
+from aikore.store.validation import NAME_RE, RESTART_POLICIES
 from tests.helpers import REPO
 
 STATIC = REPO / "static"
@@ -25,7 +29,9 @@ class _Assets(HTMLParser):
         self.inline_scripts = 0
         self.style_attributes: list[str] = []
         self.handlers: list[str] = []
+        self.data_blocks: dict[str, str] = {}
         self._in_script = False
+        self._data_block: str | None = None
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         values = dict(attrs)
@@ -34,7 +40,11 @@ class _Assets(HTMLParser):
                 self.handlers.append(f"<{tag} {name}>")
         if "style" in values:
             self.style_attributes.append(tag)
-        if tag == "script":
+        if tag == "script" and values.get("type") == "application/json":
+            # A data block: the browser never runs it, so a strict CSP does not need to allow it.
+            self._data_block = str(values.get("id"))
+            self.data_blocks[self._data_block] = ""
+        elif tag == "script":
             self._in_script = "src" not in values
             if values.get("src"):
                 self.urls.append(str(values["src"]))
@@ -44,12 +54,15 @@ class _Assets(HTMLParser):
             self.urls.append(str(values["src"]))
 
     def handle_data(self, data: str) -> None:
-        if self._in_script and data.strip():
+        if self._data_block is not None:
+            self.data_blocks[self._data_block] += data
+        elif self._in_script and data.strip():
             self.inline_scripts += 1
 
     def handle_endtag(self, tag: str) -> None:
         if tag == "script":
             self._in_script = False
+            self._data_block = None
 
 
 async def _index(client: TestClient) -> _Assets:
@@ -65,6 +78,27 @@ async def test_index_has_no_inline_script_style_or_handler_so_a_strict_csp_holds
     assert page.inline_scripts == 0
     assert page.style_attributes == []
     assert page.handlers == []
+
+
+async def test_index_serves_the_field_constants_as_an_inert_json_block(client: TestClient) -> None:
+    page = await _index(client)
+    block = page.data_blocks["aikore-config"]
+    assert json.loads(block) == dashboard_constants()
+    # Escaped by |tojson: no value can close the tag and start markup of its own.
+    assert "<" not in block and ">" not in block
+
+
+def test_html_pattern_escapes_a_hyphen_at_a_class_edge_and_keeps_ranges() -> None:
+    assert html_pattern(NAME_RE.pattern) == r"^[a-z0-9][a-z0-9_\-]{0,62}$"
+    assert html_pattern("[-a-z]x-y") == r"[\-a-z]x-y"
+
+
+async def test_the_add_form_offers_the_served_restart_policies_and_name_pattern(client: TestClient) -> None:
+    text = await (await client.get("/")).text()
+    select = re.search(r'<select id="add-restart".*?</select>', text, re.DOTALL)
+    assert select is not None
+    assert re.findall(r'<option value="([^"]+)">', select[0]) == list(RESTART_POLICIES)
+    assert f'pattern="{html_pattern(NAME_RE.pattern)}"' in text
 
 
 async def test_every_asset_the_index_names_is_served(client: TestClient) -> None:
