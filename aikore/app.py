@@ -5,90 +5,58 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 
-import aiohttp_jinja2
-import jinja2
 from aiohttp import web
 
 from aikore import keys
-from aikore.api import actions, setup_api, system
-from aikore.config import Settings
-from aikore.desktop.routes import desktop_ctx, setup_desktop
+from aikore.api import setup_api
+from aikore.config import SETTINGS, Settings
+from aikore.desktop import setup_desktop
 from aikore.errors import error_middleware
-from aikore.events import EventBus
-from aikore.http.auth import Auth, auth_ctx, gate, setup_auth
+from aikore.events import EVENTS, EventBus
+from aikore.http import setup_http
 from aikore.http.dashboard import setup_dashboard
-from aikore.http.security_headers import setup_security_headers
-from aikore.resources import builtin_blueprints_dir, static_dir
-from aikore.routing import http_client_ctx, public_listeners_ctx, setup_routing
-from aikore.store.blueprints import BlueprintCatalog
-from aikore.store.db import Store
-from aikore.store.workspace import Workspace
+from aikore.monitor import setup_monitor
+from aikore.routing import ROUTES, setup_public_ports, setup_routing
+from aikore.store import setup_store
+from aikore.supervisor import SUPERVISOR, setup_supervisor
 
 log = logging.getLogger(__name__)
 
 
 def create_app(settings: Settings) -> web.Application:
-    """Build the application; resources open and close through cleanup contexts, in this order."""
-    auth = Auth(settings)
+    """Build the application: each package sets itself up; resources open and close in this order."""
     app = web.Application(
-        # Order matters: the error middleware is outermost so every failure below it becomes JSON.
-        # The auth gate comes next, before every view and the /app proxy: closed by default, it
-        # answers 401/403/429 itself (with WWW-Authenticate / Retry-After) or lets a request in.
-        middlewares=[error_middleware, gate(auth)],
+        # Order matters: the error middleware is outermost so every failure below it becomes JSON;
+        # setup_http puts the auth gate right behind it, in front of every view and the /app proxy.
+        middlewares=[error_middleware],
         # API bodies are read with an explicit limit; proxied uploads stream and are not capped.
         client_max_size=1024**2,
     )
-    app[keys.SETTINGS] = settings
-    app[keys.EVENTS] = EventBus()
-    app[keys.BLUEPRINTS] = BlueprintCatalog(builtin_blueprints_dir(), settings.blueprints_dir or settings.data_dir)
-    app[keys.WORKSPACE] = Workspace(settings.instances_dir, settings.data_dir / "trash")
-    app[keys.INSTANCE_JSON_HOOKS] = []
-    app[keys.BEFORE_DELETE] = []
+    app[SETTINGS] = settings
+    app[EVENTS] = EventBus()
     app[keys.STARTUP_MESSAGES] = []
-    setup_auth(app, auth)
-    # A response signal, not a middleware, so 404s and errors get the headers too.
-    setup_security_headers(app)
-
-    aiohttp_jinja2.setup(app, loader=jinja2.FileSystemLoader(str(static_dir())), autoescape=True)
+    # Cleanup contexts run in the order the packages are set up here, and close in reverse.
+    # The store first: it makes the data dir, which the credentials below live in.
+    setup_store(app, settings)
+    # The auth gate, the credentials (token and session key live in the data dir), security headers.
+    setup_http(app, settings)
+    app.cleanup_ctx.append(_events_ctx)
+    # The route table follows instance events from the supervisor's first announcement on.
+    setup_routing(app)
+    setup_supervisor(app, settings)
+    # Joins the supervisor (a companion of every persistent start) and the routing.
+    setup_desktop(app)
+    supervisor = app[SUPERVISOR]
+    setup_monitor(
+        app, settings, instance_pids=supervisor.instance_pids, route_snapshot=lambda: app[ROUTES].snapshot()
+    )
+    setup_public_ports(app)
     setup_api(app)
     setup_dashboard(app)
-    setup_desktop(app)
-    setup_routing(app)
-
-    # Dependency order: db → http client → supervisor → monitor → public listeners.
-    app.cleanup_ctx.append(_data_dir_ctx)
-    app.cleanup_ctx.append(auth_ctx)  # token and session key live in the data dir
-    app.cleanup_ctx.append(_store_ctx)
-    app.cleanup_ctx.append(_events_ctx)
-    # Before the supervisor, so re-adoption and autostart events already reach the route table.
-    app.cleanup_ctx.append(http_client_ctx)
-    # Needs the store; before the monitor, so on exit instances stop while events still flow.
-    app.cleanup_ctx.append(actions.supervisor_ctx)
-    # Joins the supervisor as a companion factory before its autostart task runs.
-    app.cleanup_ctx.append(desktop_ctx)
-    app.cleanup_ctx.append(system.monitor_ctx)
-    app.cleanup_ctx.append(public_listeners_ctx)
     return app
-
-
-async def _data_dir_ctx(app: web.Application) -> AsyncIterator[None]:
-    settings = app[keys.SETTINGS]
-    for folder in (settings.data_dir, settings.instances_dir, settings.models_dir, settings.blueprints_dir):
-        assert folder is not None
-        folder.mkdir(parents=True, exist_ok=True)
-    app[keys.WORKSPACE].clean_partial()
-    yield
-
-
-async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
-    store = Store(app[keys.SETTINGS].db_path)
-    await store.open()
-    app[keys.STORE] = store
-    yield
-    await store.close()
 
 
 async def _events_ctx(app: web.Application) -> AsyncIterator[None]:
     yield
     # Ends open live streams so shutdown does not wait on idle browsers.
-    app[keys.EVENTS].close()
+    app[EVENTS].close()

@@ -9,15 +9,19 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from aiohttp import web
 
 AUTH_MODES = ("token", "password", "none")
 # Seconds between monitor samples: faster costs CPU for nothing a person can see, slower makes the
 # live view useless. The monitor and its API enforce the same bounds.
 MONITOR_INTERVAL_MIN = 0.25
 MONITOR_INTERVAL_MAX = 60.0
+# What --trusted-proxies entries become once parsed.
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 class ConfigError(ValueError):
@@ -123,14 +127,21 @@ def parse_port_range(key: str, text: str) -> range:
     return range(lo, hi + 1)
 
 
+def parse_networks(key: str, entries: Iterable[str]) -> tuple[Network, ...]:
+    """``("10.0.0.1", "172.16.0.0/12")`` → networks; a bad entry fails naming ``key`` and itself."""
+    networks: list[Network] = []
+    for entry in entries:
+        try:
+            networks.append(ipaddress.ip_network(entry.strip(), strict=False))
+        except ValueError:
+            raise ConfigError(f"{key} entries must be IP addresses or networks, got {entry!r}") from None
+    return tuple(networks)
+
+
 def _networks(key: str, text: str) -> tuple[str, ...]:
     """Comma-separated IP addresses or networks, each checked so a typo fails at startup."""
     entries = tuple(p.strip() for p in text.split(",") if p.strip())
-    for entry in entries:
-        try:
-            ipaddress.ip_network(entry, strict=False)
-        except ValueError:
-            raise ConfigError(f"{key} entries must be IP addresses or networks, got {entry!r}") from None
+    parse_networks(key, entries)
     return entries
 
 
@@ -246,3 +257,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="turn authentication off, for trusted setups only [AIKORE_AUTH=none]",
     )
     return parser
+
+
+# The application's settings; a leaf key every package may read.
+SETTINGS = web.AppKey("settings", Settings)

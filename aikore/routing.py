@@ -1,4 +1,4 @@
-"""Keeps the proxy's route table and public-port listeners in step with the instances.
+"""The proxy's route table and public-port listeners, derived from the supervisor's domain events.
 
 The table changes in memory the moment an instance event is published: no reload, no restart.
 Listeners open and close on a single worker task so two quick events never race on one port.
@@ -9,19 +9,29 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Mapping
-from typing import Any
+from collections.abc import AsyncIterator
 
+import aiohttp
 from aiohttp import web
 
 import proxy
-from aikore import keys
-from aikore.desktop.routes import mount_public_desktop
-from aikore.events import Event
-from aikore.http.auth import public_port_middlewares
+from aikore.config import SETTINGS
+from aikore.events import EVENTS
+from aikore.http import AUTH
+from aikore.http.gate import public_port_middlewares
 from aikore.store.instance import Instance
+from aikore.supervisor.events import InstanceChanged, InstanceDeleted, InstanceRenamed, Runtime
 
 log = logging.getLogger(__name__)
+
+# The proxy: one upstream session for websocket handshakes, one keep-alive pool for plain HTTP,
+# the route table instances' states are mirrored into, what keeps it in sync, the /app/ handler.
+HTTP_CLIENT = web.AppKey("http_client", aiohttp.ClientSession)
+UPSTREAM_POOL = web.AppKey("upstream_pool", proxy.UpstreamPool)
+ROUTES = web.AppKey("routes", proxy.RouteTable)
+PROXY = web.AppKey("proxy_handler", proxy.Handler)
+# Hooks for what a public port also serves (persistent mode mounts the instance's desktop there).
+PUBLIC_PORT_MOUNTS = web.AppKey("public_port_mounts", list)
 
 
 class Routing:
@@ -32,23 +42,25 @@ class Routing:
         self.listeners: proxy.PublicListeners | None = None
         self._dirty = asyncio.Event()
 
-    def apply(self, data: Mapping[str, Any]) -> None:
-        """Set one instance's route from its JSON (name, status, port, public_port, proxy_mode)."""
-        mode = data.get("proxy_mode") or proxy.STRIP_PREFIX
+    def apply(self, instance: Instance, runtime: Runtime) -> None:
+        """Set one instance's route from its state, ports and proxy mode."""
+        mode = runtime.proxy_mode
         if mode not in proxy.MODES:
-            log.warning("instance %s has unknown proxy mode %r; using strip-prefix", data["name"], mode)
+            log.warning("instance %s has unknown proxy mode %r; using strip-prefix", instance.name, mode)
             mode = proxy.STRIP_PREFIX
         self.table.set(
-            data["name"], port=data.get("port"), mode=mode, state=data["status"], public_port=data.get("public_port")
+            instance.name, port=instance.port, mode=mode, state=instance.status, public_port=instance.public_port
         )
         self._dirty.set()
 
-    def on_event(self, event: Event) -> None:
+    def on_event(self, event: object) -> None:
         """EventBus listener: runs inside publish, so the table is current before anyone reads it."""
-        if event.kind == "instance":
-            self.apply(event.data)
-        elif event.kind == "instance_deleted":
-            self.table.remove(event.data["name"])
+        if isinstance(event, InstanceRenamed):
+            self.table.remove(event.old_name)
+        if isinstance(event, InstanceChanged | InstanceRenamed):
+            self.apply(event.instance, event.runtime)
+        elif isinstance(event, InstanceDeleted):
+            self.table.remove(event.instance.name)
             self._dirty.set()
 
     async def follow(self) -> None:
@@ -60,66 +72,69 @@ class Routing:
                 await self.listeners.sync()
 
 
-def instance_route_data(app: web.Application, instance: Instance) -> dict[str, Any]:
-    """What apply() needs, straight from the stored row and the instance's own launch script."""
-    data = instance.to_json()
-    data["proxy_mode"] = app[keys.WORKSPACE].metadata(instance.name, instance.blueprint).proxy_mode
-    return data
+ROUTING = web.AppKey("routing", Routing)
 
 
-def proxy_metrics_hook(app: web.Application, instance: Instance, data: dict[str, Any]) -> None:
-    """Instance JSON hook: the route's counters under "proxy" (zeros and null before any traffic)."""
-    route = app[keys.ROUTES].get(instance.name)
-    data["proxy"] = route.metrics() if route is not None else proxy.Route(instance.name).metrics()
+def route_metrics(app: web.Application, name: str) -> dict[str, object]:
+    """An instance route's counters (zeros and null before any traffic)."""
+    route = app[ROUTES].get(name)
+    return route.metrics() if route is not None else proxy.Route(name).metrics()
 
 
-def _peer(app: web.Application) -> proxy.PeerFn:
+def peer_resolver(app: web.Application) -> proxy.PeerFn:
     # With trusted proxies configured, the auth gate's resolver (it believes X-Forwarded-* only from
     # them); without, the socket is the truth and the cheaper resolver keeps the hot path short.
-    if not app[keys.SETTINGS].trusted_proxies:
+    if not app[SETTINGS].trusted_proxies:
         return proxy.direct_peer
-    return app[keys.AUTH].forwarded.peer
+    return app[AUTH].forwarded.peer
 
 
 async def _main_port(request: web.Request) -> web.StreamResponse:
-    return await request.app[keys.PROXY](request)
+    return await request.app[PROXY](request)
 
 
 def setup_routing(app: web.Application) -> None:
-    """Create the route table, mount /app/<name>/ and add the instance JSON hook."""
-    app[keys.ROUTES] = proxy.RouteTable()
-    app[keys.ROUTING] = Routing(app[keys.ROUTES])
-    app[keys.INSTANCE_JSON_HOOKS].append(proxy_metrics_hook)
+    """Create the route table, follow instance events, mount /app/<name>/."""
+    app[ROUTES] = proxy.RouteTable()
+    app[ROUTING] = Routing(app[ROUTES])
+    app[PUBLIC_PORT_MOUNTS] = []
+    # At setup, so the supervisor's first announcements (before re-adoption) build the table.
+    app[EVENTS].listen(app[ROUTING].on_event)
     proxy.add_app_routes(app.router, _main_port)
+    app.cleanup_ctx.append(_http_client_ctx)
 
 
-async def http_client_ctx(app: web.Application) -> AsyncIterator[None]:
-    """After the store: the shared upstream session, the table loaded, and event following on."""
-    session = app[keys.HTTP_CLIENT] = proxy.client_session()
-    pool = app[keys.UPSTREAM_POOL] = proxy.UpstreamPool()
-    routing = app[keys.ROUTING]
-    app[keys.PROXY] = proxy.path_handler(routing.table, session, peer=_peer(app), pool=pool)
-    for instance in await app[keys.STORE].list_instances():
-        routing.apply(instance_route_data(app, instance))
-    # Before the supervisor's context: its re-adoption and autostart events must reach the table.
-    app[keys.EVENTS].listen(routing.on_event)
+def setup_public_ports(app: web.Application) -> None:
+    """Last of all: one listener per live instance with a public port, following the table."""
+    app.cleanup_ctx.append(_public_listeners_ctx)
+
+
+async def _http_client_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The shared upstream session and pool, and the /app/<name>/ handler on them."""
+    session = app[HTTP_CLIENT] = proxy.client_session()
+    pool = app[UPSTREAM_POOL] = proxy.UpstreamPool()
+    app[PROXY] = proxy.path_handler(app[ROUTES], session, peer=peer_resolver(app), pool=pool)
     yield
     await pool.close()
     await session.close()
 
 
-async def public_listeners_ctx(app: web.Application) -> AsyncIterator[None]:
-    """Last: one listener per live instance with a public port, following the table until exit."""
-    settings = app[keys.SETTINGS]
-    routing = app[keys.ROUTING]
+async def _public_listeners_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    routing = app[ROUTING]
+    mounts = list(app[PUBLIC_PORT_MOUNTS])
+
+    def configure(public: web.Application) -> None:
+        for mount in mounts:
+            mount(public)
+
     listeners = proxy.PublicListeners(
         routing.table,
-        app[keys.HTTP_CLIENT],
+        app[HTTP_CLIENT],
         host=settings.host,
         middlewares=public_port_middlewares(app),
-        peer=_peer(app),
-        # Persistent instances' desktops are served on their public port too.
-        configure=lambda public: mount_public_desktop(app, public),
+        peer=peer_resolver(app),
+        configure=configure,
     )
     routing.listeners = listeners
     await listeners.sync()

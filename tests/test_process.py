@@ -37,7 +37,7 @@ def test_non_editable_install_works_from_any_directory(tmp_path: Path) -> None:
         [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(target), str(REPO)],
         check=True, capture_output=True,
     )
-    assert (target / "aikore" / "_static" / "index.html").is_file()
+    assert (target / "aikore" / "http" / "templates" / "index.html").is_file()
     assert (target / "aikore" / "_blueprints" / "demo.sh").is_file()
     assert (target / "proxy" / "__init__.py").is_file()
     elsewhere = tmp_path / "elsewhere"

@@ -11,9 +11,11 @@ import aiohttp
 import jsonschema
 from aiohttp.test_utils import TestClient
 
-from aikore import keys
+from aikore.config import SETTINGS
 from aikore.events import EventBus
 from aikore.routing import Routing
+from aikore.store.instance import Instance
+from aikore.supervisor.events import InstanceChanged, InstanceDeleted, InstanceRenamed, Runtime
 from proxy import RouteTable
 
 
@@ -52,19 +54,31 @@ def test_events_set_and_remove_routes_with_their_mode() -> None:
     bus, table = EventBus(), RouteTable()
     routing = Routing(table)
     bus.listen(routing.on_event)
-    data = {"name": "comfy", "status": "running", "port": 7001, "public_port": None, "proxy_mode": "keep-prefix"}
-    bus.publish("instance", data)
+    running = Instance(1, "comfy", "comfyui", status="running", port=7001)
+    keep = Runtime(proxy_mode="keep-prefix")
+    bus.publish(InstanceChanged(running, keep))
     route = table.get("comfy")
     assert route is not None and route.live and route.mode == "keep-prefix" and route.port == 7001
-    bus.publish("instance", {**data, "status": "stopped", "port": None})
+    bus.publish(InstanceChanged(running.replace(status="stopped", port=None), keep))
     assert table.get("comfy") is route and not route.live
-    bus.publish("instance_deleted", {"id": 1, "name": "comfy"})
+    bus.publish(InstanceDeleted(running))
     assert table.get("comfy") is None
+
+
+def test_a_rename_moves_the_route_to_the_new_name() -> None:
+    bus, table = EventBus(), RouteTable()
+    bus.listen(Routing(table).on_event)
+    old = Instance(1, "comfy", "comfyui", status="running", port=7001)
+    bus.publish(InstanceChanged(old, Runtime()))
+    bus.publish(InstanceRenamed("comfy", old.replace(name="comfy2"), Runtime()))
+    assert table.get("comfy") is None
+    route = table.get("comfy2")
+    assert route is not None and route.live and route.port == 7001
 
 
 def test_unknown_mode_falls_back_to_strip_prefix() -> None:
     table = RouteTable()
-    Routing(table).apply({"name": "odd", "status": "running", "port": 1, "proxy_mode": "sideways"})
+    Routing(table).apply(Instance(1, "odd", "demo", status="running", port=1), Runtime(proxy_mode="sideways"))
     route = table.get("odd")
     assert route is not None and route.mode == "strip-prefix"
 
@@ -117,7 +131,7 @@ async def test_new_instance_json_has_zero_proxy_counters(client: TestClient) -> 
 
 
 async def test_public_port_opens_with_the_instance_and_closes_when_it_stops(client: TestClient) -> None:
-    settings = client.app[keys.SETTINGS]
+    settings = client.app[SETTINGS]
     port = next(p for p in settings.public_ports if _port_free(p))
     created = await _create(client, name="pub", public_port=port)
     assert (await client.post(f"/api/instances/{created['id']}/start")).status == 200

@@ -1,4 +1,4 @@
-"""Instance actions: ``POST /api/instances/{id}/start|stop|restart|rebuild``, and the supervisor's wiring.
+"""Instance actions: ``POST /api/instances/{id}/start|stop|restart|rebuild``.
 
 Each action answers at once with the instance in its new state (``starting`` or ``stopping``);
 the rest is followed through ``GET /api/events`` or the instance itself.
@@ -6,74 +6,32 @@ the rest is followed through ``GET /api/events`` or the instance itself.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 from aiohttp import web
 
-from aikore import keys
-from aikore.api.common import json_response
-from aikore.api.instances import MUTATION_LOCK, instance_json, load_instance, publish_instance
-from aikore.errors import not_found
-from aikore.supervisor.supervisor import Supervisor
-
-
-async def supervisor_ctx(app: web.Application) -> AsyncIterator[None]:
-    """Cleanup context after the store: re-adopt and autostart on start, stop every instance on exit."""
-    supervisor = Supervisor(
-        app[keys.SETTINGS], app[keys.STORE], app[keys.WORKSPACE], lambda instance: publish_instance(app, instance)
-    )
-    app[keys.SUPERVISOR] = supervisor
-    app[keys.EVENTS].listen(supervisor.on_event)
-    app[keys.BEFORE_DELETE].append(supervisor.stop_before_delete)
-    await supervisor.startup()
-    yield
-    await supervisor.shutdown()
-
-
-async def _answer(request: web.Request, instance_id: int) -> web.Response:
-    instance = await request.app[keys.STORE].get_instance(instance_id)
-    if instance is None:  # deleted meanwhile
-        raise not_found("instance", instance_id)
-    return json_response(instance_json(request.app, instance, request))
+from aikore.api.common import path_id
+from aikore.api.instances import answer
+from aikore.supervisor import SUPERVISOR
 
 
 async def start(request: web.Request) -> web.Response:
-    # Under the mutation lock: a rename or delete cannot slip between reading the name and spawning.
-    async with request.app[MUTATION_LOCK]:
-        instance = await load_instance(request)
-        await request.app[keys.SUPERVISOR].start(instance.id)
-    return await _answer(request, instance.id)
+    return answer(request, await request.app[SUPERVISOR].start(path_id(request)))
 
 
 async def stop(request: web.Request) -> web.Response:
-    instance = await load_instance(request)
-    await request.app[keys.SUPERVISOR].stop(instance.id)
-    return await _answer(request, instance.id)
+    return answer(request, await request.app[SUPERVISOR].stop(path_id(request)))
 
 
 async def restart(request: web.Request) -> web.Response:
-    async with request.app[MUTATION_LOCK]:
-        instance = await load_instance(request)
-        await request.app[keys.SUPERVISOR].restart(instance.id)
-    return await _answer(request, instance.id)
+    return answer(request, await request.app[SUPERVISOR].restart(path_id(request)))
 
 
 async def rebuild(request: web.Request) -> web.Response:
-    async with request.app[MUTATION_LOCK]:
-        instance = await load_instance(request)
-        await request.app[keys.SUPERVISOR].restart(instance.id, rebuild=True)
-    return await _answer(request, instance.id)
-
-
-async def _autostart(app: web.Application) -> None:
-    await app[keys.SUPERVISOR].begin_autostart()
+    return answer(request, await request.app[SUPERVISOR].restart(path_id(request), rebuild=True))
 
 
 def setup(app: web.Application) -> None:
-    # on_startup handlers run after every cleanup context has started, so parts that hook into the
-    # supervisor (persistent-mode companions) are registered before the first autostart.
-    app.on_startup.append(_autostart)
     r = app.router
     r.add_post("/api/instances/{id}/start", start)
     r.add_post("/api/instances/{id}/stop", stop)

@@ -6,12 +6,12 @@ from typing import Any
 
 from aiohttp import web
 
-from aikore import keys
 from aikore.api.common import json_response
+from aikore.store import BLUEPRINTS
 
 
 async def list_blueprints(request: web.Request) -> web.Response:
-    catalog = request.app[keys.BLUEPRINTS].discover()
+    catalog = request.app[BLUEPRINTS].discover()
     return json_response([bp.to_json() for bp in catalog.values()])
 
 

@@ -8,6 +8,9 @@ from typing import Any
 from aiohttp import web
 
 from aikore.errors import AikoreError
+from aikore.store.validation import reject_unknown
+
+__all__ = ["MAX_BODY", "json_response", "path_id", "read_body", "read_json_object", "reject_unknown"]
 
 # API bodies are small JSON documents or scripts; proxied uploads never pass through here.
 MAX_BODY = 1024 * 1024
@@ -17,9 +20,7 @@ async def read_json_object(request: web.Request) -> dict[str, Any]:
     """The request body as a JSON object, or a 4xx naming what is wrong with it."""
     if request.content_length is not None and request.content_length > MAX_BODY:
         raise AikoreError("payload_too_large", f"body is larger than {MAX_BODY} bytes", 413)
-    raw = await request.content.read(MAX_BODY + 1)
-    if len(raw) > MAX_BODY:
-        raise AikoreError("payload_too_large", f"body is larger than {MAX_BODY} bytes", 413)
+    raw = await read_body(request, MAX_BODY)
     try:
         data = json.loads(raw.decode("utf-8"))
     except UnicodeDecodeError:
@@ -37,11 +38,20 @@ async def read_json_object(request: web.Request) -> dict[str, Any]:
     return data
 
 
-def reject_unknown(data: dict[str, Any], allowed: set[str]) -> None:
-    unknown = sorted(set(data) - allowed)
-    if unknown:
-        shown = ", ".join(repr(k[:40]) for k in unknown[:5])
-        raise AikoreError("unknown_field", f"unknown field(s) {shown}; allowed: {', '.join(sorted(allowed))}", 400)
+async def read_body(request: web.Request, limit: int) -> bytes:
+    """The whole request body, however many TCP pieces it arrives in; a 413 past ``limit`` bytes.
+
+    One ``content.read(n)`` returns what has arrived so far, not n bytes: a body sent in two
+    pieces would be cut in half and refused as invalid.
+    """
+    parts: list[bytes] = []
+    size = 0
+    while chunk := await request.content.read(limit + 1 - size):
+        parts.append(chunk)
+        size += len(chunk)
+        if size > limit:
+            raise AikoreError("payload_too_large", f"body is larger than {limit} bytes", 413)
+    return b"".join(parts)
 
 
 def path_id(request: web.Request) -> int:

@@ -15,10 +15,15 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
-from aikore import keys
 from aikore.api.instances import instance_json
+from aikore.events import EVENTS
+from aikore.supervisor import SUPERVISOR
+from aikore.supervisor.events import InstanceChanged, InstanceDeleted, InstanceRenamed
 
 T = TypeVar("T")
+
+# Set when AiKore shuts down: live SSE streams (events, logs) end instead of holding shutdown up.
+STREAMS_CLOSING = web.AppKey("streams_closing", asyncio.Event)
 
 # Proxies and browsers drop idle connections; a comment line every so often keeps them open.
 KEEPALIVE = 15.0
@@ -44,7 +49,7 @@ async def pump(
     request: web.Request, resp: web.StreamResponse, source: AsyncIterator[T], render: Callable[[T], bytes | None]
 ) -> None:
     """Write ``source`` items to an open SSE response until it ends, the client goes, or AiKore stops."""
-    closing = request.app[keys.STREAMS_CLOSING]
+    closing = request.app[STREAMS_CLOSING]
     closed = asyncio.ensure_future(closing.wait())
     pending: asyncio.Future[T] = asyncio.ensure_future(anext(source))
     try:
@@ -76,36 +81,34 @@ async def pump(
                 await aclose()
 
 
+def render_event(app: web.Application, event: object) -> bytes | None:
+    """A domain event as the SSE event the dashboard knows; None for events it does not show."""
+    if isinstance(event, InstanceChanged | InstanceRenamed):
+        # A rename keeps the id, so the dashboard's row for it simply takes the new name.
+        return sse("instance", instance_json(app, event.instance, event.runtime))
+    if isinstance(event, InstanceDeleted):
+        return sse("instance_deleted", {"id": event.instance.id, "name": event.instance.name})
+    return None
+
+
 async def stream_events(request: web.Request) -> web.StreamResponse:
     app = request.app
-    events = app[keys.EVENTS].subscribe()
-    # Start the subscription (it registers its queue when first run) before reading the snapshot.
-    first = asyncio.ensure_future(anext(events))
-    await asyncio.sleep(0)
-    instances = await app[keys.STORE].list_instances()
+    supervisor = app[SUPERVISOR]
+    # Subscribed before the snapshot is taken, so no change falls between the two.
+    events = app[EVENTS].subscribe()
+    snapshot = [instance_json(app, i, supervisor.runtime(i), request) for i in supervisor.instances()]
     resp = await open_sse(request)
-    await resp.write(sse("snapshot", {"instances": [instance_json(app, i, request) for i in instances]}))
-
-    async def rest() -> AsyncIterator[Any]:
-        yield await first
-        async for event in events:
-            yield event
-
-    await pump(request, resp, rest(), lambda ev: sse(ev.kind, ev.data))
-    first.cancel()
-    with contextlib.suppress(BaseException):
-        await first
-    with contextlib.suppress(Exception):
-        await events.aclose()
+    await resp.write(sse("snapshot", {"instances": snapshot}))
+    await pump(request, resp, events, lambda event: render_event(app, event))
     return resp
 
 
 async def _close_streams(app: web.Application) -> None:
-    app[keys.STREAMS_CLOSING].set()
+    app[STREAMS_CLOSING].set()
 
 
 def setup(app: web.Application) -> None:
-    app[keys.STREAMS_CLOSING] = asyncio.Event()
+    app[STREAMS_CLOSING] = asyncio.Event()
     # Shutdown runs before aiohttp waits for open requests: live streams end here, not at its timeout.
     app.on_shutdown.append(_close_streams)
     app.router.add_get("/api/events", stream_events)

@@ -8,12 +8,11 @@ from typing import Any
 
 from aiohttp import web
 
-from aikore import keys
-from aikore.api.common import json_response
-from aikore.api.events import open_sse, pump, sse
-from aikore.api.instances import load_instance
+from aikore.api.common import json_response, path_id
+from aikore.api.events import STREAMS_CLOSING, open_sse, pump, sse
 from aikore.errors import AikoreError
 from aikore.store.instance import Instance
+from aikore.supervisor import SUPERVISOR
 from aikore.supervisor.logs import MAIN_LOG, InstanceLog
 
 DEFAULT_TAIL = 200
@@ -36,12 +35,12 @@ def _instance_log(request: web.Request, instance: Instance) -> InstanceLog:
     source = request.query.get("source", MAIN_LOG)
     if not _SOURCE.fullmatch(source):  # fullmatch: "$" would let "instance\n" through
         raise AikoreError("invalid_field", f"source: {source[:40]!r} is not a log name", 400, field="source")
-    settings = request.app[keys.SETTINGS]
-    return InstanceLog(request.app[keys.WORKSPACE].path(instance.name), settings.log_backups, source)
+    supervisor = request.app[SUPERVISOR]
+    return InstanceLog(supervisor.workspace.path(instance.name), supervisor.settings.log_backups, source)
 
 
 async def get_logs(request: web.Request) -> web.Response:
-    instance = await load_instance(request)
+    instance = request.app[SUPERVISOR].instance(path_id(request))
     tail = _int_param(request, "tail", DEFAULT_TAIL, MAX_TAIL)
     # Off the loop: a tail of long lines may read megabytes.
     lines = await asyncio.to_thread(_instance_log(request, instance).tail, tail)
@@ -49,18 +48,18 @@ async def get_logs(request: web.Request) -> web.Response:
 
 
 async def stream_logs(request: web.Request) -> web.StreamResponse:
-    instance = await load_instance(request)
+    instance = request.app[SUPERVISOR].instance(path_id(request))
     tail = _int_param(request, "tail", DEFAULT_TAIL, MAX_TAIL)
     log = _instance_log(request, instance)
     resp = await open_sse(request)
     await pump(
-        request, resp, log.follow(tail, request.app[keys.STREAMS_CLOSING]), lambda text: sse("log", {"text": text})
+        request, resp, log.follow(tail, request.app[STREAMS_CLOSING]), lambda text: sse("log", {"text": text})
     )
     return resp
 
 
 async def download_logs(request: web.Request) -> web.StreamResponse:
-    instance = await load_instance(request)
+    instance = request.app[SUPERVISOR].instance(path_id(request))
     log = _instance_log(request, instance)
     name = log.path.stem if log.path.stem != MAIN_LOG else instance.name
     resp = web.StreamResponse(

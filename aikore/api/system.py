@@ -1,90 +1,29 @@
 """The machine's resources: latest stats, history, sampling interval, live stream, and /metrics.
 
-`monitor_ctx` opens the sampler (NVML included) for the app's lifetime. Instances to account for
-come from the supervisor's pid map; their names (metric labels) from the store and instance events.
+Views only: the sampler and the metrics registry belong to ``aikore.monitor``.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 import logging
 import math
-from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 from aiohttp import web
 
-from aikore import keys
 from aikore.api.common import json_response, read_json_object, reject_unknown
 from aikore.errors import AikoreError
-from aikore.events import Event
-from aikore.monitor import metrics
-from aikore.monitor.gpu import Gpus
+from aikore.monitor import METRICS_REGISTRY, MONITOR, metrics
 from aikore.monitor.sampler import MAX_INTERVAL, MIN_INTERVAL, Monitor
-from aikore.store.instance import Instance
 
 log = logging.getLogger(__name__)
 
 _MAX_HISTORY_LIMIT = 100_000
 
 
-class InstanceNames:
-    """Instance id -> name, followed from the store and events, for metric labels."""
-
-    def __init__(self) -> None:
-        self._names: dict[int, str] = {}
-
-    def names(self) -> dict[int, str]:
-        return dict(self._names)
-
-    def update(self, instance_id: int, name: str) -> None:
-        self._names[instance_id] = name
-
-    def on_event(self, event: Event) -> None:
-        """EventBus listener for "instance" and "instance_deleted"."""
-        data = event.data
-        if event.kind == "instance":
-            self.update(data["id"], data["name"])
-        elif event.kind == "instance_deleted":
-            self._names.pop(data["id"], None)
-
-
-async def monitor_ctx(app: web.Application) -> AsyncIterator[None]:
-    """Cleanup context: NVML initialised once, the sampler task running, both closed on exit."""
-    settings = app[keys.SETTINGS]
-    names = InstanceNames()
-    for instance in await app[keys.STORE].list_instances():
-        names.update(instance.id, instance.name)
-    app[keys.EVENTS].listen(names.on_event)
-    # The supervisor's context runs first (app.py) and knows each live process group first-hand.
-    instance_pids = app[keys.SUPERVISOR].instance_pids
-    # nvmlInit can take a while on machines with many GPUs; keep the loop free meanwhile.
-    gpus = await asyncio.to_thread(Gpus.open)
-    if gpus.reason:
-        log.info("GPU monitoring off: %s", gpus.reason)
-    monitor = Monitor(
-        data_dir=settings.data_dir, instance_pids=instance_pids, gpus=gpus, interval=settings.monitor_interval
-    )
-    app[keys.MONITOR] = monitor
-    app[keys.METRICS_REGISTRY] = metrics.build_registry(monitor, lambda: _route_snapshot(app), names.names)
-    task = asyncio.create_task(monitor.run(), name="aikore-monitor")
-    yield
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
-    monitor.end_streams()
-    await asyncio.to_thread(monitor.close)
-
-
-def _route_snapshot(app: web.Application) -> Mapping[str, Mapping[str, Any]]:
-    table = app.get(keys.ROUTES)  # absent only in an app built without the proxy
-    return table.snapshot() if table is not None else {}
-
-
 def _monitor(request: web.Request) -> Monitor:
-    return request.app[keys.MONITOR]
+    return request.app[MONITOR]
 
 
 async def get_stats(request: web.Request) -> web.Response:
@@ -189,21 +128,8 @@ def _sse(data: dict[str, Any]) -> bytes:
 
 async def get_metrics(request: web.Request) -> web.Response:
     """Prometheus text exposition of system, GPU, instance and proxy route metrics."""
-    body = metrics.render(request.app[keys.METRICS_REGISTRY])
+    body = metrics.render(request.app[METRICS_REGISTRY])
     return web.Response(body=body, headers={"Content-Type": metrics.CONTENT_TYPE})
-
-
-def _add_usage(app: web.Application, instance: Instance, data: dict[str, Any]) -> None:
-    monitor = app.get(keys.MONITOR)
-    usage = monitor.usage(instance.id) if monitor is not None else None
-    # A sample from before a restart describes the old process, not this one.
-    data["usage"] = usage.to_json() if usage is not None and usage.pid == instance.pid else None
-
-
-async def _end_streams(app: web.Application) -> None:
-    monitor = app.get(keys.MONITOR)
-    if monitor is not None:
-        monitor.end_streams()
 
 
 def setup(app: web.Application) -> None:
@@ -214,9 +140,6 @@ def setup(app: web.Application) -> None:
     app.router.add_put("/api/system/interval", put_interval)
     app.router.add_get("/api/system/stream", stream_stats)
     app.router.add_get("/metrics", get_metrics)
-    app[keys.INSTANCE_JSON_HOOKS].append(_add_usage)
-    # Shutdown runs before aiohttp waits for open requests; ending streams here keeps it quick.
-    app.on_shutdown.append(_end_streams)
 
 
 def _ref(name: str) -> dict[str, str]:

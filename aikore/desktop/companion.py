@@ -9,9 +9,7 @@ serves it at ``/desktop/<name>/``.
 
 from __future__ import annotations
 
-import asyncio
 import json
-import re
 import shlex
 import shutil
 import sys
@@ -21,26 +19,19 @@ from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
 
-from aiohttp import web
-
 import proxy
-from aikore import keys
 from aikore.desktop.display import free_display, socket_path
-from aikore.errors import AikoreError, invalid
+from aikore.errors import AikoreError
 from aikore.store.blueprints import Blueprint
 from aikore.store.instance import Instance
+from aikore.store.validation import parse_resolution
 from aikore.supervisor.process import CompanionSpec
 from aikore.supervisor.states import STOPPED_STATES
+from aikore.supervisor.supervisor import Supervisor
 
 PREFIX = "/desktop"
 # The supervisor's role name for the session process (a row in process_groups).
 ROLE = "desktop"
-DEFAULT_RESOLUTION = "1920x1080"
-DEFAULT_FPS = 30
-MAX_FPS = 120
-_RESOLUTION = re.compile(r"^(\d{3,5})x(\d{3,5})$")
-# Sizes Xvfb and the encoders accept: even numbers (4:2:0 video), up to the 8K Xvfb allows.
-_MIN_SIDE, _MAX_SIDE = 320, 7680
 BROWSERS = ("chromium", "chromium-browser", "google-chrome-stable", "google-chrome")
 _TRUE = {"1", "true", "yes", "on"}
 _INSTALL_HINT = "install it (Debian/Ubuntu: apt-get install xvfb openbox chromium) or turn persistent_mode off"
@@ -78,42 +69,6 @@ def find_programs(needs_browser: bool) -> Programs:
         )
     assert xvfb is not None and wm is not None
     return Programs(xvfb, wm, browser if needs_browser else None)
-
-
-def parse_resolution(text: str) -> tuple[int, int]:
-    """``"1920x1080"`` → (1920, 1080); ValueError for anything else."""
-    match = _RESOLUTION.match(text)
-    if match is None:
-        raise ValueError(text)
-    width, height = int(match[1]), int(match[2])
-    if not (_MIN_SIDE <= width <= _MAX_SIDE and _MIN_SIDE <= height <= _MAX_SIDE) or width % 2 or height % 2:
-        raise ValueError(text)
-    return width, height
-
-
-def check_resolution(value: Any) -> str:
-    """API input check for ``desktop_resolution``."""
-    if value is None:
-        return DEFAULT_RESOLUTION
-    if isinstance(value, str):
-        try:
-            width, height = parse_resolution(value.strip())
-            return f"{width}x{height}"
-        except ValueError:
-            pass
-    raise invalid(
-        "desktop_resolution",
-        f'must be WIDTHxHEIGHT with even sides from {_MIN_SIDE} to {_MAX_SIDE}, e.g. "{DEFAULT_RESOLUTION}"',
-    )
-
-
-def check_fps(value: Any) -> int:
-    """API input check for ``desktop_fps``."""
-    if value is None:
-        return DEFAULT_FPS
-    if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= MAX_FPS:
-        return value
-    raise AikoreError("invalid_field", f"desktop_fps: must be an integer from 1 to {MAX_FPS}", 400, field="desktop_fps")
 
 
 def session_dir(instance_dir: Path) -> Path:
@@ -184,25 +139,24 @@ def desktop_url(instance: Instance) -> str | None:
 
 
 class Desktops:
-    """Adds a desktop session to every start of a persistent instance and keeps its Selkies port.
+    """Adds a desktop session to every start of a persistent instance.
 
-    The port lives in memory while the instance runs (the JSON hook reports it, so the route is
-    right from the first "starting" event) and in the ``persistent_port`` column, which is what a
-    restarted AiKore finds when it re-adopts the session.
+    The session's Selkies port is reserved in the supervisor's port pool and written to the
+    instance's ``persistent_port`` with the start (so the route is right from the first
+    "starting" event, and a restarted AiKore finds it when it re-adopts the session). Selkies
+    answering is part of the instance's readiness: ``running`` means the desktop is up too.
     """
 
-    def __init__(self, app: web.Application) -> None:
-        self.app = app
-        self.ports: dict[int, int] = {}
+    def __init__(self, supervisor: Supervisor) -> None:
+        self.supervisor = supervisor
         # Displays promised to desktop apps whose Xvfb may not have claimed them yet.
         self.displays: dict[int, int] = {}
-        self._writes: set[asyncio.Task[Any]] = set()
 
     def companion(self, instance: Instance, env: Mapping[str, str]) -> CompanionSpec | None:
         """The supervisor's companion factory: the session's command for a persistent instance."""
         if not instance.persistent_mode:
             return None
-        workspace = self.app[keys.WORKSPACE]
+        workspace = self.supervisor.workspace
         meta = workspace.metadata(instance.name, instance.blueprint)
         desktop_app = is_desktop_app(meta)
         programs = find_programs(needs_browser=not desktop_app)
@@ -212,9 +166,7 @@ class Desktops:
             # /app/<name>/ both mean the desktop the app shows on.
             port = app_port
         else:
-            port = self.app[keys.SUPERVISOR].ports.reserve(_owner(instance), preferred=instance.persistent_port)
-        self.ports[instance.id] = port
-        self._store_port(instance.id, port)
+            port = self.supervisor.ports.reserve(_owner(instance), preferred=instance.persistent_port)
         folder = workspace.path(instance.name)
         session_dir(folder).mkdir(parents=True, exist_ok=True)
         display = self._promise_display(instance.id) if desktop_app else None
@@ -229,7 +181,12 @@ class Desktops:
             display=display,
         )
         main_env = _display_env(folder, display, env) if display is not None else {}
-        return CompanionSpec(role=ROLE, argv=command, port=port, main_env=main_env)
+        return CompanionSpec(
+            role=ROLE, argv=command, port=port, main_env=main_env,
+            # A desktop app's Selkies is probed as the app itself (same port).
+            ready_path=None if desktop_app else "/",
+            row_fields={"persistent_port": port},
+        )
 
     def _promise_display(self, instance_id: int) -> int:
         promised = {n for iid, n in self.displays.items() if iid != instance_id}
@@ -242,21 +199,14 @@ class Desktops:
     def stopped(self, instance: Instance) -> None:
         """Supervisor ``on_stop``: the Selkies port goes back to the pool."""
         self.displays.pop(instance.id, None)
-        port = self.ports.pop(instance.id, None) or instance.persistent_port
-        self.app[keys.SUPERVISOR].ports.release(port, _owner(instance))
+        self.supervisor.ports.release(instance.persistent_port, _owner(instance))
 
-    def live_port(self, instance: Instance) -> int | None:
-        if not instance.persistent_mode or instance.status in STOPPED_STATES:
-            return None
-        return self.ports.get(instance.id, instance.persistent_port)
 
-    def _store_port(self, instance_id: int, port: int) -> None:
-        # The factory runs synchronously inside the start; the row is written right after it.
-        task = asyncio.get_running_loop().create_task(
-            self.app[keys.STORE].update_instance(instance_id, persistent_port=port)
-        )
-        self._writes.add(task)
-        task.add_done_callback(self._writes.discard)
+def live_port(instance: Instance) -> int | None:
+    """The Selkies port of a persistent instance while it has processes, else None."""
+    if not instance.persistent_mode or instance.status in STOPPED_STATES:
+        return None
+    return instance.persistent_port
 
 
 _WAIT_FOR_DISPLAY = """# Written by AiKore (persistent mode): bash reads this file (BASH_ENV) before launch.sh, so a

@@ -1,1 +1,38 @@
-"""The store: SQLite, the instance model, instance folders and blueprints."""
+"""The store: SQLite, the instance model, instance folders and blueprints.
+
+``setup_store(app, settings)`` puts the three on the application and opens the database for its
+lifetime (after making the data dir's folders and clearing half-created instance folders).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from aikore.config import Settings
+from aikore.resources import builtin_blueprints_dir
+from aikore.store.blueprints import BlueprintCatalog
+from aikore.store.db import Store
+from aikore.store.workspace import Workspace
+
+STORE = web.AppKey("store", Store)
+WORKSPACE = web.AppKey("workspace", Workspace)
+BLUEPRINTS = web.AppKey("blueprints", BlueprintCatalog)
+
+
+def setup_store(app: web.Application, settings: Settings) -> None:
+    app[STORE] = Store(settings.db_path)
+    app[WORKSPACE] = Workspace(settings.instances_dir, settings.data_dir / "trash")
+    app[BLUEPRINTS] = BlueprintCatalog(builtin_blueprints_dir(), settings.blueprints_dir or settings.data_dir)
+
+    async def store_ctx(app: web.Application) -> AsyncIterator[None]:
+        for folder in (settings.data_dir, settings.instances_dir, settings.models_dir, settings.blueprints_dir):
+            assert folder is not None
+            folder.mkdir(parents=True, exist_ok=True)
+        app[WORKSPACE].clean_partial()
+        await app[STORE].open()
+        yield
+        await app[STORE].close()
+
+    app.cleanup_ctx.append(store_ctx)

@@ -147,12 +147,17 @@ class Store:
         assert instance is not None
         return instance
 
-    async def update_instance(self, instance_id: int, **fields: Any) -> Instance | None:
+    async def update_instance(self, instance: Instance, **fields: Any) -> Instance:
+        """Write ``fields`` of one row; returns ``instance`` with them applied (no re-read).
+
+        Only the named columns are written, so two writers changing different fields of one
+        instance (a state change and a settings PATCH) never undo each other.
+        """
         fields = {**fields, "updated_at": now_iso()}
         assignments = ", ".join(f"{_column(k)} = ?" for k in fields)
         values = [_value(k, v) for k, v in fields.items()]
-        await self.db.execute(f"UPDATE instances SET {assignments} WHERE id = ?", (*values, instance_id))
-        return await self.get_instance(instance_id)
+        await self.db.execute(f"UPDATE instances SET {assignments} WHERE id = ?", (*values, instance.id))
+        return instance.replace(**fields)
 
     async def delete_instance(self, instance_id: int) -> None:
         await self.db.execute("DELETE FROM instances WHERE id = ?", (instance_id,))

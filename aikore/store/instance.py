@@ -1,43 +1,176 @@
-"""An instance: one configured WebUI, as stored in the database."""
+"""An instance: one configured WebUI, as stored in the database, with one declaration per field.
+
+Each field of ``Instance`` carries a ``Setting`` in its metadata: its JSON schema, the check that
+turns client input into a stored value, and whether a client may set it at creation, change it
+later, and change it while the instance runs. The API's validation, the OpenAPI schemas and the
+constants the dashboard needs are all derived from these declarations, so adding a field means
+one line here (and a migration), not edits in five places.
+"""
 
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
 from typing import Any
+
+from aikore.store import validation as v
+
+STATUSES = ("stopped", "starting", "running", "stopping", "error")
+
+
+@dataclass(frozen=True)
+class Rules:
+    """What some checks need to know of this AiKore (the public port pool)."""
+
+    public_ports: range = range(0)
+
+
+Check = Callable[[Any, Rules], Any]
+
+
+@dataclass(frozen=True)
+class Setting:
+    """How the API treats one instance field."""
+
+    schema: Mapping[str, Any]
+    # Client input -> stored value, raising a 4xx AikoreError naming the field. None: AiKore sets it.
+    check: Check | None = None
+    # What a create without this field checks (and so stores).
+    default: Any = None
+    create: bool = False
+    patch: bool = False
+    # Changeable while the process runs: it only matters at the next start or crash.
+    live: bool = False
+    required: bool = False
+    # The input schema, where it differs from what the API returns.
+    input_schema: Mapping[str, Any] | None = None
+    # Hidden fields exist only inside AiKore (process identity for re-adoption).
+    hidden: bool = False
+
+
+def _setting(**kwargs: Any) -> dict[str, Setting]:
+    return {"api": Setting(**kwargs)}
+
+
+_NAME = {"type": "string", "pattern": v.NAME_RE.pattern}
+_NULL_INT = {"type": ["integer", "null"]}
+_RESOLUTION = {
+    "type": "string",
+    "pattern": "^[0-9]{3,5}x[0-9]{3,5}$",
+    "description": "Persistent mode: the desktop screen, WIDTHxHEIGHT (even sides); used from the next start",
+}
+_FPS = {
+    "type": "integer",
+    "minimum": 1,
+    "maximum": v.MAX_FPS,
+    "description": "Persistent mode: the desktop stream's frame-rate cap; takes effect at the next start",
+}
 
 
 @dataclass(frozen=True)
 class Instance:
-    id: int
-    name: str
-    blueprint: str
-    gpu_ids: str = ""
-    autostart: bool = False
-    persistent_mode: bool = False
-    status: str = "stopped"
-    pid: int | None = None
-    pid_create_time: float | None = None
-    port: int | None = None
-    public_port: int | None = None
-    persistent_port: int | None = None
-    exit_code: int | None = None
-    restart_policy: str = "never"
-    status_message: str | None = None
-    created_at: str = ""
-    updated_at: str = ""
+    id: int = field(metadata=_setting(schema={"type": "integer"}))
+    name: str = field(metadata=_setting(schema=_NAME, check=lambda x, r: v.check_name(x), create=True, patch=True,
+                                        required=True))
+    blueprint: str = field(metadata=_setting(schema={"type": "string"}, check=lambda x, r: v.check_blueprint_id(x),
+                                             create=True, required=True))
+    gpu_ids: str = field(default="", metadata=_setting(
+        schema={"type": "string", "description": 'Comma-separated GPU indexes, e.g. "0,1"; empty for none'},
+        input_schema={"type": ["string", "null"], "pattern": "^\\s*(\\d{1,3}\\s*(,\\s*\\d{1,3}\\s*)*)?$"},
+        check=lambda x, r: v.check_gpu_ids(x), create=True, patch=True))
+    autostart: bool = field(default=False, metadata=_setting(
+        schema={"type": "boolean"}, check=lambda x, r: v.check_bool("autostart", x), default=False,
+        create=True, patch=True, live=True))
+    persistent_mode: bool = field(default=False, metadata=_setting(
+        schema={"type": "boolean"}, check=lambda x, r: v.check_bool("persistent_mode", x), default=False,
+        create=True, patch=True))
+    status: str = field(default="stopped", metadata=_setting(schema={"type": "string", "enum": list(STATUSES)}))
+    pid: int | None = field(default=None, metadata=_setting(schema=_NULL_INT))
+    pid_create_time: float | None = field(default=None, metadata=_setting(schema={}, hidden=True))
+    port: int | None = field(default=None, metadata=_setting(
+        schema={**_NULL_INT, "description": "Internal port the app listens on (WEBUI_PORT)"}))
+    public_port: int | None = field(default=None, metadata=_setting(
+        schema=_NULL_INT, check=lambda x, r: v.check_public_port(x, r.public_ports), create=True, patch=True))
+    persistent_port: int | None = field(default=None, metadata=_setting(schema=_NULL_INT))
+    exit_code: int | None = field(default=None, metadata=_setting(schema=_NULL_INT))
+    restart_policy: str = field(default="never", metadata=_setting(
+        schema={"type": "string", "enum": list(v.RESTART_POLICIES)}, check=lambda x, r: v.check_restart_policy(x),
+        default="never", create=True, patch=True, live=True))
+    status_message: str | None = field(default=None, metadata=_setting(schema={"type": ["string", "null"]}))
+    created_at: str = field(default="", metadata=_setting(schema={"type": "string"}))
+    updated_at: str = field(default="", metadata=_setting(schema={"type": "string"}))
     # Persistent mode: the desktop's screen (WIDTHxHEIGHT) and frame-rate cap.
-    desktop_resolution: str = "1920x1080"
-    desktop_fps: int = 30
+    desktop_resolution: str = field(default=v.DEFAULT_RESOLUTION, metadata=_setting(
+        schema=_RESOLUTION, check=lambda x, r: v.check_resolution(x), create=True, patch=True, live=True))
+    desktop_fps: int = field(default=v.DEFAULT_FPS, metadata=_setting(
+        schema=_FPS, check=lambda x, r: v.check_fps(x), create=True, patch=True, live=True))
 
     def replace(self, **changes: Any) -> Instance:
         return dataclasses.replace(self, **changes)
 
     def to_json(self) -> dict[str, Any]:
         """The stored fields in API form; the API adds url and live figures on top."""
-        data = dataclasses.asdict(self)
-        data.pop("pid_create_time")
-        return data
+        return {name: getattr(self, name) for name, _ in _visible()}
 
 
 FIELDS = tuple(f.name for f in dataclasses.fields(Instance))
+
+
+def settings() -> Iterator[tuple[str, Setting]]:
+    """Every field with its declaration, in declaration order."""
+    for f in dataclasses.fields(Instance):
+        yield f.name, f.metadata["api"]
+
+
+def _visible() -> Iterator[tuple[str, Setting]]:
+    return ((name, s) for name, s in settings() if not s.hidden)
+
+
+CREATE_FIELDS = frozenset(name for name, s in settings() if s.create)
+PATCH_FIELDS = frozenset(name for name, s in settings() if s.patch)
+LIVE_FIELDS = frozenset(name for name, s in settings() if s.live)
+
+
+def validate_create(data: Mapping[str, Any], rules: Rules) -> dict[str, Any]:
+    """A create body -> the fields to store; unknown fields and bad values are 4xx errors."""
+    v.reject_unknown(data, CREATE_FIELDS)
+    return {name: s.check(data.get(name, s.default), rules) for name, s in settings() if s.create and s.check}
+
+
+def validate_patch(data: Mapping[str, Any], rules: Rules) -> dict[str, Any]:
+    """A PATCH body -> the checked changes (only the fields it names)."""
+    v.reject_unknown(data, PATCH_FIELDS)
+    return {name: s.check(data[name], rules) for name, s in settings() if s.patch and s.check and name in data}
+
+
+def instance_schema(extra: Mapping[str, Any], required_extra: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The OpenAPI schema of the Instance the API returns: stored fields plus ``extra`` ones."""
+    properties = {name: dict(s.schema) for name, s in _visible()}
+    required = ["id", "name", "blueprint", "gpu_ids", "autostart", "persistent_mode", "status", *required_extra]
+    return {"type": "object", "required": required, "properties": {**properties, **extra}}
+
+
+def input_schema(patch: bool) -> dict[str, Any]:
+    """The OpenAPI schema of a create (``patch=False``) or PATCH body."""
+    chosen = [(name, s) for name, s in settings() if (s.patch if patch else s.create)]
+    schema: dict[str, Any] = {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {name: dict(s.input_schema or s.schema) for name, s in chosen},
+    }
+    required = [name for name, s in chosen if s.required and not patch]
+    if required:
+        schema["required"] = required
+    return schema
+
+
+def dashboard_constants() -> dict[str, Any]:
+    """What the dashboard needs to know of the fields (served to it, never copied into JavaScript)."""
+    return {
+        "create_fields": sorted(CREATE_FIELDS),
+        "patch_fields": sorted(PATCH_FIELDS),
+        "live_fields": sorted(LIVE_FIELDS),
+        "restart_policies": list(v.RESTART_POLICIES),
+        "name_pattern": v.NAME_RE.pattern,
+    }

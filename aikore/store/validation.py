@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Collection, Mapping
 from typing import Any
 
 from aikore.errors import AikoreError, invalid
@@ -10,6 +11,13 @@ from aikore.errors import AikoreError, invalid
 # fullmatch, not match: "$" also matches before a trailing newline ("name\n" would pass).
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 RESTART_POLICIES = ("never", "on-failure")
+# Persistent mode's desktop: sizes Xvfb and the encoders accept are even numbers (4:2:0 video),
+# up to the 8K Xvfb allows; the frame rate is a cap the stream's client may lower.
+DEFAULT_RESOLUTION = "1920x1080"
+DEFAULT_FPS = 30
+MAX_FPS = 120
+_RESOLUTION = re.compile(r"^(\d{3,5})x(\d{3,5})$")
+_MIN_SIDE, _MAX_SIDE = 320, 7680
 # ASCII: Python's \d also matches other scripts' digits (U+0661), which the documented pattern does not.
 _GPU_LIST = re.compile(r"^\s*\d{1,3}\s*(,\s*\d{1,3}\s*)*$", re.ASCII)
 
@@ -76,6 +84,50 @@ def check_blueprint_id(value: Any) -> str:
     if not isinstance(value, str) or not value:
         raise invalid("blueprint", "must be a blueprint id string")
     return value
+
+
+def parse_resolution(text: str) -> tuple[int, int]:
+    """``"1920x1080"`` → (1920, 1080); ValueError for anything else."""
+    match = _RESOLUTION.match(text)
+    if match is None:
+        raise ValueError(text)
+    width, height = int(match[1]), int(match[2])
+    if not (_MIN_SIDE <= width <= _MAX_SIDE and _MIN_SIDE <= height <= _MAX_SIDE) or width % 2 or height % 2:
+        raise ValueError(text)
+    return width, height
+
+
+def check_resolution(value: Any) -> str:
+    """API input check for ``desktop_resolution``."""
+    if value is None:
+        return DEFAULT_RESOLUTION
+    if isinstance(value, str):
+        try:
+            width, height = parse_resolution(value.strip())
+            return f"{width}x{height}"
+        except ValueError:
+            pass
+    raise invalid(
+        "desktop_resolution",
+        f'must be WIDTHxHEIGHT with even sides from {_MIN_SIDE} to {_MAX_SIDE}, e.g. "{DEFAULT_RESOLUTION}"',
+    )
+
+
+def check_fps(value: Any) -> int:
+    """API input check for ``desktop_fps``."""
+    if value is None:
+        return DEFAULT_FPS
+    if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= MAX_FPS:
+        return value
+    raise AikoreError("invalid_field", f"desktop_fps: must be an integer from 1 to {MAX_FPS}", 400, field="desktop_fps")
+
+
+def reject_unknown(data: Mapping[str, Any], allowed: Collection[str]) -> None:
+    """A 400 naming the fields a body has that ``allowed`` does not."""
+    unknown = sorted(set(data) - set(allowed))
+    if unknown:
+        shown = ", ".join(repr(k[:40]) for k in unknown[:5])
+        raise AikoreError("unknown_field", f"unknown field(s) {shown}; allowed: {', '.join(sorted(allowed))}", 400)
 
 
 def _show(value: str) -> str:

@@ -25,6 +25,7 @@ from aikore.store.db import Store
 from aikore.store.instance import Instance
 from aikore.store.workspace import CONF_DIR, OUTPUT_DIR, Workspace
 from aikore.supervisor import logwriter
+from aikore.supervisor.events import Runtime
 from aikore.supervisor.logs import MAIN_LOG, InstanceLog
 from aikore.supervisor.oskit import MARKER, Exit, Handle, OsKit
 from aikore.supervisor.ports import PortPool, PortsExhausted, is_free
@@ -53,8 +54,9 @@ class CompanionSpec:
 
     It runs in its own session under its own logwriter (``logs/<role>.log``), is started after the
     main process, stopped and re-adopted with it; if it dies, the instance fails as a whole.
-    ``port`` is informational and stored for re-adoption, where it is re-reserved in the
-    supervisor's PortPool under the owner ``"<instance name>/<role>"``.
+    ``port`` is stored for re-adoption, where it is re-reserved in the supervisor's PortPool under
+    the owner ``"<instance name>/<role>"``. With ``ready_path`` the companion is part of the
+    instance's readiness: it is ``running`` only once that path answers on ``port`` too.
     """
 
     role: str
@@ -64,6 +66,9 @@ class CompanionSpec:
     port: int | None = None
     # Added to the main process's environment (a persistent desktop app gets its DISPLAY).
     main_env: Mapping[str, str] = field(default_factory=dict)
+    ready_path: str | None = None
+    # Written to the instance's row with the start (the desktop's Selkies port).
+    row_fields: Mapping[str, Any] = field(default_factory=dict)
 
 
 # Called at each start with the instance and its environment; returns None to add nothing.
@@ -85,7 +90,7 @@ class Host(Protocol):
 
     async def failed(self, proc: InstanceProcess, exit_code: int | None) -> str | None: ...
 
-    def ready(self, instance: Instance) -> None: ...
+    def runtime(self, instance: Instance) -> Runtime: ...
 
     def stopped(self, instance: Instance) -> None: ...
 
@@ -99,11 +104,12 @@ class ProcessGroup:
     launch_id: str
     log: InstanceLog
     port: int | None = None
+    ready_path: str | None = None
 
     @classmethod
     def spawn(
         cls, kit: OsKit, role: str, argv: Sequence[str], cwd: Path, env: Mapping[str, str], log: InstanceLog,
-        settings: Settings, banner: str, port: int | None = None,
+        settings: Settings, banner: str, port: int | None = None, ready_path: str | None = None,
     ) -> ProcessGroup:
         launch_id = uuid.uuid4().hex
         # By file path, isolated: the logwriter is stdlib-only and must not depend on how aikore
@@ -115,7 +121,7 @@ class ProcessGroup:
             "--banner", banner, "--", *argv,
         ]
         handle = kit.spawn(wrapped, cwd, {**env, MARKER: launch_id}, log.dir / "logwriter.err")
-        return cls(role, handle, launch_id, log, port)
+        return cls(role, handle, launch_id, log, port, ready_path)
 
     def record(self, instance_id: int) -> GroupRecord:
         return GroupRecord(instance_id, self.role, self.handle.pid, self.handle.create_time, self.launch_id, self.port)
@@ -160,10 +166,11 @@ def instance_env(
 class InstanceProcess:
     """The supervised life of one instance."""
 
-    def __init__(self, instance_id: int, host: Host, state: str = STOPPED) -> None:
-        self.id = instance_id
+    def __init__(self, instance: Instance, host: Host) -> None:
+        # The one in-memory copy of the instance (the row is written first, then this).
+        self.instance = instance
         self.host = host
-        self.state = state
+        self.state = instance.status
         self.lock = asyncio.Lock()
         self.groups: dict[str, ProcessGroup] = {}
         self.port: int | None = None
@@ -177,18 +184,28 @@ class InstanceProcess:
 
     # -- the one writer of the state --------------------------------------------------------
 
-    async def change_state(self, new: str, **fields: Any) -> Instance | None:
+    @property
+    def id(self) -> int:
+        return self.instance.id
+
+    async def change_state(self, new: str, **fields: Any) -> Instance:
         """Move to ``new`` (an allowed transition only), store it with ``fields``, then publish."""
         if not can_change(self.state, new):
             raise RuntimeError(f"instance {self.id}: transition {self.state} -> {new} is not allowed")
         log.info("instance %s: %s -> %s", self.id, self.state, new)
         self.state = new
-        instance = await self.host.store.update_instance(self.id, status=new, **fields)
-        if instance is not None:
-            self.host.publish(instance)
+        instance = await self.write(status=new, **fields)
+        self.host.publish(instance)
         self._changed.set()
         self._changed = asyncio.Event()
         return instance
+
+    async def write(self, **fields: Any) -> Instance:
+        """Store ``fields`` in the row, then apply them to the in-memory instance."""
+        stamped = await self.host.store.update_instance(self.instance, **fields)
+        # Applied to the current copy: a settings change made while the row was written stays.
+        self.instance = self.instance.replace(**fields, updated_at=stamped.updated_at)
+        return self.instance
 
     def next_change(self) -> asyncio.Event:
         """An event set at the next state change (take it before starting the action to watch)."""
@@ -201,13 +218,13 @@ class InstanceProcess:
         self._refuse_if_active()
         async with self.lock:
             self._refuse_if_active()
-            instance = await self._load()
+            instance = self.instance
             try:
                 port = self.host.ports.reserve(instance.name)
             except PortsExhausted as exc:
                 return await self._spawn_failed(str(exc))
             try:
-                groups = await self._spawn_all(instance, port, rebuild)
+                groups, row_fields = await self._spawn_all(instance, port, rebuild)
             except Exception as exc:
                 # OSError from exec, or a companion factory that failed: either way nothing runs.
                 if not isinstance(exc, OSError):
@@ -215,7 +232,7 @@ class InstanceProcess:
                 self.host.ports.release(port, instance.name)
                 return await self._spawn_failed(f"cannot start: {exc}")
             self.groups, self.port = groups, port
-            self.health = self.host.workspace.metadata(instance.name, instance.blueprint).health
+            self.health = self.host.runtime(instance).health
             await self.host.records.clear(self.id)
             for group in groups.values():
                 await self.host.records.save(group.record(self.id))
@@ -223,7 +240,7 @@ class InstanceProcess:
             # STOPPED/ERROR -> STARTING
             started = await self.change_state(
                 STARTING, pid=main.handle.pid, pid_create_time=main.handle.create_time, port=port,
-                exit_code=None, status_message=note,
+                exit_code=None, status_message=note, **row_fields,
             )
             self._watch()
             return started
@@ -242,13 +259,13 @@ class InstanceProcess:
             stopped = await self.change_state(
                 STOPPED, pid=None, pid_create_time=None, port=None, exit_code=code, status_message=None
             )
-        if stopped is not None:
-            self.host.stopped(stopped)
+        self.host.stopped(stopped)
         return stopped
 
-    async def adopt(self, instance: Instance) -> None:
+    async def adopt(self) -> None:
         """Take over an instance a previous AiKore left active: keep it if its process is still it."""
         async with self.lock:
+            instance = self.instance
             self.state = instance.status
             records = await self.host.records.load(self.id)
             if MAIN not in records and instance.pid and instance.pid_create_time:
@@ -269,7 +286,7 @@ class InstanceProcess:
                 if role != MAIN and group.port is not None:
                     # Companions reserve their ports as "<name>/<role>" (see CompanionSpec).
                     self.host.ports.adopt(group.port, f"{instance.name}/{role}")
-            self.health = self.host.workspace.metadata(instance.name, instance.blueprint).health
+            self.health = self.host.runtime(instance).health
             log.info("instance %s (%s): re-adopted pid %s", self.id, instance.name, instance.pid)
             lost = sorted(set(records) - set(self.groups))
             if lost and self.state != STOPPING:
@@ -292,16 +309,12 @@ class InstanceProcess:
         if self.state in ACTIVE_STATES:
             raise AikoreError("instance_active", f"instance is {self.state}; stop it first", 409)
 
-    async def _load(self) -> Instance:
-        instance = await self.host.store.get_instance(self.id)
-        if instance is None:
-            raise AikoreError("not_found", f"instance {self.id} does not exist", 404)
-        return instance
-
     def _log(self, folder: Path, role: str) -> InstanceLog:
         return InstanceLog(folder, self.host.settings.log_backups, MAIN_LOG if role == MAIN else role)
 
-    async def _spawn_all(self, instance: Instance, port: int, rebuild: bool) -> dict[str, ProcessGroup]:
+    async def _spawn_all(
+        self, instance: Instance, port: int, rebuild: bool
+    ) -> tuple[dict[str, ProcessGroup], dict[str, Any]]:
         kit, settings = self.host.kit, self.host.settings
         folder = self.host.workspace.path(instance.name)
         env = instance_env(settings, instance, folder, port, rebuild)
@@ -322,19 +335,19 @@ class InstanceProcess:
                     groups[spec.role] = ProcessGroup.spawn(
                         kit, spec.role, spec.argv, spec.cwd or folder, {**env, **spec.env},
                         self._log(folder, spec.role), settings, f"start of {spec.role} for {instance.name}", spec.port,
+                        spec.ready_path,
                     )
         except BaseException:
             # A companion could not start: the groups already running go, then the start fails.
             await asyncio.gather(*(kit.terminate(g.handle, g.launch_id, 0.0) for g in groups.values()))
             raise
-        return groups
+        return groups, {k: v for spec in specs for k, v in spec.row_fields.items()}
 
     async def _spawn_failed(self, message: str) -> Instance | None:
         # STOPPED/ERROR -> STARTING -> ERROR: the attempt is visible, then why it failed.
         await self.change_state(STARTING, pid=None, pid_create_time=None, port=None, exit_code=None)
         failed = await self.change_state(ERROR, status_message=message)
-        if failed is not None:
-            self.host.stopped(failed)
+        self.host.stopped(failed)
         return failed
 
     def _watch(self) -> None:
@@ -374,20 +387,29 @@ class InstanceProcess:
                     return
                 if now >= next_probe and self.port is not None:
                     next_probe = now + PROBE_INTERVAL
-                    if await kit.probe(self.port, self.health):
+                    if await self._answers(groups):
                         await self._became_ready(groups)
             await kit.sleep(WATCH_INTERVAL)
+
+    async def _answers(self, groups: dict[str, ProcessGroup]) -> bool:
+        """Ready means the app's health path answers, and every companion that has a ready path."""
+        assert self.port is not None
+        if not await self.host.kit.probe(self.port, self.health):
+            return False
+        for group in groups.values():
+            if group.ready_path is not None and group.port is not None:
+                if not await self.host.kit.probe(group.port, group.ready_path):
+                    return False
+        return True
 
     async def _became_ready(self, groups: dict[str, ProcessGroup]) -> None:
         async with self.lock:
             if self.groups is not groups or self.state != STARTING:
                 return
             # STARTING -> RUNNING
-            instance = await self.change_state(RUNNING, status_message=None)
+            await self.change_state(RUNNING, status_message=None)
             self.ready_at = self.host.kit.monotonic()
             self._port_retries = 0
-        if instance is not None:
-            self.host.ready(instance)
 
     async def _died(self, groups: dict[str, ProcessGroup], group: ProcessGroup, ended: Exit) -> None:
         async with self.lock:
@@ -440,8 +462,7 @@ class InstanceProcess:
         instance = await self.change_state(
             ERROR, pid=None, pid_create_time=None, port=None, exit_code=code, status_message=text[:_MESSAGE_MAX]
         )
-        if instance is not None:
-            self.host.stopped(instance)
+        self.host.stopped(instance)
         return taken
 
     async def _anything_left(self) -> bool:
@@ -461,8 +482,7 @@ class InstanceProcess:
         return code
 
     async def _release(self) -> None:
-        instance = await self.host.store.get_instance(self.id)
-        self.host.ports.release(self.port, instance.name if instance is not None else None)
+        self.host.ports.release(self.port, self.instance.name)
         self.groups, self.port, self.ready_at = {}, None, None
         await self.host.records.clear(self.id)
 
@@ -491,5 +511,4 @@ class InstanceProcess:
             ERROR, pid=None, pid_create_time=None, port=None, exit_code=code,
             status_message="; ".join(filter(None, [message, note])),
         )
-        if failed is not None:
-            self.host.stopped(failed)
+        self.host.stopped(failed)

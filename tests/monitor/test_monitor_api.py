@@ -16,12 +16,11 @@ import pytest
 from aiohttp.test_utils import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from aikore import keys
-from aikore.api.system import InstanceNames
 from aikore.app import create_app
 from aikore.config import Settings
-from aikore.events import Event
-from aikore.monitor import gpu
+from aikore.monitor import MONITOR, InstanceNames, gpu
+from aikore.store.instance import Instance
+from aikore.supervisor.events import InstanceChanged, InstanceDeleted, InstanceRenamed, Runtime
 
 DEADLINE = 30.0
 
@@ -66,7 +65,7 @@ async def test_stats_match_the_documented_schema(client: TestClient) -> None:
 
 
 async def test_history_grows_and_filters(client: TestClient) -> None:
-    client.app[keys.MONITOR].set_interval(0.25)
+    client.app[MONITOR].set_interval(0.25)
 
     async def three_samples() -> Any:
         body = await _json(client, "/api/system/history")
@@ -128,7 +127,7 @@ async def test_bad_interval_is_refused_and_nothing_changes(client: TestClient, b
 
 
 async def test_stream_sends_samples_as_server_sent_events(client: TestClient) -> None:
-    client.app[keys.MONITOR].set_interval(0.25)
+    client.app[MONITOR].set_interval(0.25)
     response = await client.get("/api/system/stream")
     assert response.status == 200
     assert response.headers["Content-Type"].startswith("text/event-stream")
@@ -170,7 +169,7 @@ async def _started_demo(client: TestClient, name: str) -> dict[str, Any]:
 
 
 async def test_running_instance_usage_in_stats_instance_json_and_metrics(client: TestClient) -> None:
-    client.app[keys.MONITOR].set_interval(0.25)
+    client.app[MONITOR].set_interval(0.25)
     instance = await _started_demo(client, "watched")
     instance_id = instance["id"]
 
@@ -213,13 +212,14 @@ async def test_running_instance_usage_in_stats_instance_json_and_metrics(client:
     await _poll(gone_from_stats)
 
 
-def test_metric_names_follow_the_store_and_events() -> None:
-    names = InstanceNames()
-    names.update(1, "comfy")
-    names.update(2, "forge")
-    names.on_event(Event("instance", {"id": 3, "name": "jupyter", "status": "starting", "pid": 4343}))
-    names.on_event(Event("instance", {"id": 1, "name": "comfy", "status": "error", "pid": None}))
-    names.on_event(Event("instance_deleted", {"id": 3, "name": "jupyter"}))
+def test_metric_names_follow_the_supervisor_events() -> None:
+    names, runtime = InstanceNames(), Runtime()
+    names.on_event(InstanceChanged(Instance(1, "comfy", "comfyui"), runtime))
+    names.on_event(InstanceChanged(Instance(2, "old", "forge"), runtime))
+    names.on_event(InstanceRenamed("old", Instance(2, "forge", "forge"), runtime))
+    names.on_event(InstanceChanged(Instance(3, "jupyter", "jupyterlab", status="starting", pid=4343), runtime))
+    names.on_event(InstanceChanged(Instance(1, "comfy", "comfyui", status="error"), runtime))
+    names.on_event(InstanceDeleted(Instance(3, "jupyter", "jupyterlab")))
     assert names.names() == {1: "comfy", 2: "forge"}
 
 
@@ -249,7 +249,7 @@ async def test_app_reports_gpus_and_shuts_nvml_down_on_exit(gpu_client: TestClie
 
 
 async def test_gpu_lost_while_running_is_reported_not_fatal(gpu_client: TestClient, fake_nvml: Any) -> None:
-    gpu_client.app[keys.MONITOR].set_interval(0.25)
+    gpu_client.app[MONITOR].set_interval(0.25)
     fake_nvml.gpus[1].lost = True
 
     async def lost_reported() -> Any:

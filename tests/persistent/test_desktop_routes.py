@@ -1,71 +1,63 @@
-"""The desktop route table: follows instance JSON, and is ``starting`` until Selkies answers."""
+"""The desktop route table follows the supervisor's instance events.
+
+Selkies answering is part of the instance's readiness (tests/supervisor/test_states.py pins
+that a companion with a ready path holds ``starting`` until it answers), so the desktop route is
+``starting`` exactly while the instance is, and ``running`` once it is.
+"""
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
-import aiohttp
-from aiohttp import web
-
 from aikore.desktop.routes import DesktopRoutes
-from tests.helpers import free_port
+from aikore.events import EventBus
+from aikore.store.instance import Instance
+from aikore.supervisor.events import InstanceChanged, InstanceDeleted, InstanceRenamed, Runtime
 
 
-def _data(status: str, port: int | None, **extra: Any) -> dict[str, Any]:
-    return {"name": "desk", "persistent_mode": True, "status": status, "persistent_port": port, **extra}
+def _desk(status: str, port: int | None, **extra: Any) -> Instance:
+    return Instance(1, "desk", "demo", persistent_mode=True, status=status, persistent_port=port, **extra)
 
 
-async def _wait_running(routes: DesktopRoutes) -> None:
-    """Poll for up to 10 s (the probe checks every 0.5 s)."""
-    for _ in range(500):
-        route = routes.table.get("desk")
-        if route is not None and route.state == "running":
-            return
-        await asyncio.sleep(0.02)
-    raise AssertionError("the desktop route never became running")
+def _routes() -> tuple[EventBus, DesktopRoutes]:
+    bus, routes = EventBus(), DesktopRoutes()
+    bus.listen(routes.on_event)
+    return bus, routes
 
 
-async def _selkies_page(request: web.Request) -> web.Response:
-    return web.Response(text="<html>selkies</html>")
-
-
-async def test_route_stays_starting_until_the_selkies_port_answers_then_runs():
-    port = free_port()
-    routes = DesktopRoutes()
-    async with aiohttp.ClientSession() as session:
-        routes.session = session
-        routes.sync(_data("running", port, public_port=19005))
-        route = routes.table.get("desk")
-        assert route is not None and route.state == "starting" and route.port == port
-        assert route.public_port == 19005
-        await asyncio.sleep(0.6)
-        assert route.state == "starting"  # nothing listens yet: browsers get the refreshing page
-
-        app = web.Application()
-        app.router.add_get("/", _selkies_page)
-        runner = web.AppRunner(app)
-        await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", port).start()
-        try:
-            await _wait_running(routes)
-        finally:
-            await runner.cleanup()
-            await routes.close()
+async def test_route_is_starting_while_the_instance_starts_then_runs_with_it():
+    bus, routes = _routes()
+    bus.publish(InstanceChanged(_desk("starting", 23456, public_port=19005), Runtime()))
+    route = routes.table.get("desk")
+    assert route is not None and route.state == "starting" and route.port == 23456
+    assert route.public_port == 19005
+    bus.publish(InstanceChanged(_desk("running", 23456, public_port=19005), Runtime()))
+    assert routes.table.get("desk") is route and route.state == "running" and route.live
 
 
 async def test_stopping_and_deleting_an_instance_takes_its_desktop_route_down():
-    routes = DesktopRoutes()
-    routes.sync(_data("stopping", 23456))
+    bus, routes = _routes()
+    bus.publish(InstanceChanged(_desk("stopping", 23456), Runtime()))
     route = routes.table.get("desk")
     assert route is not None and not route.live
-    routes.sync(_data("stopped", None))
+    bus.publish(InstanceChanged(_desk("stopped", None), Runtime()))
     assert routes.table.get("desk") is not None and not routes.table.get("desk").live
-    routes.sync({**_data("stopped", None), "persistent_mode": False})
+    bus.publish(InstanceChanged(_desk("stopped", None).replace(persistent_mode=False), Runtime()))
+    assert "desk" not in routes.table
+    bus.publish(InstanceChanged(_desk("stopped", None), Runtime()))
+    bus.publish(InstanceDeleted(_desk("stopped", None)))
     assert "desk" not in routes.table
 
 
 async def test_an_instance_without_persistent_mode_has_no_desktop_route():
-    routes = DesktopRoutes()
-    routes.sync({"name": "plain", "persistent_mode": False, "status": "running", "persistent_port": None})
+    bus, routes = _routes()
+    bus.publish(InstanceChanged(Instance(2, "plain", "demo", status="running", port=20001), Runtime()))
     assert "plain" not in routes.table
+
+
+async def test_a_rename_moves_the_desktop_route():
+    bus, routes = _routes()
+    running = _desk("running", 23456)
+    bus.publish(InstanceChanged(running, Runtime()))
+    bus.publish(InstanceRenamed("desk", running.replace(name="desk2"), Runtime()))
+    assert "desk" not in routes.table and routes.table.get("desk2").live

@@ -13,9 +13,9 @@ import psutil
 import pytest
 from aiohttp.test_utils import TestClient
 
-from aikore import keys
 from aikore.app import create_app
 from aikore.config import Settings
+from aikore.supervisor import SUPERVISOR
 from aikore.supervisor.oskit import MARKER
 
 T = TypeVar("T")
@@ -150,4 +150,4 @@ def launch_processes(launch_id: str) -> list[psutil.Process]:
 
 
 def launch_id(client: TestClient, instance_id: int) -> str:
-    return client.app[keys.SUPERVISOR].get(instance_id).groups["main"].launch_id
+    return client.app[SUPERVISOR].get(instance_id).groups["main"].launch_id

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import psutil
 
-from aikore import keys
 from aikore.store.db import Store
+from aikore.supervisor import SUPERVISOR
 from aikore.supervisor.oskit import MARKER
 from aikore.supervisor.states import ERROR, RUNNING, STOPPED
 from tests.helpers import AikoreProcess, wait_until
@@ -123,7 +123,7 @@ async def test_instance_that_exited_while_aikore_was_down_reports_its_exit_code(
     # As if AiKore had crashed: nothing watches the instance any more when it dies alone.
     root = psutil.Process(running["pid"])
     [demo] = [p for p in root.children(recursive=True) if "aikore.demo" in " ".join(p.cmdline())]
-    proc = client.app[keys.SUPERVISOR].get(inst["id"])
+    proc = client.app[SUPERVISOR].get(inst["id"])
     await proc._cancel_watcher()
     demo.send_signal(signal.SIGKILL)
     await until(lambda: proc.groups["main"].handle.poll(), what="the instance to exit (reaped as init would)")

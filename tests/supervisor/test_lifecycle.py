@@ -10,7 +10,9 @@ import time
 import aiohttp
 import psutil
 
-from aikore import keys
+from aikore.events import EVENTS
+from aikore.supervisor import SUPERVISOR
+from aikore.supervisor.events import InstanceChanged
 from aikore.supervisor.states import ERROR, RUNNING, STARTING, STOPPED
 
 from .conftest import MakeClient, api, create, launch_id, launch_processes, status_is, until
@@ -66,8 +68,10 @@ async def test_crash_while_running_is_error_within_a_second(make_client: MakeCli
     tree = psutil.Process(running["pid"]).children(recursive=True)
     app_proc = next(p for p in tree if "aikore.demo" in " ".join(p.cmdline()))
     errors: list[float] = []
-    client.app[keys.EVENTS].listen(
-        lambda ev: errors.append(time.monotonic()) if ev.kind == "instance" and ev.data["status"] == ERROR else None
+    client.app[EVENTS].listen(
+        lambda ev: errors.append(time.monotonic())
+        if isinstance(ev, InstanceChanged) and ev.instance.status == ERROR
+        else None
     )
     killed_at = time.monotonic()
     app_proc.send_signal(signal.SIGKILL)
@@ -107,7 +111,7 @@ async def test_stop_kills_grandchildren_term_ignorers_and_escaped_daemons(make_c
     assert launch_processes(marker) == []
     for proc in procs:
         assert not proc.is_running() or proc.status() == psutil.STATUS_ZOMBIE, proc
-    assert running["port"] not in client.app[keys.SUPERVISOR].ports.reserved()
+    assert running["port"] not in client.app[SUPERVISOR].ports.reserved()
 
 
 async def test_stop_of_a_stopped_instance_is_a_no_op(make_client: MakeClient) -> None:
@@ -158,18 +162,18 @@ async def test_restart_policy_on_failure_backs_off_then_gives_up(make_client: Ma
     from aikore.supervisor.supervisor import Backoff
 
     client = await make_client()
-    client.app[keys.SUPERVISOR].backoff = Backoff(base=0.5, factor=2.0, max_delay=10.0, max_attempts=3)
+    client.app[SUPERVISOR].backoff = Backoff(base=0.5, factor=2.0, max_delay=10.0, max_attempts=3)
     inst = await create(client, "flaky", "crash", restart_policy="on-failure")
     starts: list[float] = []
     seen: set[str] = set()
 
     def on_event(event) -> None:
-        if event.kind == "instance" and event.data["id"] == inst["id"]:
-            if event.data["status"] == STARTING and event.data["pid"]:
+        if isinstance(event, InstanceChanged) and event.instance.id == inst["id"]:
+            if event.instance.status == STARTING and event.instance.pid:
                 starts.append(time.monotonic())
-            seen.add(event.data["status_message"] or "")
+            seen.add(event.instance.status_message or "")
 
-    client.app[keys.EVENTS].listen(on_event)
+    client.app[EVENTS].listen(on_event)
     await api(client, "POST", f"/api/instances/{inst['id']}/start")
     final = await until(
         lambda: _gave_up(client, inst["id"]), within=60, what="the restart policy to give up"

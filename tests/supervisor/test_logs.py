@@ -114,9 +114,9 @@ async def test_logs_tail_stream_and_download_of_a_chatty_instance_across_rotatio
 
 
 def _folder(client: TestClient, name: str) -> Path:
-    from aikore import keys
+    from aikore.store import WORKSPACE
 
-    return client.app[keys.WORKSPACE].path(name)
+    return client.app[WORKSPACE].path(name)
 
 
 async def _tail_with_ticks(client: TestClient, instance_id: int) -> list[str] | None:

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 from aiohttp.test_utils import TestClient
 
-from aikore import keys
+from aikore.store import WORKSPACE
+from aikore.supervisor import SUPERVISOR
 from aikore.supervisor.ports import PortPool, PortsExhausted
 from aikore.supervisor.states import ERROR, RUNNING, STARTING
 
@@ -59,7 +60,7 @@ async def test_instance_gets_a_free_port_when_another_program_holds_one(
     make_client: MakeClient, busy_port: int
 ) -> None:
     client = await make_client()
-    client.app[keys.SUPERVISOR].ports.candidates = range(busy_port, busy_port + 2)
+    client.app[SUPERVISOR].ports.candidates = range(busy_port, busy_port + 2)
     first = await create(client, "one", "demo")
     await api(client, "POST", f"/api/instances/{first['id']}/start")
     running = await status_is(client, first["id"], RUNNING)
@@ -94,7 +95,7 @@ async def test_port_taken_between_reservation_and_bind_is_retried_on_another_por
     (blueprints_dir / "racy.sh").write_text(_RACY)
     client = await make_client()
     inst = await create(client, "racy", "racy")
-    folder = client.app[keys.WORKSPACE].path("racy")
+    folder = client.app[WORKSPACE].path("racy")
     await api(client, "POST", f"/api/instances/{inst['id']}/start")
     wanted = folder / "port-wanted"
     first_port = int(await until(lambda: wanted.exists() and wanted.read_text().strip(), what="the first port"))
@@ -159,7 +160,7 @@ async def test_events_stream_snapshot_then_running_only_after_health_answers_bel
     await status_is(client, inst["id"], STARTING)
     await asyncio.sleep(1.5)  # a negative: it answers 503 all this time and must stay starting
     assert (await api(client, "GET", f"/api/instances/{inst['id']}"))["status"] == STARTING
-    (client.app[keys.WORKSPACE].path("slow") / "ready-now").touch()
+    (client.app[WORKSPACE].path("slow") / "ready-now").touch()
     await asyncio.wait_for(reader, 30)
     statuses = [d["status"] for k, d in received[1:] if k == "instance"]
     assert statuses[0] == STARTING and statuses[-1] == RUNNING and statuses.count(RUNNING) == 1

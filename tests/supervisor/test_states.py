@@ -11,9 +11,11 @@ from pathlib import Path
 import pytest
 
 from aikore.config import Settings
+from aikore.events import EventBus
 from aikore.store.db import Store
 from aikore.store.instance import Instance
 from aikore.store.workspace import Workspace
+from aikore.supervisor.events import InstanceChanged
 from aikore.supervisor.oskit import Exit, Handle
 from aikore.supervisor.states import (
     ACTIVE_STATES,
@@ -50,6 +52,8 @@ class FakeKit:
         self.spawned: list[tuple[FakeHandle, Sequence[str], Mapping[str, str]]] = []
         self.alive: dict[tuple[int, float], FakeHandle] = {}
         self.ready = False
+        # Ports that do not answer even when ``ready`` (a companion still starting).
+        self.silent_ports: set[int] = set()
         self.terminated: list[int] = []
 
     def monotonic(self) -> float:
@@ -77,7 +81,7 @@ class FakeKit:
         return 0
 
     async def probe(self, port: int, path: str) -> bool:
-        return self.ready
+        return self.ready and port not in self.silent_ports
 
     async def close(self) -> None:
         return None
@@ -97,7 +101,10 @@ def _supervisor(
     settings = Settings(
         data_dir=tmp_path, auth="none", public_ports=range(0), stop_timeout=1.0, ready_timeout=ready_timeout
     )
-    return Supervisor(settings, store, Workspace(tmp_path / "instances", tmp_path / "trash"), published.append, kit)
+    bus = EventBus()
+    # The instances in each InstanceChanged event, in order (the state machine's publications).
+    bus.listen(lambda event: published.append(event.instance) if isinstance(event, InstanceChanged) else None)
+    return Supervisor(settings, store, Workspace(tmp_path / "instances", tmp_path / "trash"), bus, kit)
 
 
 def test_every_transition_is_between_known_states_and_error_is_only_entered_without_processes() -> None:
@@ -118,6 +125,7 @@ async def test_transition_stopped_to_starting_to_running_only_when_probe_answers
     sup = _supervisor(tmp_path, store, kit, published, ready_timeout=30.0)
     inst = await store.insert_instance(name="a", blueprint="demo")
     await sup.startup()
+    published.clear()  # startup announces every instance once; what follows is the start
     await sup.start(inst.id)
     assert [i.status for i in published] == [STARTING]
     await asyncio.sleep(0.1)
@@ -137,6 +145,7 @@ async def test_transition_running_to_error_when_the_process_exits(tmp_path: Path
     sup = _supervisor(tmp_path, store, kit, published)
     inst = await store.insert_instance(name="a", blueprint="demo")
     await sup.startup()
+    published.clear()  # startup announces every instance once; what follows is the start
     await sup.start(inst.id)
     await until(lambda: published[-1].status == RUNNING, what="running")
     kit.spawned[0][0].exit = Exit(2)
@@ -150,6 +159,7 @@ async def test_transition_starting_to_stopping_to_error_when_never_ready(tmp_pat
     sup = _supervisor(tmp_path, store, kit, published)
     inst = await store.insert_instance(name="a", blueprint="demo")
     await sup.startup()
+    published.clear()  # startup announces every instance once; what follows is the start
     await sup.start(inst.id)
     await until(lambda: published[-1].status == ERROR, what="error")
     assert [i.status for i in published] == [STARTING, STOPPING, ERROR]
@@ -189,6 +199,7 @@ async def test_companion_starts_with_the_instance_and_its_death_fails_the_instan
     sup.add_companion(lambda inst, env: CompanionSpec("desktop", ["xvfb-run", env["WEBUI_PORT"]], port=30001))
     inst = await store.insert_instance(name="a", blueprint="demo")
     await sup.startup()
+    published.clear()  # startup announces every instance once; what follows is the start
     await sup.start(inst.id)
     await until(lambda: published[-1].status == RUNNING, what="running")
     main, desktop = kit.spawned[0][0], kit.spawned[1][0]
@@ -234,6 +245,7 @@ async def test_on_failure_restarts_after_a_never_ready_cleanup_longer_than_the_d
     sup.backoff = Backoff(base=0.05, max_attempts=1)
     inst = await store.insert_instance(name="a", blueprint="demo", restart_policy="on-failure")
     await sup.startup()
+    published.clear()  # startup announces every instance once; what follows is the start
     await sup.start(inst.id)
     await until(lambda: len(kit.spawned) == 2, what="the restart after the first failure")
     await until(lambda: "gave up" in (published[-1].status_message or ""), what="the policy to give up")
@@ -252,8 +264,30 @@ async def test_a_failing_companion_factory_is_an_error_not_a_crash(tmp_path: Pat
     sup.add_companion(broken)
     inst = await store.insert_instance(name="a", blueprint="demo")
     await sup.startup()
+    published.clear()  # startup announces every instance once; what follows is the start
     await sup.start(inst.id)
     assert [i.status for i in published] == [STARTING, ERROR]
     assert published[-1].status_message == "cannot start: no Xvfb here"
     assert kit.spawned == [], "companions are asked before anything runs"
     assert sup.ports.reserved() == {} and [i.id for i in stopped] == [inst.id]
+
+
+async def test_a_companion_with_a_ready_path_holds_starting_until_it_answers_too(tmp_path: Path, store: Store) -> None:
+    from aikore.supervisor.process import CompanionSpec
+
+    kit, published = FakeKit(), []
+    kit.ready = True
+    kit.silent_ports.add(30001)
+    sup = _supervisor(tmp_path, store, kit, published, ready_timeout=30.0)
+    spec = CompanionSpec("desktop", ["selkies"], port=30001, ready_path="/", row_fields={"persistent_port": 30001})
+    sup.add_companion(lambda inst, env: spec)
+    inst = await store.insert_instance(name="a", blueprint="demo")
+    await sup.startup()
+    published.clear()  # startup announces every instance once; what follows is the start
+    await sup.start(inst.id)
+    assert published[-1].persistent_port == 30001, "the companion's row fields come with the start"
+    await asyncio.sleep(0.2)
+    assert [i.status for i in published] == [STARTING], "the app answers, the companion does not yet"
+    kit.silent_ports.clear()
+    await until(lambda: published[-1].status == RUNNING, what="running once the companion answers")
+    await sup.shutdown()
