@@ -9,9 +9,10 @@ from aiohttp import web
 from aikore.api import actions, auth, blueprints, events, health, instances, logs, openapi, system
 
 # Each module registers its routes and contributes OPENAPI_PATHS / OPENAPI_SCHEMAS.
-API_MODULES: list[ModuleType] = [health, auth, blueprints, instances, actions, logs, events, system, openapi]
+API_MODULES: list[ModuleType] = [health, auth, blueprints, instances, actions, logs, events, system]
 
 
 def setup_api(app: web.Application) -> None:
     for module in API_MODULES:
         module.setup(app)
+    openapi.setup(app, API_MODULES)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Iterable
+from types import ModuleType
 from typing import Any
 
 from aiohttp import web
@@ -28,12 +31,11 @@ ERROR_SCHEMA = {
 }
 
 
-def build_document() -> dict[str, Any]:
-    from aikore.api import API_MODULES  # the list that imports this module
-
+def build_document(modules: Iterable[ModuleType]) -> dict[str, Any]:
+    """The whole document from each API module's ``OPENAPI_PATHS`` and ``OPENAPI_SCHEMAS``."""
     paths: dict[str, Any] = {}
     schemas: dict[str, Any] = {"Error": ERROR_SCHEMA}
-    for module in API_MODULES:
+    for module in [*modules, sys.modules[__name__]]:
         paths.update(getattr(module, "OPENAPI_PATHS", {}))
         schemas.update(getattr(module, "OPENAPI_SCHEMAS", {}))
     return {
@@ -61,14 +63,10 @@ async def get_openapi(request: web.Request) -> web.Response:
     return json_response(request.app[DOCUMENT])
 
 
-def setup(app: web.Application) -> None:
+def setup(app: web.Application, modules: Iterable[ModuleType]) -> None:
+    """Serve the document of ``modules`` (and of this one), built once and kept in memory."""
+    app[DOCUMENT] = build_document(modules)
     app.router.add_get("/api/openapi.json", get_openapi)
-
-    async def _build(app: web.Application) -> None:
-        app[DOCUMENT] = build_document()
-
-    # Built at startup, after every module has registered, and served from memory.
-    app.on_startup.append(_build)
 
 
 OPENAPI_SCHEMAS: dict[str, Any] = {}
