@@ -9,30 +9,21 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterable
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from aiohttp import web
 
-from aikore.config import ConfigError
-
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+from aikore.config import Network, parse_networks
 
 
 def parse_trusted(entries: Iterable[str]) -> tuple[Network, ...]:
     """``("10.0.0.1", "172.16.0.0/12")`` → networks; a bad entry names itself."""
-    networks: list[Network] = []
-    for entry in entries:
-        try:
-            networks.append(ipaddress.ip_network(entry.strip(), strict=False))
-        except ValueError:
-            raise ConfigError(
-                f"AIKORE_TRUSTED_PROXIES entries must be IP addresses or networks, got {entry!r}"
-            ) from None
-    return tuple(networks)
+    # The same parser that checked --trusted-proxies at startup, so both accept the same entries.
+    return parse_networks("AIKORE_TRUSTED_PROXIES", entries)
 
 
-@dataclass(frozen=True, slots=True)
-class Peer:
+# A NamedTuple, like proxy's DirectPeer: one is made for every request, and cheaply.
+class Peer(NamedTuple):
     """What the gate knows about the browser or script behind a request."""
 
     address: str
