@@ -14,10 +14,12 @@ import aiohttp_jinja2
 from aiohttp import hdrs, web
 from yarl import URL
 
-from aikore import __version__, keys
+from aikore import __version__
 from aikore.api.common import json_response, read_json_object, reject_unknown
 from aikore.errors import AikoreError, render
-from aikore.http.auth import ANONYMOUS, IDENTITY, Auth, Identity, TooManyAttempts
+from aikore.http import AUTH, Auth
+from aikore.http.credentials import TooManyAttempts
+from aikore.http.identity import ANONYMOUS, IDENTITY, NO_AUTH, Identity
 from aikore.http.security_headers import CONTENT_SECURITY_POLICY
 
 MAX_FORM = 8 * 1024
@@ -33,7 +35,7 @@ def safe_next(value: object, request: web.Request) -> str:
         return "/"
     if value.startswith("/") and not value.startswith("//"):
         return value
-    auth: Auth = request.app[keys.AUTH]
+    auth: Auth = request.app[AUTH]
     try:
         url = URL(value)
     except ValueError:
@@ -61,26 +63,26 @@ def _session_json(auth: Auth, identity: Identity) -> dict[str, Any]:
 
 
 async def _check(request: web.Request, secret: object, kind: str) -> bool:
-    auth: Auth = request.app[keys.AUTH]
+    auth: Auth = request.app[AUTH]
     if not isinstance(secret, str) or not secret or len(secret) > MAX_SECRET:
         raise AikoreError("invalid_field", f"{kind}: must be a non-empty string of at most {MAX_SECRET} chars", 400)
     address = auth.forwarded.peer(request).address
     if kind == "token":
-        return await auth.verify(address, token=secret)
-    return await auth.verify(address, password=secret)
+        return await auth.credentials.verify(address, token=secret)
+    return await auth.credentials.verify(address, password=secret)
 
 
 # -- JSON API ------------------------------------------------------------------------------------
 
 
 async def api_login(request: web.Request) -> web.Response:
-    auth: Auth = request.app[keys.AUTH]
+    auth: Auth = request.app[AUTH]
     data = await read_json_object(request)
     reject_unknown(data, {"token", "password"})
     if len(data) != 1:
         raise AikoreError("invalid_field", "send exactly one of token or password", 400)
     if not auth.enabled:
-        return json_response(_session_json(auth, Identity("none")))
+        return json_response(_session_json(auth, NO_AUTH))
     kind, secret = next(iter(data.items()))
     if kind == "password" and auth.mode != "password":
         raise AikoreError(
@@ -92,35 +94,35 @@ async def api_login(request: web.Request) -> web.Response:
         return render(exc)
     if not ok:
         raise AikoreError("unauthorized", f"{kind}: wrong {kind}", 401)
-    session = auth.open_session()
+    session = auth.sessions.open()
     resp = json_response(_session_json(auth, Identity("session", session)))
-    auth.set_cookie(resp, session, auth.forwarded.peer(request))
+    auth.sessions.set_cookie(resp, session, auth.forwarded.peer(request))
     return resp
 
 
 async def api_logout(request: web.Request) -> web.Response:
-    auth: Auth = request.app[keys.AUTH]
+    auth: Auth = request.app[AUTH]
     _end_session(request)
     resp = json_response(_session_json(auth, ANONYMOUS))
-    auth.clear_cookie(resp)
+    auth.sessions.clear_cookie(resp)
     return resp
 
 
 async def api_session(request: web.Request) -> web.Response:
-    return json_response(_session_json(request.app[keys.AUTH], _identity(request)))
+    return json_response(_session_json(request.app[AUTH], _identity(request)))
 
 
 def _end_session(request: web.Request) -> None:
     identity = _identity(request)
     if identity.session is not None:
-        request.app[keys.AUTH].revoke(identity.session)
+        request.app[AUTH].sessions.revoke(identity.session)
 
 
 # -- the login page ------------------------------------------------------------------------------
 
 
 def _page(request: web.Request, next_url: str, error: str | None = None, status: int = 200) -> web.Response:
-    auth: Auth = request.app[keys.AUTH]
+    auth: Auth = request.app[AUTH]
     context = {"version": __version__, "mode": auth.mode, "next": next_url, "error": error}
     resp = aiohttp_jinja2.render_template("login.html", request, context, status=status)
     resp.headers[hdrs.CACHE_CONTROL] = "no-store"
@@ -135,7 +137,7 @@ def _page(request: web.Request, next_url: str, error: str | None = None, status:
 
 
 async def login_page(request: web.Request) -> web.StreamResponse:
-    auth: Auth = request.app[keys.AUTH]
+    auth: Auth = request.app[AUTH]
     next_url = safe_next(request.query.get("next"), request)
     if not auth.enabled or _identity(request).via == "session":
         raise web.HTTPFound(next_url)
@@ -143,7 +145,7 @@ async def login_page(request: web.Request) -> web.StreamResponse:
 
 
 async def login_form(request: web.Request) -> web.StreamResponse:
-    auth: Auth = request.app[keys.AUTH]
+    auth: Auth = request.app[AUTH]
     form = await _read_form(request)
     next_url = safe_next(form.get("next"), request)
     if not auth.enabled:
@@ -160,14 +162,14 @@ async def login_form(request: web.Request) -> web.StreamResponse:
     if not ok:
         return _page(request, next_url, f"That {kind} is not right.", 401)
     resp = web.Response(status=303, headers={hdrs.LOCATION: next_url, hdrs.CACHE_CONTROL: "no-store"})
-    auth.set_cookie(resp, auth.open_session(), auth.forwarded.peer(request))
+    auth.sessions.set_cookie(resp, auth.sessions.open(), auth.forwarded.peer(request))
     return resp
 
 
 async def logout_form(request: web.Request) -> web.StreamResponse:
     _end_session(request)
     resp = web.Response(status=303, headers={hdrs.LOCATION: "/login", hdrs.CACHE_CONTROL: "no-store"})
-    request.app[keys.AUTH].clear_cookie(resp)
+    request.app[AUTH].sessions.clear_cookie(resp)
     return resp
 
 

@@ -1,17 +1,16 @@
-"""The proxy fast path's admission check: a strict subset of what the auth gate lets through.
+"""The proxy fast path's admission check: the gate's own decision, taken without aiohttp.
 
 ``proxy.fastpath`` forwards a plain ``/app/<name>/`` request itself only when this says yes;
-otherwise aiohttp's stack (and the gate in ``aikore.http.auth``) answers it as usual. So every rule
-here mirrors one of the gate's acceptance conditions for proxied paths, and when in doubt the
-answer is "no" (the gate then decides, counts failed tokens and renders 401/429/redirects):
+otherwise aiohttp's stack (and the gate, ``aikore.http.gate``) answers it as usual. The rules are
+``authorize``'s, applied to facts read from the fast path's header view, and the fast path takes
+only a plain Allow: anything that needs something done (a wrong token to count, a cookie to set, a
+refusal or redirect to render) is handed to the gate, which decides again and does it. When in
+doubt, the gate's:
 
-- auth off: only when the gate would not refuse the Host (loopback-only AiKore: loopback names);
-- a valid ``aikore_session`` cookie, parsed by aiohttp's own cookie parser as the gate's
-  ``request.cookies`` is;
-- else ``Authorization: Bearer <token>`` matching the token, from an address the login limiter
-  is not holding back (a wrong token is the gate's to count);
-- never ``?token=`` (the gate trades it for a cookie and a redirect), never behind trusted proxies
-  (the gate resolves the client from X-Forwarded-* then).
+- never behind trusted proxies (the gate resolves the client from X-Forwarded-* then);
+- never with ``token`` in the query (the gate trades ``?token=`` for a cookie and a redirect);
+- the session cookie is read with aiohttp's own cookie parser, as the gate's ``request.cookies``
+  is; with an aiohttp that lacks it, cookies are left to the gate.
 
 On admission AiKore's cookie and bearer token are taken out of the headers, as the gate does.
 """
@@ -19,15 +18,20 @@ On admission AiKore's cookie and bearer token are taken out of the headers, as t
 from __future__ import annotations
 
 import asyncio
-import re
 from collections.abc import Callable
 
-from aiohttp import hdrs, web
+from aiohttp import hdrs
 from multidict import CIMultiDictProxy
 
-from aikore import keys
-from aikore.http.auth import COOKIE_NAME, Auth, bearer_of, is_loopback, strip_aikore_credentials
-from proxy.fastpath import AcceptFn, Decision, FastPath
+import proxy
+from aikore.http.auth import Auth
+from aikore.http.authorize import Allow, RequestFacts, authorize
+from aikore.http.credentials import bearer_of
+from aikore.http.forwarded import Peer
+from aikore.http.gate import is_upgrade, strip_aikore_credentials, wants_html
+from aikore.http.sessions import COOKIE_NAME
+from proxy.fastpath import AcceptFn, FastPath
+from proxy.fastpath import Decision as Forward
 
 try:  # The very parser behind aiohttp's request.cookies, so both read the same cookie value.
     from aiohttp._cookie_helpers import parse_cookie_header
@@ -36,51 +40,55 @@ except ImportError:  # pragma: no cover - another aiohttp: cookies then always g
 
 # Distinct Cookie lines whose parse is remembered (a few per browser; cleared when full).
 _COOKIE_CACHE = 1024
-# Host names the no-auth rebinding guard certainly accepts (a subset of its loopback test).
-_LOOPBACK_HOST = re.compile(r"(?:127\.0\.0\.1|localhost|\[::1\])(?::([0-9]{1,5}))?", re.IGNORECASE)
 
 
-def fast_path(app: web.Application, fallback: Callable[[], asyncio.Protocol]) -> FastPath:
-    """The main port's protocol factory: the app's route table and pool, ``fallback`` (aiohttp's
-    server, ``runner.server``) for everything the fast path does not take."""
-    return FastPath(app[keys.ROUTES], app[keys.UPSTREAM_POOL], fallback, make_accept(app[keys.AUTH]))
+def fast_path(
+    auth: Auth, table: proxy.RouteTable, pool: proxy.UpstreamPool, fallback: Callable[[], asyncio.Protocol]
+) -> FastPath:
+    """The main port's protocol factory: ``table`` and ``pool`` are the /app/ proxy's, ``fallback``
+    (aiohttp's server, ``runner.server``) takes everything the fast path does not."""
+    return FastPath(table, pool, fallback, make_accept(auth))
 
 
 def make_accept(auth: Auth) -> AcceptFn:
-    """The accept callback for proxy.fastpath.FastPath, built on the gate's credentials."""
-    if not auth.enabled:
-        return _accept_without_auth(guard_host=is_loopback(auth.settings.host))
-    trusted = bool(auth.settings.trusted_proxies)
+    """The accept callback for proxy.fastpath.FastPath: admits what ``authorize`` plainly allows."""
+    if auth.settings.trusted_proxies:
+        return _to_the_gate
     cookie_values: dict[str, str | None] = {}
 
-    def accept(headers: CIMultiDictProxy[str], method: str, target: str, address: str) -> Decision | None:
-        if trusted or _has_query_token(target):
+    def accept(headers: CIMultiDictProxy[str], method: str, target: str, address: str) -> Forward | None:
+        if _has_query_token(target):
             return None
-        if not _has_session(auth, headers, cookie_values):
-            bearer = bearer_of(headers)
-            if bearer is None or auth.limiter.retry_after(address) is not None or not auth.token_matches(bearer):
-                return None
-        return Decision(strip_aikore_credentials(auth, headers))
+        host = headers.get(hdrs.HOST, "")
+        # Positional: on every request, and several times faster than by keyword.
+        facts = RequestFacts(
+            method,
+            target.partition("?")[0],  # path: still percent-encoded, but only its /app/ prefix matters
+            target,  # path_qs
+            host,
+            headers.get(hdrs.ORIGIN),
+            headers.get(hdrs.REFERER),
+            _session_cookie(headers, cookie_values),
+            bearer_of(headers),
+            None,  # query_token: any is the gate's, above
+            is_upgrade(headers),
+            wants_html(headers),
+            False,  # open_route: the fast path sees only /app/<name>/, never one
+            False,  # public_port: it serves the main port only
+            Peer(address, host, "http"),
+        )
+        decision = authorize(facts, auth)
+        if not isinstance(decision, Allow):
+            return None
+        if not decision.strip_credentials:
+            return Forward(headers)
+        return Forward(strip_aikore_credentials(auth.credentials, headers))
 
     return accept
 
 
-def _accept_without_auth(*, guard_host: bool) -> AcceptFn:
-    def accept(headers: CIMultiDictProxy[str], method: str, target: str, address: str) -> Decision | None:
-        if guard_host and not loopback_host(headers.get(hdrs.HOST, "")):
-            return None
-        return Decision(headers)
-
-    return accept
-
-
-def loopback_host(host: str) -> bool:
-    """True for Host values the gate's rebinding guard certainly accepts (a plain loopback name)."""
-    match = _LOOPBACK_HOST.fullmatch(host)
-    if match is None:
-        return False
-    port = match.group(1)
-    return port is None or int(port) <= 65535
+def _to_the_gate(headers: CIMultiDictProxy[str], method: str, target: str, address: str) -> Forward | None:
+    return None
 
 
 def _has_query_token(target: str) -> bool:
@@ -88,18 +96,17 @@ def _has_query_token(target: str) -> bool:
     return bool(mark) and "token" in query.lower()
 
 
-def _has_session(auth: Auth, headers: CIMultiDictProxy[str], cache: dict[str, str | None]) -> bool:
+def _session_cookie(headers: CIMultiDictProxy[str], cache: dict[str, str | None]) -> str | None:
     raw = headers.get(hdrs.COOKIE)
     if raw is None or COOKIE_NAME not in raw or parse_cookie_header is None:
-        return False
+        return None
     # A browser sends the same Cookie line request after request: parse each distinct one once.
     # Only the parse is kept; the session itself (signature, expiry, logout) is checked every time.
     if raw in cache:
-        value = cache[raw]
-    else:
-        # Last one wins, as in the mapping aiohttp builds for request.cookies.
-        value = {name: morsel.value for name, morsel in parse_cookie_header(raw)}.get(COOKIE_NAME)
-        if len(cache) >= _COOKIE_CACHE:
-            cache.clear()
-        cache[raw] = value
-    return auth.session_from_cookie(value) is not None
+        return cache[raw]
+    # Last one wins, as in the mapping aiohttp builds for request.cookies.
+    value = {name: morsel.value for name, morsel in parse_cookie_header(raw)}.get(COOKIE_NAME)
+    if len(cache) >= _COOKIE_CACHE:
+        cache.clear()
+    cache[raw] = value
+    return value

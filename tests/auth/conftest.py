@@ -12,7 +12,7 @@ from aiohttp.test_utils import TestClient
 
 from aikore.app import create_app
 from aikore.config import Settings
-from aikore.http.auth import COOKIE_NAME
+from aikore.http.sessions import COOKIE_NAME
 
 TOKEN = "test-token-0123456789abcdef"
 PASSWORD = "correct horse battery staple"

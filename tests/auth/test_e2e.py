@@ -8,7 +8,7 @@ from collections.abc import Callable
 import aiohttp
 import pytest
 
-from aikore.http.auth import COOKIE_NAME
+from aikore.http.sessions import COOKIE_NAME
 from tests.helpers import AikoreProcess, free_port, wait_until
 
 TOKEN = "e2e-token-0123456789abcdef"

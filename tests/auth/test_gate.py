@@ -8,7 +8,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from aikore.http.auth import COOKIE_NAME
+from aikore.http.sessions import COOKIE_NAME
 
 from .conftest import TOKEN, bearer, session_cookie
 
@@ -75,8 +75,9 @@ async def test_open_routes_need_no_credentials(client: TestClient) -> None:
 
 
 async def test_login_assets_are_open_but_other_static_files_are_not(client: TestClient) -> None:
-    # login.html is the template itself; only login*/favicon* names are open, nothing with a slash.
-    assert (await client.get("/static/login.html")).status == 200
+    # The login page's stylesheet; only login*/favicon* names are open, nothing with a slash.
+    assert (await client.get("/static/login.css")).status == 200
+    assert (await client.get("/static/favicon.svg")).status == 200
     assert (await client.get("/static/index.html")).status == 401
     assert (await client.get("/static/login%2F..%2Findex.html")).status in (401, 403, 404)
 

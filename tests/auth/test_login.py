@@ -9,7 +9,8 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from aikore.config import Settings
-from aikore.http.auth import COOKIE_NAME, Auth
+from aikore.http import Auth
+from aikore.http.sessions import COOKIE_NAME
 
 from .conftest import PASSWORD, TOKEN, bearer, origin_of, session_cookie
 
@@ -134,43 +135,43 @@ def test_session_expires_after_its_ttl(tmp_path: Path) -> None:
     now = [1_000_000.0]
     auth = Auth(Settings(data_dir=tmp_path, token=TOKEN, session_ttl=60), clock=lambda: now[0])
     auth.load()
-    session = auth.open_session()
-    assert auth.session_from_cookie(session.cookie) is not None
+    session = auth.sessions.open()
+    assert auth.sessions.from_cookie(session.cookie) is not None
     now[0] += 59
-    assert auth.session_from_cookie(session.cookie) is not None
+    assert auth.sessions.from_cookie(session.cookie) is not None
     now[0] += 2
-    assert auth.session_from_cookie(session.cookie) is None
+    assert auth.sessions.from_cookie(session.cookie) is None
 
 
 def test_changing_the_token_ends_existing_sessions(tmp_path: Path) -> None:
     first = Auth(Settings(data_dir=tmp_path, token=TOKEN))
     first.load()
-    cookie = first.open_session().cookie
+    cookie = first.sessions.open().cookie
     same = Auth(Settings(data_dir=tmp_path, token=TOKEN))
     same.load()
-    assert same.session_from_cookie(cookie) is not None
+    assert same.sessions.from_cookie(cookie) is not None
     changed = Auth(Settings(data_dir=tmp_path, token=TOKEN + "-new"))
     changed.load()
-    assert changed.session_from_cookie(cookie) is None
+    assert changed.sessions.from_cookie(cookie) is None
 
 
 def test_logout_survives_a_restart(tmp_path: Path) -> None:
     first = Auth(Settings(data_dir=tmp_path, token=TOKEN))
     first.load()
-    session = first.open_session()
-    first.revoke(session)
+    session = first.sessions.open()
+    first.sessions.revoke(session)
     again = Auth(Settings(data_dir=tmp_path, token=TOKEN))
     again.load()
-    assert again.session_from_cookie(session.cookie) is None
+    assert again.sessions.from_cookie(session.cookie) is None
 
 
 def test_password_sessions_survive_a_restart_but_not_a_password_change(tmp_path: Path) -> None:
     first = Auth(Settings(data_dir=tmp_path, token=TOKEN, auth="password", password=PASSWORD))
     first.load()
-    cookie = first.open_session().cookie
+    cookie = first.sessions.open().cookie
     same = Auth(Settings(data_dir=tmp_path, token=TOKEN, auth="password", password=PASSWORD))
     same.load()
-    assert same.session_from_cookie(cookie) is not None
+    assert same.sessions.from_cookie(cookie) is not None
     changed = Auth(Settings(data_dir=tmp_path, token=TOKEN, auth="password", password=PASSWORD + "!"))
     changed.load()
-    assert changed.session_from_cookie(cookie) is None
+    assert changed.sessions.from_cookie(cookie) is None

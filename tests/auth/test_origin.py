@@ -7,7 +7,7 @@ from collections.abc import Callable
 import pytest
 from aiohttp.test_utils import TestClient
 
-from aikore.http.auth import COOKIE_NAME
+from aikore.http.sessions import COOKIE_NAME
 
 from .conftest import TOKEN, bearer, origin_of, session_cookie
 

@@ -7,7 +7,7 @@ import stat
 from collections.abc import Callable
 from pathlib import Path
 
-from aikore.http.auth import COOKIE_NAME
+from aikore.http.sessions import COOKIE_NAME
 from tests.helpers import AikoreProcess, Response, wait_until
 
 from .conftest import PASSWORD

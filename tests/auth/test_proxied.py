@@ -19,7 +19,9 @@ from aiohttp.test_utils import TestServer
 import proxy
 from aikore.config import Settings
 from aikore.demo.app import create_demo_app
-from aikore.http.auth import COOKIE_NAME, Auth, gate
+from aikore.http import Auth
+from aikore.http.gate import gate
+from aikore.http.sessions import COOKIE_NAME
 from tests.helpers import free_port
 
 from .conftest import TOKEN
@@ -57,7 +59,7 @@ async def setup(aiohttp_server: Callable[..., TestServer], tmp_path: Path) -> As
     http = aiohttp.ClientSession(cookie_jar=DummyCookieJar())
     try:
         yield Setup(f"http://127.0.0.1:{main_server.port}", f"http://127.0.0.1:{public_port}", public_port,
-                    main_server.port or 0, http, auth.open_session().cookie)
+                    main_server.port or 0, http, auth.sessions.open().cookie)
     finally:
         await http.close()
         await listeners.close_all()

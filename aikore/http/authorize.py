@@ -1,0 +1,186 @@
+"""The gate's decision for one request: a pure function of what the request says.
+
+Everything AiKore serves needs credentials except its open routes (``/api/health``, the login
+page and its assets, login and logout): the gate is closed by default, so a route added later is
+protected without anyone remembering to. Credentials, checked in this order:
+
+1. the ``aikore_session`` cookie (HttpOnly, SameSite=Lax) a browser got by logging in;
+2. ``Authorization: Bearer <token>`` (scripts, Prometheus);
+3. ``?token=<token>`` (the printed login URL): on a page it becomes a session cookie and a
+   redirect to the same URL without the token, so the token does not linger in history.
+
+The aiohttp gate (``aikore.http.gate``) and the proxy fast path (``aikore.http.fastpath``) both
+describe a request as :class:`RequestFacts` and follow what :func:`authorize` returns; neither has
+rules of its own. ``authorize`` changes nothing: it reads the sessions, the token and the login
+limiter, and leaves counting a wrong token and setting a cookie to its caller.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import NamedTuple
+
+from aiohttp import hdrs
+from yarl import URL
+
+from aikore.errors import AikoreError
+from aikore.http.auth import Auth
+from aikore.http.credentials import TooManyAttempts
+from aikore.http.forwarded import Peer
+from aikore.http.identity import ANONYMOUS, NO_AUTH, Identity
+from aikore.http.origin import UNSAFE_METHODS, claimed_origin, is_foreign
+from aikore.http.rebinding import host_is_loopback
+from aikore.paths import is_api, is_proxied
+
+_PAGE_METHODS = frozenset({"GET", "HEAD"})
+# Identities are immutable: these are shared rather than built for every request.
+_BY_TOKEN = Identity("token")
+_BY_QUERY_TOKEN = Identity("token", from_query=True)
+
+
+# Immutable like a frozen dataclass, but built several times faster: the fast path makes one for
+# every request it considers.
+class RequestFacts(NamedTuple):
+    """What the gate looks at in a request, already read out of it."""
+
+    method: str
+    # Decoded, as the router matched it: what the request is for (API, page, instance).
+    path: str
+    # Raw path and query, as sent: where redirects send the browser back to.
+    path_qs: str
+    # The Host header as received (the rebinding guard's; never a proxy's X-Forwarded-Host).
+    host: str
+    origin: str | None
+    referer: str | None
+    session_cookie: str | None
+    bearer: str | None
+    query_token: str | None
+    # A websocket handshake.
+    upgrade: bool
+    # Accept names text/html: a browser navigating, which gets the login page rather than a 401.
+    wants_html: bool
+    # A route anyone may reach on the dashboard port (health, login); none is, on a public port.
+    open_route: bool
+    # On an instance's public port, where everything belongs to the instance.
+    public_port: bool
+    peer: Peer
+
+
+@dataclass(frozen=True, slots=True)
+class Allow:
+    """Let the request through as ``identity``."""
+
+    identity: Identity
+    # It goes on to an instance, which must never see AiKore's own cookie or token.
+    strip_credentials: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Refuse:
+    """Answer with ``error`` (401, 403 or 429)."""
+
+    error: AikoreError
+    # A wrong token was presented: the caller counts it against the client's address.
+    failed_token: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Redirect:
+    """Send the browser to ``location`` (the login page, or the same URL without ``?token=``)."""
+
+    location: str
+    # The ``?token=`` was right: the caller sets a new session's cookie on the redirect.
+    open_session: bool = False
+    failed_token: bool = False
+
+
+Decision = Allow | Refuse | Redirect
+
+
+def authorize(facts: RequestFacts, auth: Auth) -> Decision:
+    """Allow, refuse or redirect the request ``facts`` describes; reads ``auth``, changes nothing."""
+    if auth.guards_rebinding and not host_is_loopback(facts.host):
+        return Refuse(_forbidden("Host not allowed: with --no-auth AiKore answers only to localhost names"))
+    proxied = facts.public_port or is_proxied(facts.path)
+    # Before credentials: a foreign page must not even reach the login endpoints.
+    claimed = claimed_origin(facts.origin, facts.referer)
+    if not proxied and facts.method in UNSAFE_METHODS and is_foreign(claimed, facts.peer.host):
+        return Refuse(_forbidden("cross-origin request refused: it must come from the AiKore dashboard"))
+    identity = _identify(facts, auth)
+    if not isinstance(identity, Identity):
+        return identity
+    if not _origin_allows(facts, identity, proxied):
+        return Refuse(_forbidden("request refused: its origin is not this AiKore page"))
+    if identity.from_query and _is_page(facts):
+        # Same path and query minus the token, relative to this host so it stays on the same port.
+        return Redirect(_without_token(facts.path_qs), open_session=True)
+    return Allow(identity, strip_credentials=proxied and auth.enabled)
+
+
+def _identify(facts: RequestFacts, auth: Auth) -> Identity | Refuse | Redirect:
+    if not auth.enabled:
+        return NO_AUTH
+    session = auth.sessions.from_cookie(facts.session_cookie)
+    if session is not None:
+        return Identity("session", session)
+    if facts.open_route and not facts.public_port:
+        return ANONYMOUS
+    token = facts.bearer if facts.bearer is not None else facts.query_token
+    if token is None:
+        return _unauthenticated(facts, auth)
+    # While an address is over the limit even the right token is refused: no oracle.
+    wait = auth.limiter.retry_after(facts.peer.address)
+    if wait is not None:
+        return Refuse(TooManyAttempts(wait))
+    if not auth.credentials.token_matches(token):
+        return _unauthenticated(facts, auth, failed_token=True)
+    return _BY_TOKEN if facts.bearer is not None else _BY_QUERY_TOKEN
+
+
+def _unauthenticated(facts: RequestFacts, auth: Auth, *, failed_token: bool = False) -> Refuse | Redirect:
+    if facts.wants_html and _is_page(facts):
+        return Redirect(_login_location(facts, auth), failed_token=failed_token)
+    error = AikoreError(
+        "unauthorized", "authentication required: log in, or send 'Authorization: Bearer <token>'", 401,
+        headers={hdrs.WWW_AUTHENTICATE: 'Bearer realm="AiKore"'},
+    )
+    return Refuse(error, failed_token=failed_token)
+
+
+def _origin_allows(facts: RequestFacts, identity: Identity, proxied: bool) -> bool:
+    """The cookie rides along with any request the browser makes to this host (any port), so
+    a state change or websocket it authenticates must come from this very origin."""
+    guarded = facts.upgrade or (not proxied and facts.method in UNSAFE_METHODS)
+    if identity.via != "session" or not guarded:
+        return True
+    if is_foreign(claimed_origin(facts.origin, facts.referer), facts.peer.host):
+        return False
+    # AiKore's own endpoints insist on an Origin/Referer; apps' websockets may come without one.
+    return proxied or facts.origin is not None or facts.referer is not None
+
+
+def _is_page(facts: RequestFacts) -> bool:
+    """A page load rather than a websocket or an API call (scripts with ``?token=`` get answers)."""
+    api = not facts.public_port and is_api(facts.path)
+    return facts.method in _PAGE_METHODS and not facts.upgrade and not api
+
+
+def _login_location(facts: RequestFacts, auth: Auth) -> str:
+    if not facts.public_port:
+        return str(URL("/login").with_query(next=facts.path_qs))
+    # The login page lives on the dashboard port of the same host; come back here afterwards.
+    peer = facts.peer
+    here = f"{peer.scheme}://{peer.host}{facts.path_qs}"
+    hostname = URL(f"//{peer.host}").raw_host or "127.0.0.1"
+    if ":" in hostname:
+        hostname = f"[{hostname}]"
+    return str(URL(f"{peer.scheme}://{hostname}:{auth.settings.port}/login").with_query(next=here))
+
+
+def _without_token(path_qs: str) -> str:
+    path, _, query = path_qs.partition("?")
+    return str(URL.build(path=path, query_string=query, encoded=True).without_query_params("token"))
+
+
+def _forbidden(message: str) -> AikoreError:
+    return AikoreError("forbidden", message, 403)

@@ -1,0 +1,131 @@
+"""The gate: the middleware in front of every route, doing what ``authorize`` decides.
+
+It describes the request as :class:`~aikore.http.authorize.RequestFacts`, asks ``authorize``, and
+carries out the decision: counts a wrong token against the client's address, sets the session
+cookie of a ``?token=`` redirect, marks the request with its :class:`Identity` (views only read
+that), and takes AiKore's own cookie and bearer token off requests that go on to an instance.
+Refusals are AikoreErrors, rendered by ``aikore.errors.render`` like every other.
+"""
+
+from __future__ import annotations
+
+import re
+
+from aiohttp import hdrs, web
+from aiohttp.typedefs import Handler, Middleware
+from multidict import CIMultiDict, CIMultiDictProxy
+
+from aikore.errors import render
+from aikore.http.auth import AUTH, Auth
+from aikore.http.authorize import Allow, Redirect, Refuse, RequestFacts, authorize
+from aikore.http.credentials import Credentials, bearer_of
+from aikore.http.forwarded import Peer
+from aikore.http.identity import IDENTITY
+from aikore.http.sessions import COOKIE_NAME
+
+# Routes anyone may reach, by the route's canonical path (what the router matched, not the raw
+# URL, so no spelling of a path can make a protected route look open).
+OPEN_ROUTES = frozenset({"/api/health", "/login", "/logout", "/api/auth/login", "/api/auth/logout"})
+# Static files the login page may use; one path segment only, so ``login/../x`` cannot match.
+OPEN_STATIC = re.compile(r"^(login|favicon)[A-Za-z0-9_.-]*$")
+
+
+def gate(auth: Auth, *, public_port: bool = False) -> Middleware:
+    """The auth middleware; ``public_port`` for an instance's own listener (all of it protected)."""
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        peer = auth.forwarded.peer(request)
+        decision = authorize(request_facts(request, peer, public_port=public_port), auth)
+        if isinstance(decision, Allow):
+            request[IDENTITY] = decision.identity
+            if decision.strip_credentials:
+                request = _without_aikore_credentials(request, auth.credentials)
+            return await handler(request)
+        if decision.failed_token:
+            auth.credentials.record_failure(peer.address)
+        if isinstance(decision, Refuse):
+            return render(decision.error)
+        return _redirect(decision, auth, peer)
+
+    return middleware
+
+
+def public_port_middlewares(app: web.Application) -> list[Middleware]:
+    """What every instance public-port listener runs: the same gate, with no open routes."""
+    return [gate(app[AUTH], public_port=True)]
+
+
+def request_facts(request: web.Request, peer: Peer, *, public_port: bool) -> RequestFacts:
+    """What ``authorize`` needs to know about an aiohttp request."""
+    headers = request.headers
+    url = request.rel_url
+    return RequestFacts(
+        method=request.method,
+        path=request.path,
+        path_qs=url.raw_path_qs,
+        host=request.host,
+        origin=headers.get(hdrs.ORIGIN),
+        referer=headers.get(hdrs.REFERER),
+        session_cookie=request.cookies.get(COOKIE_NAME),
+        bearer=bearer_of(headers),
+        query_token=url.query.get("token"),
+        upgrade=is_upgrade(headers),
+        wants_html=wants_html(headers),
+        open_route=_is_open_route(request),
+        public_port=public_port,
+        peer=peer,
+    )
+
+
+def is_upgrade(headers: CIMultiDictProxy[str]) -> bool:
+    return "websocket" in headers.get(hdrs.UPGRADE, "").lower()
+
+
+def wants_html(headers: CIMultiDictProxy[str]) -> bool:
+    return "text/html" in headers.get(hdrs.ACCEPT, "")
+
+
+def strip_aikore_credentials(
+    credentials: Credentials, headers: CIMultiDictProxy[str]
+) -> CIMultiDictProxy[str] | CIMultiDict[str]:
+    """``headers`` without AiKore's session cookie and bearer token (the same object if neither)."""
+    cookies = headers.getall(hdrs.COOKIE, [])
+    bearer = bearer_of(headers)
+    ours = bearer is not None and credentials.token_matches(bearer)
+    if not ours and not any(COOKIE_NAME in c for c in cookies):
+        return headers
+    out = CIMultiDict(headers)
+    out.popall(hdrs.COOKIE, None)
+    kept = [c.strip() for line in cookies for c in line.split(";")
+            if c.strip() and c.split("=", 1)[0].strip() != COOKIE_NAME]
+    if kept:
+        out[hdrs.COOKIE] = "; ".join(kept)
+    if ours:
+        del out[hdrs.AUTHORIZATION]
+    return out
+
+
+def _without_aikore_credentials(request: web.Request, credentials: Credentials) -> web.Request:
+    """The request minus AiKore's own cookie and bearer token, so instances never see them."""
+    headers = strip_aikore_credentials(credentials, request.headers)
+    return request if headers is request.headers else request.clone(headers=headers)
+
+
+def _is_open_route(request: web.Request) -> bool:
+    resource = request.match_info.route.resource
+    if resource is None:
+        return False
+    if resource.canonical in OPEN_ROUTES:
+        return True
+    if isinstance(resource, web.StaticResource):
+        return bool(OPEN_STATIC.fullmatch(request.match_info.get("filename", "")))
+    return False
+
+
+def _redirect(decision: Redirect, auth: Auth, peer: Peer) -> web.Response:
+    # Never cached: the answer depends on the credentials the browser sent.
+    response = web.Response(status=302, headers={hdrs.LOCATION: decision.location, hdrs.CACHE_CONTROL: "no-store"})
+    if decision.open_session:
+        auth.sessions.set_cookie(response, auth.sessions.open(), peer)
+    return response
