@@ -12,8 +12,10 @@ from aiohttp import web
 
 from aikore.app import create_app
 from aikore.config import ConfigError, Settings
+from aikore.http import AUTH
 from aikore.http.fastpath import fast_path
 from aikore.keys import STARTUP_MESSAGES
+from aikore.routing import ROUTES, UPSTREAM_POOL
 from proxy import SERVER_HANDLER_ARGS
 from proxy.fastpath import FastPath
 
@@ -39,13 +41,13 @@ def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
     return uvloop.new_event_loop
 
 
-def dashboard_url(settings: Settings) -> str:
+def dashboard_url(settings: Settings, port: int) -> str:
     host = settings.host
     if host in ("0.0.0.0", "::", ""):
         host = "127.0.0.1"
     if ":" in host:
         host = f"[{host}]"
-    return f"http://{host}:{settings.port}/"
+    return f"http://{host}:{port}/"
 
 
 async def serve(settings: Settings) -> int:
@@ -60,7 +62,7 @@ async def serve(settings: Settings) -> int:
         await runner.cleanup()
         print(f"aikore: error: cannot listen on {settings.host}:{settings.port}: {exc.strerror}", file=sys.stderr)
         return 1
-    url = dashboard_url(settings)
+    url = dashboard_url(settings, listener.port)
     print(f"AiKore dashboard: {url}", flush=True)
     for message in app.get(STARTUP_MESSAGES, []):
         line = message(url)
@@ -85,6 +87,11 @@ class _Listener:
         self.server = server
         self.fast = fast
 
+    @property
+    def port(self) -> int:
+        """The port bound: the one asked for, or the one the OS chose for ``--port 0``."""
+        return int(self.server.sockets[0].getsockname()[1])
+
     def close(self) -> None:
         self.server.close()
         self.fast.close_connections()
@@ -98,7 +105,7 @@ async def _listen(app: web.Application, runner: web.AppRunner, settings: Setting
     """
     server = runner.server
     assert server is not None
-    fast = fast_path(app, server)
+    fast = fast_path(app[AUTH], app[ROUTES], app[UPSTREAM_POOL], server)
     loop = asyncio.get_running_loop()
     listening = await loop.create_server(fast, settings.host, settings.port, reuse_address=True, backlog=128)
     return _Listener(listening, fast)
