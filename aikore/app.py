@@ -7,7 +7,6 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from aikore import keys
 from aikore.api import setup_api
 from aikore.config import SETTINGS, Settings
 from aikore.desktop import setup_desktop
@@ -34,7 +33,6 @@ def create_app(settings: Settings) -> web.Application:
     )
     app[SETTINGS] = settings
     app[EVENTS] = EventBus()
-    app[keys.STARTUP_MESSAGES] = []
     # Cleanup contexts run in the order the packages are set up here, and close in reverse.
     # The store first: it makes the data dir, which the credentials below live in.
     setup_store(app, settings)

@@ -12,9 +12,8 @@ from aiohttp import web
 
 from aikore.app import create_app
 from aikore.config import ConfigError, Settings
-from aikore.http import AUTH
+from aikore.http import AUTH, startup_message
 from aikore.http.fastpath import fast_path
-from aikore.keys import STARTUP_MESSAGES
 from aikore.routing import ROUTES, UPSTREAM_POOL
 from proxy import SERVER_HANDLER_ARGS
 from proxy.fastpath import FastPath
@@ -64,10 +63,10 @@ async def serve(settings: Settings) -> int:
         return 1
     url = dashboard_url(settings, listener.port)
     print(f"AiKore dashboard: {url}", flush=True)
-    for message in app.get(STARTUP_MESSAGES, []):
-        line = message(url)
-        if line:
-            print(line, flush=True)
+    # The login URL with the token (or how to log in, or the --no-auth warning).
+    line = startup_message(app[AUTH], url)
+    if line:
+        print(line, flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -9,7 +9,6 @@ client behind trusted proxies), ``ratelimit`` (failed logins), ``security_header
 
 from __future__ import annotations
 
-import functools
 from collections.abc import AsyncIterator
 
 from aiohttp import web
@@ -19,9 +18,8 @@ from aikore.http.auth import AUTH, Auth
 from aikore.http.banner import startup_message
 from aikore.http.gate import gate
 from aikore.http.security_headers import setup_security_headers
-from aikore.keys import STARTUP_MESSAGES
 
-__all__ = ["AUTH", "Auth", "setup_http"]
+__all__ = ["AUTH", "Auth", "setup_http", "startup_message"]
 
 
 def setup_http(app: web.Application, settings: Settings) -> None:
@@ -38,7 +36,6 @@ def setup_http(app: web.Application, settings: Settings) -> None:
     # A response signal, not a middleware, so 404s and errors get the headers too.
     setup_security_headers(app)
     app.cleanup_ctx.append(_credentials_ctx)
-    app[STARTUP_MESSAGES].append(functools.partial(startup_message, auth))
 
 
 async def _credentials_ctx(app: web.Application) -> AsyncIterator[None]:

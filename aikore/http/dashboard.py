@@ -10,8 +10,8 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 
-from aikore import __version__, keys
-from aikore.config import Settings
+from aikore import __version__
+from aikore.config import SETTINGS, Settings
 from aikore.resources import static_dir
 from aikore.store.instance import dashboard_constants
 
@@ -42,7 +42,7 @@ def html_pattern(regex: str) -> str:
 
 async def index(request: web.Request) -> web.Response:
     """The single page; everything else it shows comes from the API and its live streams."""
-    context = dashboard_context(request.app[keys.SETTINGS])
+    context = dashboard_context(request.app[SETTINGS])
     response = aiohttp_jinja2.render_template("index.html", request, context)
     # Re-read on every load, so a new release's page is picked up.
     response.headers["Cache-Control"] = "no-cache"
