@@ -1,6 +1,6 @@
-"""The Dockerfile, compose file and s6-overlay service tree, checked without Docker.
+"""The Dockerfile, compose file and s6 service tree, checked without Docker.
 
-Docker cannot run on the test machines, so the image is never built here: these tests lint the
+test_container.py builds the image and runs it; these tests are the fast half: they lint the
 Dockerfile with hadolint and check that the files it copies, the ports it opens, the services s6
 starts and the compose file agree with each other.
 """
@@ -19,8 +19,10 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 DOCKERFILE = REPO / "Dockerfile"
-RC_D = REPO / "docker" / "rootfs" / "etc" / "s6-overlay" / "s6-rc.d"
 ROOTFS = REPO / "docker" / "rootfs"
+ENTRYPOINT = ROOTFS / "usr" / "local" / "sbin" / "aikore-entrypoint"
+INIT = ROOTFS / "usr" / "local" / "sbin" / "init-aikore"
+SCAN = ROOTFS / "etc" / "aikore" / "s6"
 
 
 def instructions() -> list[tuple[str, str]]:
@@ -51,21 +53,26 @@ def test_hadolint_catches_a_bad_dockerfile(tmp_path: Path) -> None:
     assert subprocess.run([hadolint(), str(bad)], capture_output=True).returncode != 0
 
 
-def test_image_is_cuda_runtime_with_s6_as_pid_1() -> None:
-    assert re.fullmatch(r"nvidia/cuda:[\d.]+-runtime-ubuntu[\d.]+", args_of("FROM")[0])
-    assert args_of("ENTRYPOINT") == ['["/init"]']
-    version = next(a.split("=", 1)[1] for a in args_of("ARG") if a.startswith("S6_OVERLAY_VERSION="))
-    assert re.fullmatch(r"\d+\.\d+\.\d+\.\d+", version), "s6-overlay must be pinned"
-    adds = args_of("ADD")
-    assert any("s6-overlay-noarch.tar.xz" in a and "v${S6_OVERLAY_VERSION}" in a for a in adds)
+def test_image_is_debian_from_a_base_argument_with_s6_from_its_packages() -> None:
+    assert "BASE_IMAGE=debian:bookworm-slim" in args_of("ARG")
+    assert args_of("FROM") == ["${BASE_IMAGE}"]
+    assert args_of("ENTRYPOINT") == ['["/usr/local/sbin/aikore-entrypoint"]']
+    # Only Debian's packages and PyPI: nothing fetched by URL, no third-party apt sources.
+    assert args_of("ADD") == []
+    runs = " ".join(args_of("RUN"))
+    for fetch in ("://", "add-apt-repository", "sources.list", "apt-key"):
+        assert fetch not in runs, fetch
 
 
 def test_image_has_what_blueprints_and_persistent_mode_need() -> None:
     packages = set(" ".join(a for a in args_of("RUN") if "apt-get install" in a).split())
-    for needed in ("git", "build-essential", "python3-venv", "nodejs", "npm", "xvfb", "openbox", "chromium",
+    for needed in ("s6", "git", "build-essential", "python3-venv", "nodejs", "npm", "xvfb", "openbox", "chromium",
                    "curl", "tzdata"):
         assert needed in packages, needed
-    assert any("uv==${UV_VERSION}" in a and "./src[persistent]" in a for a in args_of("RUN"))
+    runs = args_of("RUN")
+    assert any("uv==${UV_VERSION}" in a for a in runs)
+    assert any("--requirements ./src/pyproject.toml --extra persistent" in a for a in runs)
+    assert any(a.endswith("--no-deps ./src") for a in runs)
 
 
 def test_healthcheck_probes_api_health_on_aikores_port() -> None:
@@ -121,21 +128,25 @@ def test_every_copied_path_exists_and_survives_dockerignore() -> None:
     assert _ignored(".venv", patterns) and _ignored("tests", patterns)
 
 
-def test_s6_services_aikore_runs_after_its_init_step() -> None:
-    assert (RC_D / "init-aikore" / "type").read_text().strip() == "oneshot"
-    assert (RC_D / "aikore" / "type").read_text().strip() == "longrun"
-    assert (RC_D / "aikore" / "dependencies.d" / "init-aikore").exists()
-    assert {p.name for p in (RC_D / "user" / "contents.d").iterdir()} == {"init-aikore", "aikore"}
-    up = (RC_D / "init-aikore" / "up").read_text().split()
-    script = ROOTFS / up[0].lstrip("/")
-    assert len(up) == 1 and script.is_file() and os.access(script, os.X_OK)
-    run = RC_D / "aikore" / "run"
-    assert os.access(run, os.X_OK)
-    assert "exec s6-setuidgid" in run.read_text()
+def test_entrypoint_runs_the_init_step_then_becomes_s6_svscan() -> None:
+    script = ENTRYPOINT.read_text()
+    assert os.access(ENTRYPOINT, os.X_OK) and os.access(INIT, os.X_OK)
+    assert script.index("/usr/local/sbin/init-aikore") < script.index("exec s6-svscan")
+    assert script.rstrip().splitlines()[-1] == 'exec s6-svscan "$scan"'
+    assert "cp -a /etc/aikore/s6" in script
+
+
+def test_s6_supervises_aikore_as_the_aikore_user() -> None:
+    services = {p.name for p in SCAN.iterdir()}
+    assert services == {"aikore", ".s6-svscan"}
+    run, finish = SCAN / "aikore" / "run", SCAN / "aikore" / "finish"
+    assert os.access(run, os.X_OK) and os.access(finish, os.X_OK)
+    assert run.read_text().rstrip().splitlines()[-1] == 'exec s6-setuidgid "${AIKORE_USER:-aikore}" aikore'
+    assert os.access(SCAN / ".s6-svscan" / "finish", os.X_OK)
 
 
 def test_container_scripts_are_shellcheck_clean() -> None:
     assert shutil.which("shellcheck"), "shellcheck (Debian package) is part of the test tools"
-    scripts = [RC_D / "aikore" / "run", RC_D / "aikore" / "finish", ROOTFS / "etc/s6-overlay/scripts/init-aikore"]
+    scripts = [ENTRYPOINT, INIT, SCAN / "aikore" / "run", SCAN / "aikore" / "finish", SCAN / ".s6-svscan" / "finish"]
     proc = subprocess.run(["shellcheck", *map(str, scripts)], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout

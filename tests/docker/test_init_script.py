@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-INIT = REPO / "docker" / "rootfs" / "etc" / "s6-overlay" / "scripts" / "init-aikore"
+INIT = REPO / "docker" / "rootfs" / "usr" / "local" / "sbin" / "init-aikore"
 
 STANDIN = """#!/bin/sh
 echo "$(basename "$0") $*" >> "$INIT_RECORD"
