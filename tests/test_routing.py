@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import socket
-import time
 from typing import Any
 
 import aiohttp
 import jsonschema
+import pytest
 from aiohttp.test_utils import TestClient
 
 from aikore.config import SETTINGS
@@ -17,16 +16,7 @@ from aikore.routing import Routing
 from aikore.store.instance import Instance
 from aikore.supervisor.events import InstanceChanged, InstanceDeleted, InstanceRenamed, Runtime
 from proxy import RouteTable
-
-
-async def _poll(check, what: str, seconds: float = 30.0) -> Any:
-    deadline = time.monotonic() + seconds
-    while True:
-        result = await check()
-        if result:
-            return result
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.1)
+from tests.helpers import until
 
 
 async def _instance(client: TestClient, instance_id: int) -> dict[str, Any]:
@@ -38,10 +28,11 @@ async def _instance(client: TestClient, instance_id: int) -> dict[str, Any]:
 async def _wait_status(client: TestClient, instance_id: int, status: str) -> dict[str, Any]:
     async def check() -> dict[str, Any] | None:
         data = await _instance(client, instance_id)
-        assert data["status"] != "error", data
+        if data["status"] == "error":
+            pytest.fail(f"instance {instance_id} failed: {data}")
         return data if data["status"] == status else None
 
-    return await _poll(check, f"instance {instance_id} to be {status}", seconds=60)
+    return await until(check, 60, what=f"instance {instance_id} to be {status}")
 
 
 async def _create(client: TestClient, **fields: Any) -> dict[str, Any]:
@@ -144,17 +135,14 @@ async def test_public_port_opens_with_the_instance_and_closes_when_it_stops(clie
         except aiohttp.ClientConnectionError:
             return None
 
-    info = await _poll(served, "the public port to forward")
+    info = await until(served, what="the public port to forward")
     assert info["path"] == "/info"
     assert "X-Forwarded-Prefix" not in info["headers"]
 
     assert (await client.post(f"/api/instances/{created['id']}/stop")).status == 200
     await _wait_status(client, created["id"], "stopped")
 
-    async def closed() -> bool:
-        return _port_free(port)
-
-    await _poll(closed, "the public port to close")
+    await until(lambda: _port_free(port), what="the public port to close")
 
 
 def _port_free(port: int) -> bool:

@@ -21,17 +21,9 @@ from aikore.config import Settings
 from aikore.monitor import MONITOR, InstanceNames, gpu
 from aikore.store.instance import Instance
 from aikore.supervisor.events import InstanceChanged, InstanceDeleted, InstanceRenamed, Runtime
+from tests.helpers import until
 
 DEADLINE = 30.0
-
-
-async def _poll(check: Callable[[], Awaitable[Any]]) -> Any:
-    """Await `check()` until it returns something truthy, within the deadline."""
-    deadline = time.monotonic() + DEADLINE
-    while not (result := await check()):
-        assert time.monotonic() < deadline, "condition never held"
-        await asyncio.sleep(0.1)
-    return result
 
 
 async def _json(client: TestClient, path: str, status: int = 200) -> Any:
@@ -71,7 +63,7 @@ async def test_history_grows_and_filters(client: TestClient) -> None:
         body = await _json(client, "/api/system/history")
         return body if len(body["samples"]) >= 3 else None
 
-    history = await _poll(three_samples)
+    history = await until(three_samples, DEADLINE, what="three samples in the history")
     document = await _json(client, "/api/openapi.json")
     _validator("SystemHistory", document).validate(history)
     times = [sample["time"] for sample in history["samples"]]
@@ -103,7 +95,7 @@ async def test_interval_change_through_the_api_takes_effect(client: TestClient) 
     async def sampled_at_new_interval() -> bool:
         return (await _json(client, "/api/system/stats"))["interval_seconds"] == 0.25
 
-    await _poll(sampled_at_new_interval)
+    await until(sampled_at_new_interval, DEADLINE, what="a sample taken at the new interval")
 
 
 @pytest.mark.parametrize(
@@ -162,10 +154,11 @@ async def _started_demo(client: TestClient, name: str) -> dict[str, Any]:
 
     async def running() -> Any:
         instance = await _json(client, f"/api/instances/{instance_id}")
-        assert instance["status"] in ("starting", "running"), instance
+        if instance["status"] not in ("starting", "running"):
+            pytest.fail(f"the demo instance did not start: {instance}")
         return instance if instance["status"] == "running" else None
 
-    return await _poll(running)
+    return await until(running, DEADLINE, what=f"instance {name} to run")
 
 
 async def test_running_instance_usage_in_stats_instance_json_and_metrics(client: TestClient) -> None:
@@ -176,7 +169,7 @@ async def test_running_instance_usage_in_stats_instance_json_and_metrics(client:
     async def usage() -> Any:
         return (await _json(client, f"/api/instances/{instance_id}"))["usage"]
 
-    seen = await _poll(usage)
+    seen = await until(usage, DEADLINE, what="the instance's usage")
     document = await _json(client, "/api/openapi.json")
     _validator("Instance", document).validate(await _json(client, f"/api/instances/{instance_id}"))
     assert (seen["id"], seen["pid"], seen["running"]) == (instance_id, instance["pid"], True)
@@ -204,12 +197,12 @@ async def test_running_instance_usage_in_stats_instance_json_and_metrics(client:
         instance = await _json(client, f"/api/instances/{instance_id}")
         return instance["status"] == "stopped" and instance["usage"] is None
 
-    await _poll(stopped_without_usage)
+    await until(stopped_without_usage, DEADLINE, what="the instance stopped, without usage")
 
     async def gone_from_stats() -> bool:
         return not (await _json(client, "/api/system/stats"))["instances"]
 
-    await _poll(gone_from_stats)
+    await until(gone_from_stats, DEADLINE, what="the instance gone from the stats")
 
 
 def test_metric_names_follow_the_supervisor_events() -> None:
@@ -256,7 +249,7 @@ async def test_gpu_lost_while_running_is_reported_not_fatal(gpu_client: TestClie
         gpus = (await _json(gpu_client, "/api/system/stats"))["gpus"]
         return gpus if gpus[1]["error"] else None
 
-    gpus = await _poll(lost_reported)
+    gpus = await until(lost_reported, DEADLINE, what="the lost GPU reported")
     assert "GPU is lost" in gpus[1]["error"] and gpus[0]["error"] is None
     assert (await gpu_client.get("/api/health")).status == 200
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from aikore.monitor import metrics
 from aikore.monitor.gpu import Gpus
 from aikore.monitor.sampler import Monitor, Sample
 from proxy.table import RouteTable
+from tests.helpers import wait_until
 
 MIB = 2**20
 
@@ -37,11 +37,12 @@ def _single(found: dict[str, dict[tuple[tuple[str, str], ...], float]], name: st
 
 def _sample_with_cpu_figures(monitor: Monitor) -> Sample:
     """CPU percents need a clock tick (10 ms) on every core between samples; poll, not sleep."""
-    deadline = time.monotonic() + 30
-    while None in (sample := monitor.sample_now()).system.cpu_percent_per_core:
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
-    return sample
+
+    def with_cpu_figures() -> Sample | None:
+        sample = monitor.sample_now()
+        return None if None in sample.system.cpu_percent_per_core else sample
+
+    return wait_until(with_cpu_figures, what="CPU percents on every core")
 
 
 @pytest.fixture

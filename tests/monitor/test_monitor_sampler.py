@@ -8,7 +8,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections import namedtuple
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -18,6 +17,7 @@ import pytest
 
 from aikore.monitor.gpu import Gpus
 from aikore.monitor.sampler import MAX_HISTORY_SAMPLES, InstanceUsage, Monitor, Sample, _busy_and_total
+from tests.helpers import wait_until
 
 MIB = 2**20
 DEADLINE = 30.0
@@ -83,13 +83,13 @@ def _monitor(tmp_path: Path, pids: dict[int, Any] | None = None, **kwargs: Any) 
 
 def _sample_until(monitor: Monitor, condition: Callable[[Sample], bool]) -> Sample:
     """Sample every 0.3 s until the condition holds; CPU percents need time between ticks."""
-    deadline = time.monotonic() + DEADLINE
-    while True:
+
+    def holding() -> Sample:
         sample = monitor.sample_now()
-        if condition(sample):
-            return sample
-        assert time.monotonic() < deadline, f"condition never held; last sample {sample.to_json()}"
-        time.sleep(0.3)
+        assert condition(sample), f"last sample {sample.to_json()}"
+        return sample
+
+    return wait_until(holding, DEADLINE, what="the condition on a sample", interval=0.3)
 
 
 def _usage(sample: Sample, instance_id: int) -> InstanceUsage:

@@ -2,28 +2,20 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
-import time
 
 import aiohttp
 import pytest
 from aiohttp import WSMsgType
 
 import proxy.websocket
+from tests.helpers import until
 
 from .conftest import Proxied
 
 
 def _ws_url(proxied: Proxied, path: str) -> str:
     return proxied.app_url("demo", path).replace("http://", "ws://", 1)
-
-
-async def _wait_for(predicate) -> None:
-    deadline = time.monotonic() + 30.0
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.02)
 
 
 async def test_text_and_binary_frames_round_trip(proxied: Proxied, client) -> None:
@@ -113,14 +105,14 @@ async def test_open_websockets_and_bytes_are_counted(proxied: Proxied, client) -
     route = proxied.table.get("demo")
     assert route is not None
     async with client.ws_connect(_ws_url(proxied, "/ws")) as ws:
-        await _wait_for(lambda: route.open_websockets == 1)
+        await until(lambda: route.open_websockets == 1, what="the websocket to be counted open")
         before = route.last_activity
         await ws.send_bytes(b"x" * 1000)
         await ws.receive()
         assert route.bytes_in >= 1000
         assert route.bytes_out >= 1000
         assert route.last_activity is not None and before is not None and route.last_activity >= before
-    await _wait_for(lambda: route.open_websockets == 0)
+    await until(lambda: route.open_websockets == 0, what="the websocket to be counted closed")
 
 
 async def test_heartbeat_pings_the_browser(proxied: Proxied, client, monkeypatch) -> None:

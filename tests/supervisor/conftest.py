@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
-import time
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import psutil
 import pytest
@@ -17,8 +15,7 @@ from aikore.app import create_app
 from aikore.config import Settings
 from aikore.supervisor import SUPERVISOR
 from aikore.supervisor.oskit import MARKER
-
-T = TypeVar("T")
+from tests.helpers import until
 
 _HEADER = """#!/usr/bin/env bash
 ### AIKORE-METADATA-START ###
@@ -102,21 +99,6 @@ def make_client(aiohttp_client: Callable[..., Awaitable[TestClient]], sup_settin
     return make
 
 
-async def until(predicate: Callable[[], Awaitable[T] | T], within: float = 30.0, what: str = "") -> T:
-    """Poll (sync or async) ``predicate`` until truthy; fail naming ``what`` at the deadline."""
-    deadline = time.monotonic() + within
-    last: Any = None
-    while time.monotonic() < deadline:
-        result = predicate()
-        if asyncio.iscoroutine(result):
-            result = await result
-        last = result
-        if result:
-            return result  # type: ignore[return-value]
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"timed out after {within}s waiting for {what}; last value {last!r}")
-
-
 async def api(client: TestClient, method: str, path: str, body: Any = None, status: int | None = 200) -> Any:
     resp = await client.request(method, path, json=body)
     data = await resp.json()
@@ -134,7 +116,7 @@ async def status_is(client: TestClient, instance_id: int, *states: str, within: 
         data = await api(client, "GET", f"/api/instances/{instance_id}")
         return data if data["status"] in states else None
 
-    return await until(check, within, f"instance {instance_id} to be {'/'.join(states)}")
+    return await until(check, within, what=f"instance {instance_id} to be {'/'.join(states)}")
 
 
 def launch_processes(launch_id: str) -> list[psutil.Process]:

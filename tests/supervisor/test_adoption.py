@@ -17,9 +17,9 @@ from aikore.store.db import Store
 from aikore.supervisor import SUPERVISOR
 from aikore.supervisor.oskit import MARKER
 from aikore.supervisor.states import ERROR, RUNNING, STOPPED
-from tests.helpers import AikoreProcess, wait_until
+from tests.helpers import AikoreProcess, until, wait_until
 
-from .conftest import MakeClient, api, launch_processes, status_is, until
+from .conftest import MakeClient, api, launch_processes, status_is
 
 
 def _args(blueprints_dir: Path, *extra: str) -> list[str]:

@@ -14,8 +14,9 @@ from aikore.events import EVENTS
 from aikore.supervisor import SUPERVISOR
 from aikore.supervisor.events import InstanceChanged
 from aikore.supervisor.states import ERROR, RUNNING, STARTING, STOPPED
+from tests.helpers import until
 
-from .conftest import MakeClient, api, create, launch_id, launch_processes, status_is, until
+from .conftest import MakeClient, api, create, launch_id, launch_processes, status_is
 
 
 async def _get_info(port: int) -> dict:

@@ -13,8 +13,9 @@ from aiohttp.test_utils import TestClient
 from aikore.supervisor import logwriter
 from aikore.supervisor.logs import InstanceLog
 from aikore.supervisor.states import RUNNING
+from tests.helpers import until
 
-from .conftest import MakeClient, api, create, status_is, until
+from .conftest import MakeClient, api, create, status_is
 
 
 def _run_writer(log: Path, script: str, max_bytes: int = 10_000, backups: int = 3) -> int:

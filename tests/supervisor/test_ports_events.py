@@ -15,34 +15,32 @@ from aikore.store import WORKSPACE
 from aikore.supervisor import SUPERVISOR
 from aikore.supervisor.ports import PortPool, PortsExhausted
 from aikore.supervisor.states import ERROR, RUNNING, STARTING
+from tests.helpers import until
 
-from .conftest import MakeClient, api, create, status_is, until
+from .conftest import MakeClient, api, create, status_is
 
 
 @pytest.fixture
 def busy_port() -> Iterator[int]:
     """A port something else listens on, with the next one free."""
     for _ in range(50):
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = probe.getsockname()[1]
-        if port >= 65535:
-            continue
-        listener = socket.socket()
-        try:
-            listener.bind(("127.0.0.1", port))
+        with socket.socket() as listener:
+            listener.bind(("127.0.0.1", 0))
             listener.listen()
-            with socket.socket() as neighbour:
-                neighbour.bind(("127.0.0.1", port + 1))
-        except OSError:
-            listener.close()
-            continue
-        try:
-            yield port
-        finally:
-            listener.close()
-        return
+            port = listener.getsockname()[1]
+            if port < 65535 and _free(port + 1):
+                yield port
+                return
     pytest.skip("no pair of adjacent ports to test with")
+
+
+def _free(port: int) -> bool:
+    with socket.socket() as neighbour:
+        try:
+            neighbour.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 def test_pool_skips_ports_in_use_and_ports_already_reserved(busy_port: int) -> None:
@@ -121,7 +119,11 @@ exec "$AIKORE_PYTHON" - <<'PY'
 import http.server, os
 class Handler(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
-        self.send_response(404 if os.path.exists("ready-now") else 503)
+        ready = os.path.exists("ready-now")
+        if not ready:
+            with open("probes", "a") as probes:
+                probes.write("503 ")
+        self.send_response(404 if ready else 503)
         self.end_headers()
     def log_message(self, *args):
         pass
@@ -158,7 +160,9 @@ async def test_events_stream_snapshot_then_running_only_after_health_answers_bel
     assert [i["name"] for i in received[0][1]["instances"]] == ["slow"]
     await api(client, "POST", f"/api/instances/{inst['id']}/start")
     await status_is(client, inst["id"], STARTING)
-    await asyncio.sleep(1.5)  # a negative: it answers 503 all this time and must stay starting
+    # A negative: it answered 503 to three health probes (a second or more) and must stay starting.
+    probes = client.app[WORKSPACE].path("slow") / "probes"
+    await until(lambda: probes.exists() and probes.read_text().count("503") >= 3, what="three probes answered 503")
     assert (await api(client, "GET", f"/api/instances/{inst['id']}"))["status"] == STARTING
     (client.app[WORKSPACE].path("slow") / "ready-now").touch()
     await asyncio.wait_for(reader, 30)
