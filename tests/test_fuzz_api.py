@@ -31,7 +31,7 @@ from schemathesis.checks import (
     status_code_conformance,
 )
 
-from tests.helpers import AikoreProcess, free_port
+from tests.helpers import AikoreProcess
 
 TOKEN = "fuzz-token-0123456789abcdef"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -41,7 +41,7 @@ _NOT_FUZZED = r"(/stream$|^/api/events$|^/api/auth/login$)"
 
 
 def _start(tmp: Path) -> AikoreProcess:
-    proc = AikoreProcess(data_dir=tmp / "data", port=free_port(), extra_args=["--token", TOKEN], token=TOKEN)
+    proc = AikoreProcess(data_dir=tmp / "data", extra_args=["--token", TOKEN], token=TOKEN)
     return proc.start()
 
 

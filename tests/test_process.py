@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import REPO, AikoreProcess, free_port, wait_until
+from tests.helpers import REPO, AikoreProcess, wait_until
 
 
 def test_serves_dashboard_and_health_and_stops_on_sigterm(aikore_process) -> None:
@@ -46,8 +46,7 @@ def test_non_editable_install_works_from_any_directory(tmp_path: Path) -> None:
     where = subprocess.run([sys.executable, "-c", "import aikore.resources as r; print(r.static_dir())"],
                            cwd=elsewhere, env=env, capture_output=True, text=True, check=True).stdout.strip()
     assert where.startswith(str(target))
-    port = free_port()
-    proc = AikoreProcess(data_dir=elsewhere / "data", port=port, extra_args=["--no-auth"], env=env)
+    proc = AikoreProcess(data_dir=elsewhere / "data", extra_args=["--no-auth"], env=env)
     proc.start()
     try:
         blueprints = proc.request("GET", "/api/blueprints").json()

@@ -14,7 +14,7 @@ import pytest
 
 from aikore.desktop.companion import BROWSERS
 from aikore.desktop.session import MARKER
-from tests.helpers import free_port, wait_until
+from tests.helpers import listening_port
 
 BROWSER = next((found for name in BROWSERS if (found := shutil.which(name))), None)
 MISSING = [
@@ -55,16 +55,15 @@ def desktop_browser_hits(path: Path) -> list[str]:
 
 @pytest.fixture
 def demo_app(tmp_path: Path) -> Iterator[tuple[int, Path]]:
-    """The demo app on a free port; yields (port, its output file)."""
-    port = free_port()
+    """The demo app on a port the OS chooses; yields (port, its output file)."""
     out = tmp_path / "demo.log"
     with out.open("ab") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "aikore.demo", "--host", "127.0.0.1", "--port", str(port)],
+            [sys.executable, "-m", "aikore.demo", "--host", "127.0.0.1", "--port", "0"],
             stdout=log,
             stderr=subprocess.STDOUT,
         )
-    wait_until(lambda: "Running on" in out.read_text(), timeout=30, what="the demo app to listen")
+    port = listening_port(proc)
     yield port, out
     proc.terminate()
     proc.wait(timeout=30)

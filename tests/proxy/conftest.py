@@ -13,11 +13,10 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 import proxy
-from tests.helpers import free_port
 
 from .upstream import make_upstream
 
-__all__ = ["Proxied", "free_port", "routed_app"]
+__all__ = ["Proxied", "routed_app"]
 
 
 @dataclass

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import aiohttp
 
-from .conftest import Proxied, free_port
+from .conftest import Proxied
 
 HOSTILE = "/%3Cscript%3Ealert(1)%3C/script%3E?q=<img%20src=x%20onerror=alert(1)>"
 
@@ -43,8 +43,10 @@ async def test_errored_instance_is_a_503_too(proxied: Proxied, client) -> None:
     assert "not running" in body
 
 
-async def test_starting_instance_gets_a_self_refreshing_page_until_it_answers(proxied: Proxied, client) -> None:
-    proxied.table.set("demo", port=free_port(), state="starting")
+async def test_starting_instance_gets_a_self_refreshing_page_until_it_answers(
+    proxied: Proxied, client, closed_port: int
+) -> None:
+    proxied.table.set("demo", port=closed_port, state="starting")
     status, ctype, body = await _get(client, proxied.app_url("demo", HOSTILE))
     assert status == 503
     assert ctype.startswith("text/html")
@@ -56,16 +58,16 @@ async def test_starting_instance_gets_a_self_refreshing_page_until_it_answers(pr
     assert status == 200
 
 
-async def test_running_instance_that_refuses_is_a_plain_502(proxied: Proxied, client) -> None:
-    proxied.table.set("demo", port=free_port(), state="running")
+async def test_running_instance_that_refuses_is_a_plain_502(proxied: Proxied, client, closed_port: int) -> None:
+    proxied.table.set("demo", port=closed_port, state="running")
     status, ctype, body = await _get(client, proxied.app_url("demo", HOSTILE))
     assert status == 502
     assert ctype.startswith("text/plain")
     _assert_no_echo(body)
 
 
-async def test_refused_websocket_is_a_502_not_an_accepted_socket(proxied: Proxied, client) -> None:
-    proxied.table.set("demo", port=free_port(), state="running")
+async def test_refused_websocket_is_a_502_not_an_accepted_socket(proxied: Proxied, client, closed_port: int) -> None:
+    proxied.table.set("demo", port=closed_port, state="running")
     url = proxied.app_url("demo", "/ws").replace("http://", "ws://")
     try:
         await client.ws_connect(url)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 from collections.abc import AsyncIterator
 
 import aiohttp
@@ -10,8 +11,9 @@ import pytest_asyncio
 from aiohttp import web
 
 import proxy
+from tests.helpers import on_a_free_port
 
-from .conftest import Proxied, free_port
+from .conftest import Proxied
 
 GATE_HEADER = "X-Test-Key"
 
@@ -47,8 +49,7 @@ async def _refused(url: str) -> bool:
 async def test_public_port_forwards_every_path_without_a_prefix(
     proxied: Proxied, listeners: proxy.PublicListeners, client
 ) -> None:
-    port = free_port()
-    await listeners.open("demo", port)
+    port = await on_a_free_port(lambda port: listeners.open("demo", port))
     async with client.get(f"http://127.0.0.1:{port}/echo/x?y=1", headers=OPEN) as resp:
         seen = await resp.json()
     assert seen["raw_path"] == "/echo/x?y=1"
@@ -61,8 +62,7 @@ async def test_public_port_serves_port_only_instances(
     proxied: Proxied, listeners: proxy.PublicListeners, client
 ) -> None:
     proxied.table.set("demo", port=proxied.upstream.port, mode="port-only", state="running")
-    port = free_port()
-    await listeners.open("demo", port)
+    port = await on_a_free_port(lambda port: listeners.open("demo", port))
     async with client.get(
         f"http://127.0.0.1:{port}/redirect", params={"to": "/x"}, headers=OPEN, allow_redirects=False
     ) as resp:
@@ -73,8 +73,7 @@ async def test_public_port_serves_port_only_instances(
 async def test_middlewares_gate_http_and_websocket_upgrades(
     proxied: Proxied, listeners: proxy.PublicListeners, client
 ) -> None:
-    port = free_port()
-    await listeners.open("demo", port)
+    port = await on_a_free_port(lambda port: listeners.open("demo", port))
     async with client.get(f"http://127.0.0.1:{port}/echo/") as resp:
         assert resp.status == 401
     with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
@@ -88,9 +87,14 @@ async def test_middlewares_gate_http_and_websocket_upgrades(
 async def test_sync_opens_for_live_routes_and_closes_when_they_stop(
     proxied: Proxied, listeners: proxy.PublicListeners, client
 ) -> None:
-    port = free_port()
-    proxied.table.set("demo", port=proxied.upstream.port, state="starting", public_port=port)
-    await listeners.sync()
+
+    async def publish(port: int) -> None:
+        proxied.table.set("demo", port=proxied.upstream.port, state="starting", public_port=port)
+        await listeners.sync()
+        if "demo" not in listeners.ports:  # sync logs and skips a port taken meanwhile
+            raise OSError(errno.EADDRINUSE, f"sync did not open port {port}")
+
+    port = await on_a_free_port(publish)
     assert listeners.ports == {"demo": port}
     async with client.get(f"http://127.0.0.1:{port}/echo/", headers=OPEN) as resp:
         assert resp.status == 200
@@ -103,8 +107,7 @@ async def test_sync_opens_for_live_routes_and_closes_when_they_stop(
 async def test_stopped_instance_on_its_public_port_is_a_503(
     proxied: Proxied, listeners: proxy.PublicListeners, client
 ) -> None:
-    port = free_port()
-    await listeners.open("demo", port)
+    port = await on_a_free_port(lambda port: listeners.open("demo", port))
     proxied.table.set("demo", port=None, state="stopping")
     async with client.get(f"http://127.0.0.1:{port}/", headers=OPEN) as resp:
         assert resp.status == 503

@@ -141,11 +141,9 @@ async def test_host_is_added_when_the_browser_sent_none(raw, pool: UpstreamPool)
     assert f"Host: 127.0.0.1:{server.port}\r\n".encode() in server.heads[0]
 
 
-async def test_refused_connection_is_a_connect_error(pool: UpstreamPool) -> None:
-    from .conftest import free_port
-
+async def test_refused_connection_is_a_connect_error(pool: UpstreamPool, closed_port: int) -> None:
     with pytest.raises(proxy.UpstreamConnectError):
-        await _get(pool, free_port())
+        await _get(pool, closed_port)
 
 
 async def test_idle_connections_the_app_closed_are_swept(raw, pool: UpstreamPool) -> None:
@@ -158,8 +156,9 @@ async def test_idle_connections_the_app_closed_are_swept(raw, pool: UpstreamPool
     idle = pool._idle[key]
     assert len(idle) == 3
     oldest = idle[0]
-    oldest.reader.feed_eof()  # what the transport does when the app closes its end
-    # The next request reuses the newest connection; putting it back sweeps the dead oldest one.
+    oldest.transport.close()
+    oldest.connection_lost(None)  # what the event loop calls when the app closes its end
+    # The dead connection left the pool at once; the next request reuses the newest one.
     again = await pool.request(*key, "GET", "/", CIMultiDict(), None)
     await again.read()
     again.release()
