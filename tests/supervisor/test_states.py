@@ -1,10 +1,10 @@
-"""The state machine without children: a stand-in OsKit drives spawn, exit, readiness and adoption."""
+"""The state machine without children: a stand-in OsKit drives spawn, exit, readiness, adoption and time."""
 
 from __future__ import annotations
 
 import asyncio
+import heapq
 import itertools
-import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from pathlib import Path
 
@@ -29,8 +29,7 @@ from aikore.supervisor.states import (
     can_change,
 )
 from aikore.supervisor.supervisor import Backoff, Supervisor
-
-from .conftest import until
+from tests.helpers import until
 
 _pids = itertools.count(100_000)
 
@@ -45,10 +44,47 @@ class FakeHandle:
         return self.exit
 
 
-class FakeKit:
-    """Processes that only exist in memory; the test says when they answer or exit."""
+# Loop passes that wake-ups wait for, so tasks that are ready run before virtual time moves on.
+_SETTLE_PASSES = 5
+
+
+class VirtualClock:
+    """Time that passes only in ``sleep``: sleepers wake in order of their wake time, at once.
+
+    A driver task jumps the clock to the earliest wake time whenever the loop has run what was
+    ready, so ready timeouts, back-off delays and watch intervals take no real time yet keep
+    their order. Like trio's autojump clock it does not wait for threads: while a SQLite write is
+    in flight, other sleepers may wake, so virtual time can pass during it.
+    """
 
     def __init__(self) -> None:
+        self.now = 0.0
+        self._sleepers: list[tuple[float, int, asyncio.Future[None]]] = []
+        self._order = itertools.count()
+        self._driver: asyncio.Task[None] | None = None
+
+    async def sleep(self, seconds: float) -> None:
+        woken = asyncio.get_running_loop().create_future()
+        heapq.heappush(self._sleepers, (self.now + max(seconds, 0.0), next(self._order), woken))
+        if self._driver is None or self._driver.done():
+            self._driver = asyncio.create_task(self._drive())
+        await woken
+
+    async def _drive(self) -> None:
+        while self._sleepers:
+            for _ in range(_SETTLE_PASSES):
+                await asyncio.sleep(0)
+            at, _, woken = heapq.heappop(self._sleepers)
+            if not woken.done():  # a cancelled sleeper moves no time
+                self.now = max(self.now, at)
+                woken.set_result(None)
+
+
+class FakeKit:
+    """Processes that only exist in memory, on a virtual clock; the test says when they answer or exit."""
+
+    def __init__(self) -> None:
+        self.clock = VirtualClock()
         self.spawned: list[tuple[FakeHandle, Sequence[str], Mapping[str, str]]] = []
         self.alive: dict[tuple[int, float], FakeHandle] = {}
         self.ready = False
@@ -57,10 +93,10 @@ class FakeKit:
         self.terminated: list[int] = []
 
     def monotonic(self) -> float:
-        return time.monotonic()
+        return self.clock.now
 
     async def sleep(self, seconds: float) -> None:
-        await asyncio.sleep(min(seconds, 0.01))
+        await self.clock.sleep(seconds)
 
     def spawn(self, argv: Sequence[str], cwd: Path, env: Mapping[str, str], output: Path) -> Handle:
         handle = FakeHandle()
@@ -128,7 +164,7 @@ async def test_transition_stopped_to_starting_to_running_only_when_probe_answers
     published.clear()  # startup announces every instance once; what follows is the start
     await sup.start(inst.id)
     assert [i.status for i in published] == [STARTING]
-    await asyncio.sleep(0.1)
+    await kit.sleep(2.0)
     assert [i.status for i in published] == [STARTING], "running must wait for the health probe"
     kit.ready = True
     await until(lambda: published[-1].status == RUNNING, what="running")
@@ -237,7 +273,7 @@ async def test_on_failure_restarts_after_a_never_ready_cleanup_longer_than_the_d
 ) -> None:
     class SlowStopKit(FakeKit):
         async def terminate(self, handle: Handle | None, marker: str, grace: float) -> None:
-            await asyncio.sleep(0.3)  # longer than the first backoff delay below
+            await self.sleep(0.3)  # longer than the first backoff delay below
             await super().terminate(handle, marker, grace)
 
     kit, published = SlowStopKit(), []
@@ -286,7 +322,7 @@ async def test_a_companion_with_a_ready_path_holds_starting_until_it_answers_too
     published.clear()  # startup announces every instance once; what follows is the start
     await sup.start(inst.id)
     assert published[-1].persistent_port == 30001, "the companion's row fields come with the start"
-    await asyncio.sleep(0.2)
+    await kit.sleep(2.0)
     assert [i.status for i in published] == [STARTING], "the app answers, the companion does not yet"
     kit.silent_ports.clear()
     await until(lambda: published[-1].status == RUNNING, what="running once the companion answers")
