@@ -13,10 +13,7 @@ from aiohttp import web
 from aikore.app import create_app
 from aikore.config import ConfigError, Settings
 from aikore.http import AUTH, startup_message
-from aikore.http.fastpath import fast_path
-from aikore.routing import ROUTES, UPSTREAM_POOL
 from proxy import SERVER_HANDLER_ARGS
-from proxy.fastpath import FastPath
 
 log = logging.getLogger("aikore")
 
@@ -55,13 +52,16 @@ async def serve(settings: Settings) -> int:
     # Header limits raised for the proxy (cookies grow with many apps on one host).
     runner = web.AppRunner(app, access_log=None, **SERVER_HANDLER_ARGS)
     await runner.setup()
+    site = web.TCPSite(runner, settings.host, settings.port, reuse_address=True, backlog=128)
     try:
-        listener = await _listen(app, runner, settings)
+        await site.start()
     except OSError as exc:
         await runner.cleanup()
         print(f"aikore: error: cannot listen on {settings.host}:{settings.port}: {exc.strerror}", file=sys.stderr)
         return 1
-    url = dashboard_url(settings, listener.port)
+    # The port bound: the one asked for, or the one the OS chose for --port 0.
+    port = int(runner.addresses[0][1])
+    url = dashboard_url(settings, port)
     print(f"AiKore dashboard: {url}", flush=True)
     # The login URL with the token (or how to log in, or the --no-auth warning).
     line = startup_message(app[AUTH], url)
@@ -73,38 +73,5 @@ async def serve(settings: Settings) -> int:
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     log.info("stopping: shutting down instances and listeners")
-    # The fast path's listener and connections first; aiohttp then closes the ones it was handed.
-    listener.close()
     await runner.cleanup()
     return 0
-
-
-class _Listener:
-    """The main port: the proxy fast path in front of aiohttp's server protocol."""
-
-    def __init__(self, server: asyncio.Server, fast: FastPath) -> None:
-        self.server = server
-        self.fast = fast
-
-    @property
-    def port(self) -> int:
-        """The port bound: the one asked for, or the one the OS chose for ``--port 0``."""
-        return int(self.server.sockets[0].getsockname()[1])
-
-    def close(self) -> None:
-        self.server.close()
-        self.fast.close_connections()
-
-
-async def _listen(app: web.Application, runner: web.AppRunner, settings: Settings) -> _Listener:
-    """Listen on the main port; plain admitted /app/ requests skip aiohttp's web stack.
-
-    Everything else goes to aiohttp unchanged (see proxy/fastpath.py); the public-port listeners
-    stay plain aiohttp servers.
-    """
-    server = runner.server
-    assert server is not None
-    fast = fast_path(app[AUTH], app[ROUTES], app[UPSTREAM_POOL], server)
-    loop = asyncio.get_running_loop()
-    listening = await loop.create_server(fast, settings.host, settings.port, reuse_address=True, backlog=128)
-    return _Listener(listening, fast)

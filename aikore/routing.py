@@ -13,12 +13,13 @@ from collections.abc import AsyncIterator
 
 import aiohttp
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 import proxy
 from aikore.config import SETTINGS
 from aikore.events import EVENTS
 from aikore.http import AUTH
-from aikore.http.gate import public_port_middlewares
+from aikore.http.gate import STRIP, public_port_middlewares
 from aikore.store.instance import Instance
 from aikore.supervisor.events import InstanceChanged, InstanceDeleted, InstanceRenamed, Runtime
 
@@ -89,7 +90,21 @@ def peer_resolver(app: web.Application) -> proxy.PeerFn:
     return app[AUTH].forwarded.peer
 
 
+def scrub(request: web.Request) -> None:
+    """Hand the gate's verdict on AiKore's own credentials to the proxy, which takes them off."""
+    strip = request.get(STRIP)
+    if strip is not None:
+        request[proxy.SCRUB] = proxy.Scrub(strip.cookie, strip.authorization, strip.query)
+
+
+@web.middleware
+async def scrub_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    scrub(request)
+    return await handler(request)
+
+
 async def _main_port(request: web.Request) -> web.StreamResponse:
+    scrub(request)
     return await request.app[PROXY](request)
 
 
@@ -132,7 +147,8 @@ async def _public_listeners_ctx(app: web.Application) -> AsyncIterator[None]:
         routing.table,
         app[HTTP_CLIENT],
         host=settings.host,
-        middlewares=public_port_middlewares(app),
+        # The gate, then what it found to strip handed to the proxy.
+        middlewares=[*public_port_middlewares(app), scrub_middleware],
         peer=peer_resolver(app),
         configure=configure,
     )

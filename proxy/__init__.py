@@ -6,7 +6,7 @@ ClientSession, mounts path_handler under /app, and keeps PublicListeners in sync
 
 from .client import SERVER_HANDLER_ARGS, client_session
 from .dispatch import APP_PREFIX, Handler, add_app_routes, path_handler, port_handler
-from .headers import DirectPeer, PeerFn, PeerInfo, direct_peer
+from .headers import SCRUB, DirectPeer, PeerFn, PeerInfo, Scrub, direct_peer
 from .listeners import PublicListeners
 from .table import KEEP_PREFIX, MODES, PORT_ONLY, STRIP_PREFIX, Route, RouteTable
 from .upstream import UpstreamConnectError, UpstreamError, UpstreamPool
@@ -16,6 +16,7 @@ __all__ = [
     "KEEP_PREFIX",
     "MODES",
     "PORT_ONLY",
+    "SCRUB",
     "SERVER_HANDLER_ARGS",
     "STRIP_PREFIX",
     "DirectPeer",
@@ -25,6 +26,7 @@ __all__ = [
     "PublicListeners",
     "Route",
     "RouteTable",
+    "Scrub",
     "UpstreamConnectError",
     "UpstreamError",
     "UpstreamPool",

@@ -9,7 +9,7 @@ from aiohttp import web
 from yarl import URL
 
 from . import pages
-from .headers import PeerFn, direct_peer
+from .headers import SCRUB, PeerFn, direct_peer, scrub_target
 from .http import forward_http
 from .table import PORT_ONLY, STRIP_PREFIX, RouteTable
 from .upstream import UpstreamPool
@@ -69,13 +69,15 @@ def path_handler(
         if not route.live:
             return pages.stopped()
         strip = route.mode == STRIP_PREFIX
-        target = rest if strip else raw
+        scrub = request.get(SCRUB)
+        target = scrub_target(rest if strip else raw, scrub)
         client = peer(request)
         if is_upgrade(request):
             url = URL(f"http://{host}:{route.port}{target}", encoded=True)
-            return await forward_websocket(request, session, route, url, peer=client, prefix=mount)
+            return await forward_websocket(request, session, route, url, peer=client, prefix=mount, scrub=scrub)
         return await forward_http(
-            request, upstream, route, host, target, peer=client, prefix=mount, mount=mount if strip else ""
+            request, upstream, route, host, target, peer=client, prefix=mount, mount=mount if strip else "",
+            scrub=scrub,
         )
 
     return handle
@@ -99,11 +101,14 @@ def port_handler(
             return pages.unknown_instance()
         if not route.live:
             return pages.stopped()
-        target = request.rel_url.raw_path_qs
+        scrub = request.get(SCRUB)
+        target = scrub_target(request.rel_url.raw_path_qs, scrub)
         client = peer(request)
         if is_upgrade(request):
             url = URL(f"http://{host}:{route.port}{target}", encoded=True)
-            return await forward_websocket(request, session, route, url, peer=client, prefix="")
-        return await forward_http(request, upstream, route, host, target, peer=client, prefix="", mount="")
+            return await forward_websocket(request, session, route, url, peer=client, prefix="", scrub=scrub)
+        return await forward_http(
+            request, upstream, route, host, target, peer=client, prefix="", mount="", scrub=scrub
+        )
 
     return handle

@@ -3,11 +3,22 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import NamedTuple, Protocol
-from urllib.parse import urlsplit
+from urllib.parse import unquote_plus, urlsplit
 
 from aiohttp import web
 from multidict import CIMultiDict, CIMultiDictProxy
+
+try:  # The very parser behind aiohttp's request.cookies: a cookie is removed exactly as it was read.
+    from aiohttp._cookie_helpers import parse_cookie_header
+except ImportError:  # pragma: no cover - an aiohttp without it parses with the stdlib's pattern
+    from http.cookies import SimpleCookie
+
+    def parse_cookie_header(header: str) -> list[tuple[str, object]]:  # type: ignore[misc]
+        jar: SimpleCookie = SimpleCookie()
+        jar.load(header)
+        return list(jar.items())
 
 # RFC 9110 hop-by-hop headers: they describe one connection, never the next one.
 HOP_BY_HOP = frozenset(
@@ -37,7 +48,28 @@ _DROP_FROM_WS_REQUEST = _DROP_FROM_REQUEST | {
     "sec-websocket-accept",
 }
 
+# Client claims about its own address: only AiKore says who the client is (it sets X-Forwarded-*).
+_CLIENT_ADDRESS = frozenset({"x-real-ip", "true-client-ip", "x-client-ip", "forwarded-for", "client-ip"})
 _FORWARDED_PREFIX = "x-forwarded-"
+
+
+@dataclass(frozen=True, slots=True)
+class Scrub:
+    """The host application's own credentials to take off a request before it goes upstream.
+
+    The host (its auth gate) attaches one to a request under ``SCRUB``; the proxy removes them in
+    the one pass that copies the headers, so an app never sees the key to the host.
+    """
+
+    # A cookie to remove from every Cookie header.
+    cookie: str | None = None
+    # The Authorization header to remove (the host's bearer token).
+    authorization: bool = False
+    # A query parameter (name, value) to remove from the target.
+    query: tuple[str, str] | None = None
+
+
+SCRUB = web.RequestKey("proxy_scrub", Scrub)
 
 
 class PeerInfo(Protocol):
@@ -81,15 +113,26 @@ def upstream_request_headers(
     peer: PeerInfo,
     prefix: str,
     websocket: bool = False,
+    scrub: Scrub | None = None,
 ) -> CIMultiDict[str]:
-    """The browser's headers as the upstream gets them: Host kept, X-Forwarded-* authoritative."""
+    """The browser's headers as the upstream gets them: Host kept, X-Forwarded-* authoritative.
+
+    One copy: hop-by-hop headers, client address claims and what ``scrub`` names are left out.
+    """
     drop = _DROP_FROM_WS_REQUEST if websocket else _DROP_FROM_REQUEST
     extra = _connection_tokens(headers)
     out: CIMultiDict[str] = CIMultiDict()
     for name, value in headers.items():
         lower = name.lower()
-        if lower in drop or lower in extra or lower.startswith(_FORWARDED_PREFIX):
+        if lower in drop or lower in extra or _claims_client_address(lower):
             continue
+        if scrub is not None:
+            if lower == "cookie" and scrub.cookie is not None:
+                value = _without_cookie(value, scrub.cookie)
+                if not value:
+                    continue
+            elif lower == "authorization" and scrub.authorization:
+                continue
         out.add(name, value)
     if peer.address:
         out["X-Forwarded-For"] = peer.address
@@ -98,6 +141,37 @@ def upstream_request_headers(
     if prefix:
         out["X-Forwarded-Prefix"] = prefix
     return out
+
+
+def _claims_client_address(lower: str) -> bool:
+    # Underscore spellings too: some servers (and WSGI stacks) read X_Forwarded_For as X-Forwarded-For.
+    name = lower.replace("_", "-")
+    return name.startswith(_FORWARDED_PREFIX) or name in _CLIENT_ADDRESS
+
+
+def _without_cookie(header: str, name: str) -> str:
+    """A Cookie header without the cookie ``name``, split exactly as aiohttp's parser splits it."""
+    if name not in header:
+        return header
+    parsed = parse_cookie_header(header)
+    if all(cookie != name for cookie, _ in parsed):
+        return header
+    return "; ".join(f"{cookie}={morsel.coded_value}" for cookie, morsel in parsed if cookie != name)
+
+
+def scrub_target(target: str, scrub: Scrub | None) -> str:
+    """The request target without the query parameter ``scrub`` names (the rest kept as sent)."""
+    if scrub is None or scrub.query is None or "?" not in target:
+        return target
+    path, _, query = target.partition("?")
+    name, value = scrub.query
+    kept = [part for part in query.split("&") if not _is_param(part, name, value)]
+    return f"{path}?{'&'.join(kept)}" if kept else path
+
+
+def _is_param(part: str, name: str, value: str) -> bool:
+    key, _, text = part.partition("=")
+    return unquote_plus(key) == name and unquote_plus(text) == value
 
 
 def downstream_response_headers(headers: CIMultiDictProxy[str]) -> CIMultiDict[str]:

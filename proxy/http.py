@@ -9,7 +9,7 @@ from aiohttp import web
 from multidict import CIMultiDict
 
 from . import pages
-from .headers import PeerInfo, downstream_response_headers, rewrite_location, upstream_request_headers
+from .headers import PeerInfo, Scrub, downstream_response_headers, rewrite_location, upstream_request_headers
 from .table import STARTING, Route
 from .upstream import UpstreamConnectError, UpstreamError, UpstreamPool, UpstreamResponse
 
@@ -30,13 +30,14 @@ async def forward_http(
     peer: PeerInfo,
     prefix: str,
     mount: str,
+    scrub: Scrub | None = None,
 ) -> web.StreamResponse:
     """Send one request to the route's app and relay its answer."""
     route.requests += 1
     route.last_activity = time.time()
     port = route.port
     assert port is not None
-    headers = upstream_request_headers(request.headers, peer=peer, prefix=prefix)
+    headers = upstream_request_headers(request.headers, peer=peer, prefix=prefix, scrub=scrub)
     body = await _request_body(request, route)
     try:
         upstream = await pool.request(host, port, request.method, target, headers, body)

@@ -10,7 +10,7 @@ from aiohttp import WSCloseCode, WSMsgType, web
 from yarl import URL
 
 from . import pages
-from .headers import PeerInfo, upstream_request_headers
+from .headers import PeerInfo, Scrub, upstream_request_headers
 from .table import STARTING, Route
 
 # Reaps browsers that vanished without a close (laptop lid shut, network gone).
@@ -43,6 +43,7 @@ async def forward_websocket(
     *,
     peer: PeerInfo,
     prefix: str,
+    scrub: Scrub | None = None,
 ) -> web.StreamResponse:
     """Connect to the app first; accept the browser only once the app has accepted us."""
     route.requests += 1
@@ -52,6 +53,7 @@ async def forward_websocket(
         peer=peer,
         prefix=prefix,
         websocket=True,
+        scrub=scrub,
     )
     try:
         upstream = await session.ws_connect(

@@ -16,7 +16,7 @@ import proxy
 from aikore.desktop.companion import PREFIX, Desktops
 from aikore.desktop.routes import DesktopRoutes, public_port_mount
 from aikore.events import EVENTS
-from aikore.routing import HTTP_CLIENT, PUBLIC_PORT_MOUNTS, UPSTREAM_POOL, peer_resolver
+from aikore.routing import HTTP_CLIENT, PUBLIC_PORT_MOUNTS, UPSTREAM_POOL, peer_resolver, scrub
 from aikore.supervisor import SUPERVISOR
 
 DESKTOPS = web.AppKey("desktops", Desktops)
@@ -35,6 +35,7 @@ def setup_desktop(app: web.Application) -> None:
 
     async def handle(request: web.Request) -> web.StreamResponse:
         # The main application's handler, also on public ports (their requests have another app).
+        scrub(request)
         return await app[DESKTOP_PROXY](request)
 
     proxy.add_app_routes(app.router, handle, prefix=PREFIX)

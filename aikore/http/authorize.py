@@ -9,10 +9,11 @@ protected without anyone remembering to. Credentials, checked in this order:
 3. ``?token=<token>`` (the printed login URL): on a page it becomes a session cookie and a
    redirect to the same URL without the token, so the token does not linger in history.
 
-The aiohttp gate (``aikore.http.gate``) and the proxy fast path (``aikore.http.fastpath``) both
-describe a request as :class:`RequestFacts` and follow what :func:`authorize` returns; neither has
-rules of its own. ``authorize`` changes nothing: it reads the sessions, the token and the login
-limiter, and leaves counting a wrong token and setting a cookie to its caller.
+Every entry point (the main port, each public port, websocket upgrades on either) goes through
+the gate (``aikore.http.gate``), which describes the request as :class:`RequestFacts` and follows
+what :func:`authorize` returns; it has no rules of its own. ``authorize`` changes nothing: it
+reads the sessions, the token and the login limiter, and leaves counting a wrong token and setting
+a cookie to its caller.
 """
 
 from __future__ import annotations
@@ -38,8 +39,8 @@ _BY_TOKEN = Identity("token")
 _BY_QUERY_TOKEN = Identity("token", from_query=True)
 
 
-# Immutable like a frozen dataclass, but built several times faster: the fast path makes one for
-# every request it considers.
+# Immutable like a frozen dataclass, but built several times faster: the gate makes one for every
+# request.
 class RequestFacts(NamedTuple):
     """What the gate looks at in a request, already read out of it."""
 

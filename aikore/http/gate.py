@@ -10,10 +10,11 @@ Refusals are AikoreErrors, rendered by ``aikore.errors.render`` like every other
 from __future__ import annotations
 
 import re
+from typing import NamedTuple
 
 from aiohttp import hdrs, web
 from aiohttp.typedefs import Handler, Middleware
-from multidict import CIMultiDict, CIMultiDictProxy
+from multidict import CIMultiDictProxy
 
 from aikore.errors import render
 from aikore.http.auth import AUTH, Auth
@@ -36,11 +37,13 @@ def gate(auth: Auth, *, public_port: bool = False) -> Middleware:
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         peer = auth.forwarded.peer(request)
-        decision = authorize(request_facts(request, peer, public_port=public_port), auth)
+        facts = request_facts(request, peer, public_port=public_port)
+        decision = authorize(facts, auth)
         if isinstance(decision, Allow):
             request[IDENTITY] = decision.identity
             if decision.strip_credentials:
-                request = _without_aikore_credentials(request, auth.credentials)
+                # Taken off by the proxy in the one pass that copies the headers (no request clone).
+                request[STRIP] = _credentials_in(facts, auth.credentials)
             return await handler(request)
         if decision.failed_token:
             auth.credentials.record_failure(peer.address)
@@ -86,30 +89,27 @@ def wants_html(headers: CIMultiDictProxy[str]) -> bool:
     return "text/html" in headers.get(hdrs.ACCEPT, "")
 
 
-def strip_aikore_credentials(
-    credentials: Credentials, headers: CIMultiDictProxy[str]
-) -> CIMultiDictProxy[str] | CIMultiDict[str]:
-    """``headers`` without AiKore's session cookie and bearer token (the same object if neither)."""
-    cookies = headers.getall(hdrs.COOKIE, [])
-    bearer = bearer_of(headers)
-    ours = bearer is not None and credentials.token_matches(bearer)
-    if not ours and not any(COOKIE_NAME in c for c in cookies):
-        return headers
-    out = CIMultiDict(headers)
-    out.popall(hdrs.COOKIE, None)
-    kept = [c.strip() for line in cookies for c in line.split(";")
-            if c.strip() and c.split("=", 1)[0].strip() != COOKIE_NAME]
-    if kept:
-        out[hdrs.COOKIE] = "; ".join(kept)
-    if ours:
-        del out[hdrs.AUTHORIZATION]
-    return out
+class Strip(NamedTuple):
+    """AiKore's own credentials on a request that goes on to an instance, to be taken off it."""
+
+    # The session cookie's name: removed from Cookie headers whatever its value.
+    cookie: str
+    # The Authorization header carries AiKore's token.
+    authorization: bool
+    # ("token", value) when the query carries AiKore's token.
+    query: tuple[str, str] | None
 
 
-def _without_aikore_credentials(request: web.Request, credentials: Credentials) -> web.Request:
-    """The request minus AiKore's own cookie and bearer token, so instances never see them."""
-    headers = strip_aikore_credentials(credentials, request.headers)
-    return request if headers is request.headers else request.clone(headers=headers)
+STRIP = web.RequestKey("aikore_strip", Strip)
+
+
+def _credentials_in(facts: RequestFacts, credentials: Credentials) -> Strip:
+    bearer, query = facts.bearer, facts.query_token
+    return Strip(
+        cookie=COOKIE_NAME,
+        authorization=bearer is not None and credentials.token_matches(bearer),
+        query=("token", query) if query is not None and credentials.token_matches(query) else None,
+    )
 
 
 def _is_open_route(request: web.Request) -> bool:

@@ -25,6 +25,8 @@ from aikore.http.secretfiles import load_revoked, read_or_create_secret, save_re
 COOKIE_NAME = "aikore_session"
 # Longer than any cookie we sign; a bigger value is refused before any hashing.
 _MAX_COOKIE = 256
+# Distinct verified cookie values remembered (a few per browser; cleared when full).
+_VERIFIED_CACHE = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,12 +48,16 @@ class Sessions:
         self._clock = clock
         self._signing_key = b""
         self._revoked: dict[str, float] = {}
+        # Cookie values whose signature was checked: a browser sends the same one request after
+        # request. Only the HMAC is remembered; expiry and logout are checked every time.
+        self._verified: dict[str, Session] = {}
 
     def load(self, fingerprint: bytes) -> None:
         """Read or create the session key; ``fingerprint`` binds sessions to the current credentials."""
         secret = read_or_create_secret(self._key_path).encode()
         self._signing_key = hmac.new(secret, b"aikore-session-v1\0" + fingerprint, hashlib.sha256).digest()
         self._revoked = load_revoked(self._revoked_path, self._clock())
+        self._verified.clear()
 
     def open(self) -> Session:
         """A new session, ending ``ttl`` seconds from now."""
@@ -62,7 +68,15 @@ class Sessions:
 
     def from_cookie(self, value: str | None) -> Session | None:
         """The session a cookie value stands for, if it is ours, unexpired and not logged out."""
-        if not value or len(value) > _MAX_COOKIE or not self._signing_key:
+        if not value:
+            return None
+        session = self._verified.get(value) or self._verify(value)
+        if session is None or session.expires_at <= self._clock() or session.id in self._revoked:
+            return None
+        return session
+
+    def _verify(self, value: str) -> Session | None:
+        if len(value) > _MAX_COOKIE or not self._signing_key:
             return None
         parts = value.split(".")
         if len(parts) != 3 or not (parts[1].isascii() and parts[1].isdigit()):
@@ -70,10 +84,10 @@ class Sessions:
         sid, expires_text, signature = parts
         if not hmac.compare_digest(signature.encode(), self._sign(f"{sid}.{expires_text}").encode()):
             return None
-        expires = float(expires_text)
-        if expires <= self._clock() or sid in self._revoked:
-            return None
-        return Session(sid, expires, value)
+        if len(self._verified) >= _VERIFIED_CACHE:
+            self._verified.clear()
+        session = self._verified[value] = Session(sid, float(expires_text), value)
+        return session
 
     def revoke(self, session: Session) -> None:
         """Log a session out for good (kept on disk until it would have expired anyway)."""

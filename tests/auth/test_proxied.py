@@ -22,6 +22,7 @@ from aikore.demo.app import create_demo_app
 from aikore.http import Auth
 from aikore.http.gate import gate
 from aikore.http.sessions import COOKIE_NAME
+from aikore.routing import scrub, scrub_middleware
 from tests.helpers import free_port
 
 from .conftest import TOKEN
@@ -52,9 +53,15 @@ async def setup(aiohttp_server: Callable[..., TestServer], tmp_path: Path) -> As
     table = proxy.RouteTable()
     table.set("demo", port=upstream.port, state="running", public_port=public_port)
     session = proxy.client_session()
-    proxy.add_app_routes(main_app.router, proxy.path_handler(table, session))
+    forward = proxy.path_handler(table, session)
+
+    async def main_port(request: web.Request) -> web.StreamResponse:
+        scrub(request)  # as aikore/routing.py mounts it: the gate's findings go to the proxy
+        return await forward(request)
+
+    proxy.add_app_routes(main_app.router, main_port)
     await main_server.start_server()
-    listeners = proxy.PublicListeners(table, session, middlewares=[gate(auth, public_port=True)])
+    listeners = proxy.PublicListeners(table, session, middlewares=[gate(auth, public_port=True), scrub_middleware])
     await listeners.open("demo", public_port)
     http = aiohttp.ClientSession(cookie_jar=DummyCookieJar())
     try:
