@@ -18,8 +18,11 @@ aik_git_checkout() {
 	elif [[ ${AIKORE_UPDATE_APP:-0} == 1 || "$(cat "$stamp" 2>/dev/null)" != "$ref" ]]; then
 		aik_log "updating $dir to $ref"
 		# The checkout below is forced; edits someone made to the app's own files must not vanish.
-		if [[ -n $(git -C "$dir" status --porcelain --untracked-files=no) ]]; then
-			aik_die "$dir has local changes; commit or stash them (git -C '$dir' stash) before updating"
+		local changed=()
+		mapfile -t changed < <(_aik_git_changes "$dir")
+		if ((${#changed[@]})); then
+			aik_die "$dir has local changes (${changed[*]:0:5}); commit or stash them" \
+				"(git -C '$dir' stash) before updating"
 		fi
 		git -C "$dir" fetch --tags --force origin
 		_aik_git_switch "$dir" "$ref"
@@ -41,4 +44,29 @@ _aik_git_switch() {
 	if [[ -f $dir/.gitmodules ]]; then
 		git -C "$dir" submodule update --init --recursive
 	fi
+}
+
+# Files of the app someone changed. A tracked file behind a folder the library turned into a link
+# (aik_link_dir: models, outputs) reads as deleted to git; it is not an edit, and git's forced
+# checkout never writes through that link, so it does not count.
+_aik_git_changes() {
+	local dir=$1 entry
+	while IFS= read -r -d '' entry; do
+		if [[ ${entry:0:1} == [RC] ]]; then
+			IFS= read -r -d '' _ # a rename's or copy's source path follows as its own entry
+		fi
+		if [[ ${entry:0:2} == " D" ]] && _aik_behind_link "$dir" "${entry:3}"; then
+			continue
+		fi
+		printf '%s\n' "${entry:3}"
+	done < <(git -C "$dir" status --porcelain -z --untracked-files=no)
+}
+
+_aik_behind_link() {
+	local dir=$1 path=$2
+	while [[ $path == */* ]]; do
+		path=${path%/*}
+		[[ -L $dir/$path ]] && return 0
+	done
+	return 1
 }

@@ -95,3 +95,23 @@ def test_untracked_files_such_as_models_do_not_block_an_update(blueprint_run, up
     run.run(env={"AIKORE_UPDATE_APP": "1"})
     assert head(run) == newer
     assert (run.conf_dir / "app" / "my-model.safetensors").read_text() == "weights"
+
+
+def test_a_ref_change_passes_model_folders_linked_to_the_shared_tree(blueprint_run, upstream: Path) -> None:
+    # Apps ship placeholders in their model folders; once a folder is a link, git reads them as deleted.
+    (upstream / "models" / "checkpoints").mkdir(parents=True)
+    (upstream / "models" / "checkpoints" / "put_checkpoints_here").write_text("")
+    git(upstream, "add", "models")
+    git(upstream, "commit", "-q", "-m", "models")
+    git(upstream, "tag", "-f", "v1.0")
+    script = SCRIPT + 'aik_link_models "$INSTANCE_CONF_DIR/app/models" checkpoints=checkpoints\n'
+    run = real_git_run(blueprint_run, upstream, "v1.0")
+    (run.instance_dir / "launch.sh").write_text(script)
+    run.run()
+    (run.models_dir / "checkpoints" / "model.safetensors").write_text("weights")
+    newer = commit(upstream, "two")
+    git(upstream, "tag", "v2.0")
+    run.run(env={"APP_REF": "v2.0"})
+    assert head(run) == newer
+    link = run.conf_dir / "app" / "models" / "checkpoints"
+    assert link.is_symlink() and (link / "model.safetensors").read_text() == "weights"
