@@ -41,6 +41,6 @@ aik_link_models "$app" \
 aik_link_dir "$INSTANCE_OUTPUT_DIR" "$app/outputs"
 
 # Should launch.py ever judge torch missing, it reinstalls the same pinned build, not its own.
-export TORCH_COMMAND="pip install ${TORCH_PINS[*]} --extra-index-url $AIKORE_TORCH_INDEX"
+export TORCH_COMMAND="pip install ${AIK_TORCH_PINS[*]} --extra-index-url $AIKORE_TORCH_INDEX"
 aik_launch python launch.py --server-name "$WEBUI_HOST" --port "$WEBUI_PORT" \
 	--subpath "${AIKORE_ROOT_PATH#/}" --skip-python-version-check

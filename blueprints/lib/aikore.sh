@@ -19,7 +19,12 @@
 #   AIKORE_UPDATE_APP=1       fetch the app and check out its ref again (a branch moves forward)
 #   AIKORE_VENV_PYTHON=...    interpreter for new environments (a version like 3.12, or a path)
 #   AIKORE_TORCH_INDEX=...    wheel index for torch (default: PyTorch's CUDA 12.8 index)
+#   AIKORE_TORCH_PINS=...     torch pins in place of the blueprint's, space-separated
+#                             ("torch==2.14.1 torchvision==0.29.1"): a machine that needs another build
 #   $INSTANCE_CONF_DIR/launch_args.txt   extra launch arguments, one or more per line
+# uv and git read their own settings from the environment AiKore passes on, e.g. UV_FIND_LINKS (a
+# folder of wheels, such as a torch build kept on disk), UV_CACHE_DIR, GIT_CONFIG_GLOBAL (a
+# url.<mirror>.insteadOf for machines that cannot reach GitHub).
 
 set -euo pipefail
 

@@ -6,6 +6,8 @@
 
 AIK_VENV=
 AIK_CONSTRAINTS=
+# The torch pins aik_torch installed: the blueprint's own, or AIKORE_TORCH_PINS in their place.
+AIK_TORCH_PINS=()
 
 aik_python_env() {
 	local dir=$1 want=${2:-3.12}
@@ -32,10 +34,21 @@ aik_python_env() {
 
 # Installs torch from its CUDA wheel index and pins it: every later install runs with these
 # pins as constraints, so an app's requirements can never swap the CUDA build for another one.
+# The pins also reach pip and uv when the app itself installs packages while it runs (ComfyUI-
+# Manager installing a custom node's requirements, a launcher's first-start installs).
+# AIKORE_TORCH_PINS (space-separated) replaces the blueprint's pins, for a machine that needs
+# another torch build (with AIKORE_TORCH_INDEX, the index that has it).
 aik_torch() {
 	[[ -n $AIK_VENV ]] || aik_die "aik_torch before aik_python_env"
-	printf '%s\n' "$@" >"$AIK_CONSTRAINTS"
-	aik_pip_install --index-url "${AIKORE_TORCH_INDEX:-https://download.pytorch.org/whl/cu128}" "$@"
+	AIK_TORCH_PINS=("$@")
+	if [[ -n ${AIKORE_TORCH_PINS:-} ]]; then
+		read -ra AIK_TORCH_PINS <<<"$AIKORE_TORCH_PINS"
+		aik_log "AIKORE_TORCH_PINS: ${AIK_TORCH_PINS[*]} in place of the blueprint's $*"
+	fi
+	printf '%s\n' "${AIK_TORCH_PINS[@]}" >"$AIK_CONSTRAINTS"
+	aik_pip_install --index-url "${AIKORE_TORCH_INDEX:-https://download.pytorch.org/whl/cu128}" \
+		"${AIK_TORCH_PINS[@]}"
+	export PIP_CONSTRAINT=$AIK_CONSTRAINTS UV_CONSTRAINT=$AIK_CONSTRAINTS
 }
 
 # uv pip install into the instance environment, with the torch pins, once per distinct request.

@@ -267,6 +267,33 @@ def test_torch_is_installed_first_and_pins_every_later_install(first_start) -> N
         assert contains_run(call.args, ("--constraint", str(constraints)))
 
 
+def test_installs_the_app_makes_while_it_runs_obey_the_torch_pins_too(first_start) -> None:
+    # ComfyUI-Manager (custom nodes), A1111's and SD.Next's launchers install with pip or uv at run time.
+    run, expect = first_start
+    keys = ("PIP_CONSTRAINT", "UV_CONSTRAINT")
+    pinned = [run.first[-1].env.get(k) for k in keys]
+    if expect.torch:
+        assert pinned == [str(run.venv / "aikore-constraints.txt")] * 2
+    else:  # whatever the machine itself sets, nothing more
+        assert pinned == [os.environ.get(k) for k in keys]
+
+
+@pytest.mark.parametrize("blueprint_id", sorted(b for b, e in EXPECT.items() if e.torch))
+def test_machine_torch_pins_replace_the_blueprints_own(blueprint_id: str, tmp_path: Path) -> None:
+    pins = ["torch==2.14.1", "torchvision==0.29.1"]
+    run = make_blueprint_run(tmp_path, blueprint_id, AIKORE_TORCH_PINS=" ".join(pins),
+                             AIKORE_TORCH_INDEX="https://pypi.example.invalid/simple",
+                             **EXTRA_ENV.get(blueprint_id, {}))
+    run.run()
+    torch_install = run.uv_calls("pip install")[0]
+    assert torch_install.args[-len(pins) :] == pins
+    assert contains_run(torch_install.args, ("--index-url", "https://pypi.example.invalid/simple"))
+    assert (run.venv / "aikore-constraints.txt").read_text().split() == pins
+    command = run.launch().env.get("TORCH_COMMAND")
+    if command is not None:
+        assert command.split()[2:4] == pins
+
+
 def test_app_requirements_are_installed_from_the_app_folder(first_start) -> None:
     run, expect = first_start
     installed = [
