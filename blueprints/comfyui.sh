@@ -2,7 +2,7 @@
 ### AIKORE-METADATA-START ###
 # aikore.name: ComfyUI
 # aikore.category: Image generation
-# aikore.description: Node-based Stable Diffusion / Flux UI with ComfyUI-Manager. Installs ComfyUI v0.3.40, ComfyUI-Manager and torch 2.7.1 (CUDA 12.8) in a Python 3.12 uv environment.
+# aikore.description: Node-based Stable Diffusion / Flux UI with ComfyUI-Manager. Installs ComfyUI v0.3.64, ComfyUI-Manager and torch 2.7.1 (CUDA 12.8) in a Python 3.12 uv environment.
 # aikore.proxy: strip-prefix
 # aikore.health: /
 ### AIKORE-METADATA-END ###
@@ -15,7 +15,7 @@
 # Shares ComfyUI/models/* with $AIKORE_MODELS_DIR/* and writes images to $INSTANCE_OUTPUT_DIR.
 # ComfyUI builds every URL relative to the page, so it works under /app/<name>/ as it is.
 
-COMFYUI_REF=${COMFYUI_REF:-v0.3.40}
+COMFYUI_REF=${COMFYUI_REF:-v0.3.64}
 MANAGER_REF=${MANAGER_REF:-main}
 TORCH_PINS=(torch==2.7.1 torchvision==0.22.1 torchaudio==2.7.1)
 

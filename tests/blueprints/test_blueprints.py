@@ -48,7 +48,7 @@ EXPECT: dict[str, Expect] = {
         requirements=("ComfyUI/requirements.txt", "ComfyUI/custom_nodes/ComfyUI-Manager/requirements.txt"),
         proxy="strip-prefix", python="3.12", torch=TORCH_27,
         repos={
-            "ComfyUI": ("https://github.com/comfyanonymous/ComfyUI.git", "v0.3.40"),
+            "ComfyUI": ("https://github.com/comfyanonymous/ComfyUI.git", "v0.3.64"),
             "ComfyUI/custom_nodes/ComfyUI-Manager": ("https://github.com/ltdrdata/ComfyUI-Manager.git", "main"),
         },
         links={f"ComfyUI/models/{m}": m for m in COMFY_MODELS},
