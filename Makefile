@@ -25,8 +25,11 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(PY) -m ruff check .
 
+# Also installs configurable-http-proxy (npm, bench/.node/), the ComfyUI frontend wheel (bench/.cache/)
+# and, with ARGS=--profile, py-spy; prints the machine, the table and the goals.
 bench: $(STAMP)
 	./scripts/test-deps
+	./bench/deps
 	$(PY) bench/proxy_bench.py $(ARGS)
 
 clean:

@@ -1,55 +1,85 @@
-"""AiKore's proxy side by side with NGINX, in front of the same upstreams, on the same machine.
+"""AiKore's proxy side by side with NGINX and configurable-http-proxy, in front of the same upstreams.
 
-    python bench/proxy_bench.py                    # the full run (about two minutes)
-    python bench/proxy_bench.py --duration 5       # shorter wrk runs
+    python bench/proxy_bench.py                          # the full run (about five minutes)
+    python bench/proxy_bench.py --duration 2 --rounds 1  # a quick look
+    python bench/proxy_bench.py --profile                # also py-spy AiKore under the 1 KB loads
 
-What runs: a real `aikore` process (no auth) with three instances created and started through
-its API: `static`, an NGINX serving a 1 KB and a 100 MB file (the fastest upstream there is, so
-the proxies are what is measured); `pyapp`, a small aiohttp app answering /1k (what a Python
-WebUI looks like to a proxy); and `demo`, the built-in demo app (upload sink, websocket echo).
-In front of the very same instance ports: an NGINX (Debian nginx-light, one worker, like AiKore's
-one process) configured the way a WebUI proxy is (HTTP/1.1 keep-alive pool, websocket upgrade,
-unbuffered request bodies, no body size cap), and the `proxy` package alone in its own process
-(same handler AiKore mounts, without AiKore's middleware), which shows what the proxy itself
-costs apart from the auth gate in front of it.
+What runs: a real `aikore` process with authentication on (token mode; the load logs in once
+and sends the `aikore_session` cookie on every request, as a browser with the dashboard open
+does) and three instances created and started through its API: `static`, an NGINX serving a
+1 KB file, a 100 MB file and the ComfyUI frontend (the fastest upstream there is, so the proxies
+are what is measured); `pyapp`, a small aiohttp app answering /1k (what a Python WebUI looks like
+to a proxy); and `demo`, the built-in demo app (upload sink, websocket echo). In front of the
+very same instance ports, under the same /app/<name>/ paths (prefix stripped):
+- NGINX (Debian nginx-light, one worker, like AiKore's one process), configured the way a WebUI
+  proxy is: HTTP/1.1 keep-alive upstream pool, websocket upgrade, unbuffered request bodies, no
+  body size cap;
+- JupyterHub's configurable-http-proxy (bench/chp.py: npm, pinned, one Node process), routes
+  added through its REST API, run with --no-include-prefix.
+NGINX and CHP get the same Cookie header; they ignore it.
 
-Measured against each: 1 KB GETs with wrk (requests/s and p99 latency, best of alternating
-runs), 100 MB downloads with curl (MB/s, best of three), a 1 GB streamed upload with curl (MB/s,
-and how much AiKore's RSS grew), websocket round trips with 64 B and 8 MB frames (messages/s).
-Prints a table with the figures and the ratios to NGINX.
+Workloads: 1 KB GETs under /app/ only; the browser mix (one GET /api/instances for every 20 app
+requests, on the same keep-alive connections, bench/mix.lua; NGINX and CHP have no API, so theirs
+goes to a file of the same size on the static upstream); 1 KB GETs from the Python upstream; a
+100 MB download; a 1 GiB streamed upload (and how much each proxy's RSS grew); websocket round
+trips with 64 B and 8 MiB frames; the ComfyUI frontend's first load in headless Chromium, cold,
+through each proxy and direct, to the load event and until its last asset arrived (most of the
+app comes by dynamic import after the load event; bench/spa.py). wrk figures are the best of
+alternating runs. Prints the machine, a table with the ratios, and the issue's goals, met or not;
+--profile adds py-spy's view of AiKore under the 1 KB loads (bench/pyspy_profile.py).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import http.cookies
 import json
 import os
-import re
+import platform
+import secrets
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-import aiohttp
+import chp
 import psutil
-from aiohttp import web
+import pyspy_profile
+import spa
+from harness import (
+    MIB,
+    PeakRss,
+    WrkResult,
+    answers,
+    curl_download,
+    curl_upload,
+    free_port,
+    http_json,
+    process,
+    wait_until,
+    wrk,
+    ws_round_trips,
+)
 
 REPO = Path(__file__).resolve().parents[1]
+MIX_SCRIPT = Path(__file__).resolve().parent / "mix.lua"
 SMALL = 1024
-DOWNLOAD = 100 * 1024 * 1024
-UPLOAD = 1024 * 1024 * 1024
-BIG_FRAME = 8 * 1024 * 1024
+DOWNLOAD = 100 * MIB
+UPLOAD = 1024 * MIB
+BIG_FRAME = 8 * MIB
+API_PATH = "/api/instances"
+APP_REQUESTS_PER_API = 20
+COOKIE = "aikore_session"
+
+AIKORE, NGINX, CHP, DIRECT = "aikore", "nginx", "chp", "direct"
+PROXIES = (AIKORE, NGINX, CHP)
 
 # The upstream instance: an NGINX serving static files, launched as an ordinary blueprint.
 STATIC_BLUEPRINT = """#!/usr/bin/env bash
@@ -76,6 +106,7 @@ http {{
   fastcgi_temp_path $PWD/tmp;
   uwsgi_temp_path $PWD/tmp;
   scgi_temp_path $PWD/tmp;
+  include /etc/nginx/mime.types;
   default_type application/octet-stream;
   server {{
     listen 127.0.0.1:$WEBUI_PORT;
@@ -115,6 +146,7 @@ PYTHON_BLUEPRINT = """#!/usr/bin/env bash
 exec "$AIKORE_PYTHON" {app}
 """
 
+# /api/ goes to the static upstream: the browser mix's stand-in for AiKore's own API.
 NGINX_PROXY = """worker_processes 1;
 daemon off;
 pid {work}/proxy.pid;
@@ -140,6 +172,11 @@ http {{
     proxy_set_header X-Forwarded-For $remote_addr;
     proxy_read_timeout 1h;
     proxy_request_buffering off;
+    proxy_buffering off;
+    location /api/ {{
+      proxy_pass http://static;
+      proxy_set_header Connection "";
+    }}
     location /app/static/ {{
       proxy_pass http://static/;
       proxy_set_header Connection "";
@@ -160,196 +197,89 @@ http {{
 
 @dataclass
 class Row:
+    key: str
     what: str
     unit: str
-    # Contender -> figure: "aikore" (the real server), "alone" (the proxy package with no
-    # AiKore middleware in front), "nginx".
     values: dict[str, float]
     note: str = ""
+    ratios: bool = True  # False for rows that are ratios themselves
 
-    def ratio(self, label: str) -> float:
-        return self.values[label] / self.values["nginx"] if self.values.get("nginx") else 0.0
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    def ratio(self, label: str, to: str) -> float | None:
+        a, b = self.values.get(label), self.values.get(to)
+        return a / b if a is not None and b else None
 
 
-def wait_until(predicate: Callable[[], Any], what: str, timeout: float = 60.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            result = predicate()
-            if result:
-                return result
-        except OSError:
-            pass
-        time.sleep(0.1)
-    raise SystemExit(f"timed out waiting for {what}")
+@dataclass
+class Target:
+    """Where the load goes: each proxy's base URL, the pids whose memory counts, the cookie."""
 
-
-def api(base: str, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
-    data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(base + path, data=data, method=method, headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=30) as resp:
-        return json.loads(resp.read())
-
-
-@contextmanager
-def process(cmd: list[str], log: Path, **kwargs: Any) -> Iterator[subprocess.Popen[bytes]]:
-    with open(log, "ab") as out:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True, **kwargs)
-    try:
-        yield proc
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-
-
-def make_files(www: Path) -> None:
-    www.mkdir(parents=True)
-    (www / "1k").write_bytes(os.urandom(SMALL))
-    block = os.urandom(1024 * 1024)
-    with open(www / "100m", "wb") as f:
-        for _ in range(DOWNLOAD // len(block)):
-            f.write(block)
-
-
-def start_instance(base: str, name: str, blueprint: str) -> int:
-    created = api(base, "POST", "/api/instances", {"name": name, "blueprint": blueprint})
-    api(base, "POST", f"/api/instances/{created['id']}/start")
-
-    def running() -> int | None:
-        data = api(base, "GET", f"/api/instances/{created['id']}")
-        if data["status"] == "error":
-            raise SystemExit(f"instance {name} failed: {data.get('status_message')}")
-        return data["port"] if data["status"] == "running" else None
-
-    return int(wait_until(running, f"instance {name} to run"))
-
-
-_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
-
-
-def wrk(url: str, duration: float, connections: int) -> tuple[float, float]:
-    """Requests/s and p99 latency (ms) from one wrk run."""
-    out = subprocess.run(
-        ["wrk", "-t1", f"-c{connections}", f"-d{duration:g}s", "--latency", url],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-    value, unit = re.search(r"99%\s+([\d.]+)(us|ms|s)", out).groups()  # type: ignore[union-attr]
-    if "Non-2xx" in out or "Socket errors" in out:
-        print(out, file=sys.stderr)
-    return rps, float(value) * _UNITS[unit]
-
-
-def curl_download(url: str, tries: int = 3) -> float:
-    """Best MB/s of a few downloads (curl discards the body)."""
-    speeds = []
-    for _ in range(tries):
-        out = subprocess.run(
-            ["curl", "-sS", "-o", "/dev/null", "-w", "%{speed_download} %{size_download}", url],
-            check=True,
-            capture_output=True,
-            text=True,
-        ).stdout.split()
-        assert int(float(out[1])) == DOWNLOAD, f"short download: {out}"
-        speeds.append(float(out[0]) / 1e6)
-    return max(speeds)
-
-
-def curl_upload(url: str, path: Path) -> float:
-    """MB/s of one streamed upload (curl -T reads the file as it sends)."""
-    out = subprocess.run(
-        [
-            "curl",
-            "-sS",
-            "-X",
-            "POST",
-            "-T",
-            str(path),
-            "-H",
-            "Content-Type: application/octet-stream",
-            "-H",
-            "Expect:",
-            "-w",
-            "\n%{speed_upload}",
-            url,
-        ],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout.splitlines()
-    answer = json.loads(out[0])
-    assert answer["bytes"] == UPLOAD, f"upstream got {answer['bytes']} bytes"
-    return float(out[-1]) / 1e6
-
-
-class PeakRss:
-    """Samples a process's RSS in a thread; peak - start is what a transfer cost it."""
-
-    def __init__(self, pid: int) -> None:
-        self.proc = psutil.Process(pid)
-        self.start = self.peak = self.proc.memory_info().rss
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.wait(0.02):
-            self.peak = max(self.peak, self.proc.memory_info().rss)
-
-    def __enter__(self) -> PeakRss:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
+    bases: dict[str, str]
+    pids: dict[str, list[int]]
+    direct: str
+    cookie: str
+    work: Path
+    profiles: list[str] = field(default_factory=list)
 
     @property
-    def growth_mb(self) -> float:
-        return (self.peak - self.start) / 1e6
+    def headers(self) -> list[str]:
+        return [f"Cookie: {COOKIE}={self.cookie}"]
 
 
-async def ws_round_trips(url: str, size: int, seconds: float) -> float:
-    """Sequential echo round trips per second over one websocket."""
-    payload = os.urandom(size)
-    async with aiohttp.ClientSession() as session, session.ws_connect(url, max_msg_size=0) as ws:
-        await ws.send_bytes(payload)
-        await ws.receive()
-        count, started = 0, time.perf_counter()
-        while (elapsed := time.perf_counter() - started) < seconds:
-            await ws.send_bytes(payload)
-            msg = await ws.receive()
-            assert len(msg.data) == size
-            count += 1
-    return count / elapsed
+@dataclass
+class Goal:
+    what: str
+    value: float | None
+    target: float
+    at_least: bool  # else: at most (or under)
+    unit: str = "x"
+
+    @property
+    def met(self) -> bool:
+        if self.value is None:
+            return False
+        return self.value >= self.target if self.at_least else self.value < self.target
+
+    def line(self) -> str:
+        sign = ">=" if self.at_least else "<"
+        if self.value is None:
+            return f"| {self.what} | not measured | {sign} {self.target:g}{self.unit} | - |"
+        verdict = "met"
+        if not self.met and self.at_least:
+            verdict = f"**missed**: needs {self.target / self.value:.2f}x the figure measured"
+        elif not self.met:
+            verdict = f"**missed**: {self.value / self.target:.2f}x over the limit"
+        return f"| {self.what} | {self.value:.2f}{self.unit} | {sign} {self.target:g}{self.unit} | {verdict} |"
 
 
-def run(args: argparse.Namespace) -> list[Row]:
+def run(args: argparse.Namespace) -> tuple[list[Row], list[str]]:
+    """Start everything in a temporary folder, measure, stop; the rows and any profile summaries."""
     work = Path(tempfile.mkdtemp(prefix="aikore-bench-"))
     # NGINX started as root serves files as its unprivileged worker user.
     work.chmod(0o755)
     try:
-        return _run(args, work)
+        with ExitStack() as stack:
+            target = _start(args, work, stack)
+            return measure(args, target), target.profiles
     finally:
-        if not os.environ.get("BENCH_KEEP"):
+        if os.environ.get("BENCH_KEEP"):
+            print(f"kept {work}", file=sys.stderr)
+        else:
             shutil.rmtree(work, ignore_errors=True)
 
 
-def _run(args: argparse.Namespace, work: Path) -> list[Row]:
+def _prepare(work: Path, with_spa: bool) -> tuple[Path, Path]:
+    """The upstream's files, the blueprints, and a sparse 1 GiB file to upload."""
     www, blueprints = work / "www", work / "blueprints"
-    make_files(www)
+    www.mkdir()
+    (www / "1k").write_bytes(os.urandom(SMALL))
+    block = os.urandom(MIB)
+    with open(www / "100m", "wb") as f:
+        f.write(block * (DOWNLOAD // MIB))
+        f.write(block[: DOWNLOAD % MIB])
+    (www / "api").mkdir()
+    if with_spa:
+        spa_bytes = spa.extract(www / "spa")
+        print(f"  ComfyUI frontend {spa.FRONTEND_VERSION}: {spa_bytes / 1e6:.0f} MB unpacked", flush=True)
     blueprints.mkdir()
     (blueprints / "bench-static.sh").write_text(STATIC_BLUEPRINT.format(www=www))
     (work / "pyapp.py").write_text(PYTHON_APP)
@@ -358,166 +288,410 @@ def _run(args: argparse.Namespace, work: Path) -> list[Row]:
     big = work / "upload.bin"
     with open(big, "wb") as f:
         f.truncate(UPLOAD)  # sparse: reading it costs curl nothing
-
-    aikore_port, nginx_port = free_port(), free_port()
-    aikore_cmd = [
-        sys.executable,
-        "-m",
-        "aikore",
-        "--no-auth",
-        "--port",
-        str(aikore_port),
-        "--data-dir",
-        str(work / "data"),
-        "--blueprints-dir",
-        str(blueprints),
-    ]
-    with process(aikore_cmd, work / "aikore.log", cwd=REPO) as aikore:
-        base = f"http://127.0.0.1:{aikore_port}"
-        wait_until(lambda: api(base, "GET", "/api/health"), "aikore to answer")
-        static_port = start_instance(base, "static", "bench-static")
-        demo_port = start_instance(base, "demo", "demo")
-        py_port = start_instance(base, "pyapp", "bench-python")
-        conf = work / "proxy.conf"
-        conf.write_text(
-            NGINX_PROXY.format(
-                work=work, static_port=static_port, demo_port=demo_port, py_port=py_port, port=nginx_port
-            )
-        )
-        nginx_cmd = ["nginx", "-p", str(work), "-e", "stderr", "-c", str(conf)]
-        with process(nginx_cmd, work / "nginx.log"):
-            ngx = f"http://127.0.0.1:{nginx_port}"
-            try:
-                wait_until(lambda: urllib.request.urlopen(f"{ngx}/app/static/1k", timeout=5).status == 200, "nginx")
-            except SystemExit:
-                print(work, file=sys.stderr)
-                print((work / "nginx.log").read_text(errors="replace"), file=sys.stderr)
-                raise
-            alone_port = free_port()
-            routes = [f"static={static_port}", f"pyapp={py_port}", f"demo={demo_port}"]
-            alone_cmd = [sys.executable, __file__, "--serve-alone", str(alone_port)]
-            alone_cmd += [arg for route in routes for arg in ("--route", route)]
-            with process(alone_cmd, work / "alone.log", cwd=REPO):
-                alone = f"http://127.0.0.1:{alone_port}"
-                wait_until(lambda: urllib.request.urlopen(f"{alone}/app/static/1k", timeout=5).status == 200, "alone")
-                return _measure(args, {"aikore": base, "alone": alone, "nginx": ngx}, aikore.pid, big)
+    return www, blueprints
 
 
-def _measure(args: argparse.Namespace, bases: dict[str, str], aikore_pid: int, big: Path) -> list[Row]:
-    rows: list[Row] = []
-    for app, label in (("static", "NGINX static upstream"), ("pyapp", "Python (aiohttp) upstream")):
-        rps, p99 = _small(args, {name: f"{base}/app/{app}/1k" for name, base in bases.items()})
-        rows.append(Row(f"1 KB GET, {label}", "req/s", rps, note=f"wrk -c{args.connections}, best of {args.rounds}"))
-        rows.append(Row(f"1 KB GET p99 latency, {label}", "ms", p99, note="lower is better"))
+def _start(args: argparse.Namespace, work: Path, stack: ExitStack) -> Target:
+    """AiKore with its three instances, then NGINX and CHP in front of the same instance ports."""
+    chp.install()
+    www, blueprints = _prepare(work, with_spa=args.spa_runs > 0)
+    aikore_pid, base, ports, cookie = _start_aikore(work, blueprints, stack)
+    # NGINX and CHP answer the mix's API request with a file of the same size from the upstream.
+    (www / "api" / "instances").write_bytes(_get(f"{base}{API_PATH}", {"Cookie": f"{COOKIE}={cookie}"}))
+    nginx_pids, ngx = _start_nginx(work, ports, stack)
+    chp_pid, chp_base = _start_chp(work, ports, stack)
+    bases = {AIKORE: base, NGINX: ngx, CHP: chp_base}
+    for name, url in bases.items():
+        # Every contender must answer both halves of the mix before anything is timed.
+        answers(f"{url}/app/static/1k", {"Cookie": f"{COOKIE}={cookie}"})
+        answers(f"{url}{API_PATH}", {"Cookie": f"{COOKIE}={cookie}"})
+        print(f"  {name} ready at {url}", flush=True)
+    pids = {AIKORE: [aikore_pid], NGINX: nginx_pids, CHP: [chp_pid]}
+    return Target(bases, pids, direct=f"http://127.0.0.1:{ports['static']}", cookie=cookie, work=work)
 
-    down: dict[str, float] = {}
-    rss = 0.0
-    for name, base in bases.items():
-        with PeakRss(aikore_pid) as peak:
-            down[name] = curl_download(f"{base}/app/static/100m")
-        rss = peak.growth_mb if name == "aikore" else rss
-        print(f"  100 MB download via {name}: {down[name]:.0f} MB/s", flush=True)
-    rows.append(Row("100 MB download", "MB/s", down, note=f"best of 3; AiKore RSS +{rss:.1f} MB"))
 
-    up: dict[str, float] = {}
-    rss = 0.0
-    for _ in range(2):
-        for name, base in bases.items():
-            with PeakRss(aikore_pid) as peak:
-                speed = curl_upload(f"{base}/app/demo/upload", big)
-            up[name] = max(up.get(name, 0.0), speed)
-            rss = max(rss, peak.growth_mb) if name == "aikore" else rss
-            print(f"  1 GB upload via {name}: {speed:.0f} MB/s", flush=True)
-    rows.append(Row("1 GB upload", "MB/s", up, note=f"best of 2; AiKore RSS +{rss:.1f} MB at most"))
+def _start_aikore(work: Path, blueprints: Path, stack: ExitStack) -> tuple[int, str, dict[str, int], str]:
+    """AiKore in token mode with the instances running: its pid, URL, instance ports, session cookie."""
+    token, port = secrets.token_urlsafe(24), free_port()
+    cmd = [sys.executable, "-m", "aikore", "--port", str(port), "--data-dir", work / "data",
+           "--blueprints-dir", blueprints]
+    aikore = stack.enter_context(process(cmd, work / "aikore.log", env={"AIKORE_TOKEN": token}, cwd=REPO))
+    base = f"http://127.0.0.1:{port}"
+    _wait_or_log(lambda: http_json(f"{base}/api/health"), "aikore to answer", work / "aikore.log", aikore)
+    bearer = {"Authorization": f"Bearer {token}"}
+    ports = {name: _start_instance(base, bearer, name, blueprint)
+             for name, blueprint in (("static", "bench-static"), ("demo", "demo"), ("pyapp", "bench-python"))}
+    return aikore.pid, base, ports, _login(base, token)
 
-    for size, size_label in ((64, "64 B"), (BIG_FRAME, "8 MB")):
-        rates: dict[str, float] = {}
-        for name, base in bases.items():
-            url = base.replace("http://", "ws://") + "/app/demo/ws"
-            rates[name] = asyncio.run(ws_round_trips(url, size, args.ws_seconds))
-            print(f"  websocket {size_label} round trips via {name}: {rates[name]:.1f}/s", flush=True)
-        rows.append(Row(f"websocket round trips, {size_label} frames", "msg/s", rates, note="one socket, sequential"))
+
+def _start_nginx(work: Path, ports: dict[str, int], stack: ExitStack) -> tuple[list[int], str]:
+    """The NGINX proxy: its worker pids and URL."""
+    port, conf = free_port(), work / "proxy.conf"
+    conf.write_text(NGINX_PROXY.format(work=work, static_port=ports["static"], demo_port=ports["demo"],
+                                       py_port=ports["pyapp"], port=port))
+    nginx = stack.enter_context(process(["nginx", "-p", work, "-e", "stderr", "-c", conf], work / "nginx.log"))
+    url = f"http://127.0.0.1:{port}"
+    _wait_or_log(lambda: answers(f"{url}/app/static/1k"), "nginx", work / "nginx.log", nginx)
+    return [child.pid for child in psutil.Process(nginx.pid).children()], url
+
+
+def _start_chp(work: Path, ports: dict[str, int], stack: ExitStack) -> tuple[int, str]:
+    """configurable-http-proxy with a route per instance, and /api to the upstream: its pid and URL."""
+    routes = {f"/app/{name}": f"http://127.0.0.1:{port}" for name, port in ports.items()}
+    routes["/api"] = f"http://127.0.0.1:{ports['static']}/api"
+    port = free_port()
+    pid = stack.enter_context(chp.running(port, routes, work / "chp.log"))
+    url = f"http://127.0.0.1:{port}"
+    wait_until(lambda: answers(f"{url}/app/static/1k"), "configurable-http-proxy")
+    return pid, url
+
+
+def _wait_or_log(predicate: Callable[[], object], what: str, log: Path, proc: subprocess.Popen[bytes]) -> None:
+    def ready() -> object:
+        if proc.poll() is not None:
+            raise SystemExit(f"{what}: the process exited with {proc.returncode}")
+        return predicate()
+
+    try:
+        wait_until(ready, what)
+    except SystemExit:
+        print(log.read_text(errors="replace")[-4000:], file=sys.stderr)
+        raise
+
+
+def _start_instance(base: str, bearer: dict[str, str], name: str, blueprint: str) -> int:
+    created = http_json(f"{base}/api/instances", "POST", {"name": name, "blueprint": blueprint}, headers=bearer)
+    http_json(f"{base}/api/instances/{created['id']}/start", "POST", headers=bearer)
+
+    def running() -> int | None:
+        data = http_json(f"{base}/api/instances/{created['id']}", headers=bearer)
+        if data["status"] == "error":
+            raise SystemExit(f"instance {name} failed: {data.get('status_message')}")
+        return data["port"] if data["status"] == "running" else None
+
+    return int(wait_until(running, f"instance {name} to run"))
+
+
+def _login(base: str, token: str) -> str:
+    """The session cookie a browser gets from the login form."""
+    req = urllib.request.Request(
+        f"{base}/api/auth/login", data=json.dumps({"token": token}).encode(), method="POST",
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        jar = http.cookies.SimpleCookie()
+        for line in resp.headers.get_all("Set-Cookie") or []:
+            jar.load(line)
+    if COOKIE not in jar:
+        raise SystemExit(f"login at {base} set no {COOKIE} cookie")
+    return jar[COOKIE].value
+
+
+def _get(url: str, headers: dict[str, str]) -> bytes:
+    with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=30) as resp:
+        return bytes(resp.read())
+
+
+# -- measurements ----------------------------------------------------------------------------------
+
+
+def measure(args: argparse.Namespace, target: Target) -> list[Row]:
+    rows = small_requests(args, target)
+    rows += python_upstream(args, target)
+    if args.profile:
+        profile(args, target)
+    rows.append(download(target))
+    rows += upload(target)
+    rows += websockets(args, target)
+    if args.spa_runs:
+        rows += first_load(args, target)
     return rows
 
 
-def _small(args: argparse.Namespace, urls: dict[str, str]) -> tuple[dict[str, float], dict[str, float]]:
-    """Best requests/s (and that run's p99) of each contender over alternating wrk runs."""
-    # Other work on the machine comes and goes: alternate the contenders and keep each one's
-    # best run, so a burst of load elsewhere does not decide the ratio.
-    rps: dict[str, float] = {}
-    p99: dict[str, float] = {}
-    for url in urls.values():
-        wrk(url, 2, args.connections)  # warm up pools, caches, CPU frequency
-    for _ in range(args.rounds):
-        for name, url in urls.items():
-            rate, latency = wrk(url, args.duration, args.connections)
-            print(f"  {name} {url}: {rate:.0f} req/s, p99 {latency:.2f} ms", flush=True)
-            if rate > rps.get(name, 0.0):
-                rps[name], p99[name] = rate, latency
-    return rps, p99
+def small_requests(args: argparse.Namespace, target: Target) -> list[Row]:
+    """1 KB /app/ only and the browser mix, alternating runs of both on every proxy."""
+    app_url = {name: f"{base}/app/static/1k" for name, base in target.bases.items()}
+    loads: dict[str, Callable[[str, float], WrkResult]] = {
+        "app": lambda name, seconds: wrk(app_url[name], seconds, args.connections, target.headers),
+        "mix": lambda name, seconds: _mix(args, target, name, seconds),
+    }
+    best = _best_of(args, loads)
+    app, mix = best["app"], best["mix"]
+    note = f"wrk -c{args.connections}, best of {args.rounds}"
+    mix_note = f"1 {API_PATH} per {APP_REQUESTS_PER_API} app requests; NGINX/CHP: a same-size file on the upstream"
+    return [
+        Row("app", "1 KB GET, /app/ only, NGINX static upstream", "req/s", _rps(app), note),
+        Row("app_p99", "1 KB GET p99 latency, /app/ only", "ms", _p99(app), "lower is better"),
+        Row("mix", "browser mix, NGINX static upstream", "req/s", _rps(mix), f"{mix_note}; {note}"),
+        Row("mix_p99", "browser mix p99 latency", "ms", _p99(mix), "lower is better"),
+        Row("mix_ratio", "browser mix / /app/ only", "x",
+            {name: mix[name].rps / app[name].rps for name in PROXIES}, "each proxy's own ratio", ratios=False),
+    ]
+
+
+def python_upstream(args: argparse.Namespace, target: Target) -> list[Row]:
+    urls = {name: f"{base}/app/pyapp/1k" for name, base in target.bases.items()}
+    best = _best_of(args, {"py": lambda name, s: wrk(urls[name], s, args.connections, target.headers)})["py"]
+    note = f"wrk -c{args.connections}, best of {args.rounds}"
+    return [
+        Row("py", "1 KB GET, Python (aiohttp) upstream", "req/s", _rps(best), note),
+        Row("py_p99", "1 KB GET p99 latency, Python upstream", "ms", _p99(best), "lower is better"),
+    ]
+
+
+def _mix(args: argparse.Namespace, target: Target, name: str, seconds: float) -> WrkResult:
+    return wrk(target.bases[name], seconds, args.connections, target.headers, MIX_SCRIPT,
+               ["/app/static/1k", API_PATH, str(APP_REQUESTS_PER_API)])
+
+
+def _best_of(
+    args: argparse.Namespace, loads: dict[str, Callable[[str, float], WrkResult]]
+) -> dict[str, dict[str, WrkResult]]:
+    """Each load's best run on each proxy over alternating rounds (other work on the machine comes
+    and goes: alternating and keeping the best stops a burst elsewhere from deciding a ratio)."""
+    for load in loads.values():
+        for name in PROXIES:
+            load(name, 1)  # warm up pools, caches, CPU frequency
+    best: dict[str, dict[str, WrkResult]] = {load: {} for load in loads}
+    for round_ in range(args.rounds):
+        order = list(loads) if round_ % 2 == 0 else list(reversed(loads))
+        for name in PROXIES:
+            for load in order:
+                result = loads[load](name, args.duration)
+                print(f"  {load:4} via {name:6} {result.rps:9,.0f} req/s  p99 {result.p99_ms:6.2f} ms", flush=True)
+                if result.rps > best[load].get(name, WrkResult(0.0, 0.0)).rps:
+                    best[load][name] = result
+    return best
+
+
+def _rps(results: dict[str, WrkResult]) -> dict[str, float]:
+    return {name: r.rps for name, r in results.items()}
+
+
+def _p99(results: dict[str, WrkResult]) -> dict[str, float]:
+    return {name: r.p99_ms for name, r in results.items()}
+
+
+def profile(args: argparse.Namespace, target: Target) -> None:
+    """One extra AiKore run of each 1 KB load under py-spy (kept out of the table's figures)."""
+    out = pyspy_profile.OUT_DIR / time.strftime("%Y%m%d-%H%M%S")
+    pid = target.pids[AIKORE][0]
+    runs = {
+        "app-only": lambda: wrk(f"{target.bases[AIKORE]}/app/static/1k", args.duration, args.connections,
+                                target.headers),
+        "browser-mix": lambda: _mix(args, target, AIKORE, args.duration),
+    }
+    for label, load in runs.items():
+        raw = out / f"{label}.collapsed.txt"
+        with pyspy_profile.recording(pid, args.duration, raw):
+            time.sleep(0.5)  # py-spy attached before the load starts
+            result = load()
+        text = pyspy_profile.summary(raw)
+        (out / f"{label}.top.txt").write_text(text + "\n")
+        target.profiles.append(f"{label} under py-spy: {result.rps:,.0f} req/s\n{text}")
+        print(f"  profiled {label}: {raw}", flush=True)
+
+
+def download(target: Target) -> Row:
+    speeds: dict[str, float] = {}
+    growth = 0.0
+    for name, base in target.bases.items():
+        with PeakRss(target.pids[AIKORE]) as peak:
+            speeds[name] = curl_download(f"{base}/app/static/100m", DOWNLOAD, target.headers)
+        growth = peak.growth_mib if name == AIKORE else growth
+        print(f"  100 MB download via {name}: {speeds[name]:,.0f} MB/s", flush=True)
+    return Row("download", "100 MB download", "MB/s", speeds, f"best of 3; AiKore RSS +{growth:.1f} MiB")
+
+
+def upload(target: Target) -> list[Row]:
+    big = target.work / "upload.bin"
+    speeds: dict[str, float] = {}
+    growth: dict[str, float] = {}
+    for _ in range(2):
+        for name, base in target.bases.items():
+            with PeakRss(target.pids[name]) as peak:
+                speed = curl_upload(f"{base}/app/demo/upload", big, UPLOAD, target.headers)
+            speeds[name] = max(speeds.get(name, 0.0), speed)
+            growth[name] = max(growth.get(name, 0.0), peak.growth_mib)
+            print(f"  1 GiB upload via {name}: {speed:,.0f} MB/s, RSS +{peak.growth_mib:.1f} MiB", flush=True)
+    return [
+        Row("upload", "1 GiB upload (demo app upstream)", "MB/s", speeds, "best of 2"),
+        Row("upload_rss", "proxy RSS growth during the 1 GiB upload", "MiB", growth,
+            "largest of 2; NGINX: its worker; lower is better"),
+    ]
+
+
+def websockets(args: argparse.Namespace, target: Target) -> list[Row]:
+    rows = []
+    seconds = args.ws_seconds if args.ws_seconds is not None else min(args.duration, 5.0)
+    for size, label, key in ((64, "64 B", "ws64"), (BIG_FRAME, "8 MiB", "ws8m")):
+        rates: dict[str, float] = {}
+        for name, base in target.bases.items():
+            url = base.replace("http://", "ws://") + "/app/demo/ws"
+            rates[name] = asyncio.run(ws_round_trips(url, size, seconds, {"Cookie": f"{COOKIE}={target.cookie}"}))
+            print(f"  websocket {label} round trips via {name}: {rates[name]:,.1f}/s", flush=True)
+        rows.append(Row(key, f"websocket round trips, {label} frames (demo echo)", "msg/s", rates,
+                        "one socket, sequential"))
+    return rows
+
+
+def first_load(args: argparse.Namespace, target: Target) -> list[Row]:
+    urls = {name: f"{base}/app/static/spa/" for name, base in target.bases.items()}
+    urls[DIRECT] = f"{target.direct}/spa/"
+    loads = spa.first_loads(urls, [{"name": COOKIE, "value": target.cookie}], args.spa_runs)
+    for name, result in loads.items():
+        print(f"  ComfyUI via {name}: load event {_ms(result.load_ms)}; all assets {_ms(result.settled_ms)}; "
+              f"{result.requests} requests, {result.bytes / 1e6:.1f} MB", flush=True)
+    sample = loads[DIRECT]
+    what = f"ComfyUI frontend {spa.FRONTEND_VERSION} cold first load"
+    return [
+        Row("spa", f"{what}, to the load event", "ms", {name: spa.best(r.load_ms) for name, r in loads.items()},
+            f"best of {args.spa_runs}; medians AiKore/NGINX/CHP/direct {_medians(loads, 'load_ms')}; lower is better"),
+        Row("spa_all", f"{what}, until its last asset arrived", "ms",
+            {name: spa.best(r.settled_ms) for name, r in loads.items()},
+            f"{sample.requests} requests, {sample.bytes / 1e6:.1f} MB; best of {args.spa_runs}; "
+            f"medians {_medians(loads, 'settled_ms')}; lower is better"),
+    ]
+
+
+def _ms(times: list[float]) -> str:
+    return f"best {spa.best(times):.0f} ms, median {spa.median(times):.0f} ({', '.join(f'{t:.0f}' for t in times)})"
+
+
+def _medians(loads: dict[str, spa.Loads], attr: str) -> str:
+    return " / ".join(f"{spa.median(getattr(r, attr)):.0f}" for r in loads.values())
+
+
+# -- report ----------------------------------------------------------------------------------------
 
 
 def table(rows: list[Row]) -> str:
     lines = [
-        "| Test | Unit | AiKore | proxy package alone | NGINX | AiKore / NGINX | alone / NGINX | Note |",
-        "|---|---|---:|---:|---:|---:|---:|---|",
+        "| Test | Unit | AiKore | NGINX | CHP | direct | AiKore / NGINX | AiKore / CHP | Note |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---|",
     ]
     for row in rows:
-        v = row.values
-        lines.append(
-            f"| {row.what} | {row.unit} | {v['aikore']:,.1f} | {v['alone']:,.1f} | {v['nginx']:,.1f} "
-            f"| {row.ratio('aikore'):.2f}x | {row.ratio('alone'):.2f}x | {row.note} |"
-        )
+        cells = [_figure(row.values.get(name), row.unit) for name in (AIKORE, NGINX, CHP, DIRECT)]
+        ratios = [_times(row.ratio(AIKORE, other)) if row.ratios else "" for other in (NGINX, CHP)]
+        lines.append(f"| {row.what} | {row.unit} | {' | '.join(cells)} | {' | '.join(ratios)} | {row.note} |")
     return "\n".join(lines)
 
 
-async def serve_alone(port: int, routes: list[str]) -> None:
-    """The proxy package on its own: same routes, no AiKore middleware (auth gate, error JSON)."""
-    import proxy
+def goals(rows: list[Row]) -> list[Goal]:
+    """The proxy issue's goals for this benchmark, from the rows."""
+    by_key = {row.key: row for row in rows}
 
-    table_ = proxy.RouteTable()
-    for spec in routes:
-        name, target = spec.split("=")
-        table_.set(name, port=int(target), state="running")
-    session, pool = proxy.client_session(), proxy.UpstreamPool()
-    app = web.Application()
-    proxy.add_app_routes(app.router, proxy.path_handler(table_, session, pool=pool))
-    runner = web.AppRunner(app, access_log=None, **proxy.SERVER_HANDLER_ARGS)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    stop = asyncio.Event()
-    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
-    await stop.wait()
-    await runner.cleanup()
-    await pool.close()
-    await session.close()
+    def ratio(key: str, to: str) -> float | None:
+        return by_key[key].ratio(AIKORE, to) if key in by_key else None
+
+    def value(key: str) -> float | None:
+        return by_key[key].values.get(AIKORE) if key in by_key else None
+
+    return [
+        Goal("browser mix within 10 % of /app/ only (AiKore mix / app-only)", value("mix_ratio"), 0.9, True),
+        Goal("browser mix at least 0.3x NGINX", ratio("mix", NGINX), 0.3, True),
+        Goal("browser mix at least 2.5x configurable-http-proxy", ratio("mix", CHP), 2.5, True),
+        Goal("ComfyUI first load within 1.2x NGINX's time", ratio("spa", NGINX), 1.2, False),
+        Goal("100 MB download at least 1.0x NGINX", ratio("download", NGINX), 1.0, True),
+        Goal("1 GiB upload: AiKore RSS growth under 64 MiB", value("upload_rss"), 64.0, False, " MiB"),
+        Goal("8 MiB websocket frames at least NGINX's rate", ratio("ws8m", NGINX), 1.0, True),
+    ]
+
+
+def goals_table(rows: list[Row]) -> str:
+    lines = ["| Goal | AiKore | Target | Verdict |", "|---|---:|---:|---|"]
+    return "\n".join(lines + [goal.line() for goal in goals(rows)])
+
+
+def _figure(value: float | None, unit: str) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.2f}x" if unit == "x" else f"{value:,.1f}"
+
+
+def _times(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}x"
+
+
+def load_line(before: tuple[float, float, float]) -> str:
+    """Other work on the machine during the run, which the best-of figures try to see past."""
+    after = os.getloadavg()
+    return f"load average (1 min) at the start {before[0]:.1f}, at the end {after[0]:.1f}; {os.cpu_count()} CPUs"
+
+
+def machine_line() -> str:
+    cpu = "?"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return (
+        f"machine: {os.cpu_count()} CPUs ({cpu}), {psutil.virtual_memory().total / 2**30:.0f} GiB, "
+        f"{platform.system()} {platform.release()}; python {platform.python_version()}; "
+        f"{_version(['nginx', '-v'])}; node {_version(['node', '--version'])}; "
+        f"configurable-http-proxy {chp.installed_version() or chp.VERSION}; chromium {spa.chromium_version()}; "
+        f"comfyui-frontend-package {spa.FRONTEND_VERSION}; aikore {_git_revision()}; "
+        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"
+    )
+
+
+def _version(cmd: list[str]) -> str:
+    try:
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return "?"
+    return (done.stdout + done.stderr).strip().replace("nginx version: ", "")
+
+
+def _git_revision() -> str:
+    try:
+        rev = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
+                             capture_output=True, text=True, timeout=30).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "--", "aikore", "proxy"],
+                               capture_output=True, text=True, timeout=30).stdout.strip()
+    except (OSError, subprocess.TimeoutExpired):
+        return "?"
+    return f"{rev}{' + uncommitted changes in aikore/ or proxy/' if dirty else ''}"
+
+
+@contextmanager
+def _timed(what: str) -> Iterator[None]:
+    started = time.monotonic()
+    yield
+    print(f"{what} took {time.monotonic() - started:.0f} s", flush=True)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--duration", type=float, default=10.0, help="seconds per wrk run")
-    parser.add_argument("--connections", type=int, default=64, help="wrk connections")
-    parser.add_argument("--ws-seconds", type=float, default=5.0, help="seconds per websocket test")
-    parser.add_argument("--rounds", type=int, default=3, help="alternating wrk runs per proxy (best kept)")
-    parser.add_argument("--serve-alone", type=int, metavar="PORT", help=argparse.SUPPRESS)
-    parser.add_argument("--route", action="append", default=[], help=argparse.SUPPRESS)
+    parser.add_argument("--duration", type=float, default=5.0, help="seconds per wrk run (default 5)")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating wrk runs per proxy, best kept (default 3)")
+    parser.add_argument("--connections", type=int, default=64, help="wrk connections (default 64)")
+    parser.add_argument("--ws-seconds", type=float, help="seconds per websocket test (default: --duration, at most 5)")
+    parser.add_argument("--spa-runs", type=int, default=5, help="cold first loads per target, 0 skips (default 5)")
+    parser.add_argument("--profile", action="store_true",
+                        help=f"py-spy AiKore during extra 1 KB and mix runs; output in {pyspy_profile.OUT_DIR}")
     args = parser.parse_args()
-    if args.serve_alone:
-        import uvloop
-
-        uvloop.run(serve_alone(args.serve_alone, args.route))
-        return
-    for tool in ("nginx", "wrk", "curl"):
+    for tool in ("nginx", "wrk", "curl", "node", "npm"):
         if shutil.which(tool) is None:
-            raise SystemExit(f"{tool} is not installed (apt-get install nginx-light wrk curl)")
-    print(
-        f"machine: {os.cpu_count()} CPUs, {psutil.virtual_memory().total / 2**30:.0f} GiB; "
-        f"python {sys.version.split()[0]}",
-        flush=True,
-    )
-    rows = run(args)
+            raise SystemExit(f"{tool} is not installed (scripts/test-deps and bench/deps install it)")
+    if args.profile:
+        pyspy_profile.pyspy()
+    load_before = os.getloadavg()
+    with _timed("the benchmark"):
+        rows, profiles = run(args)
+    print()
+    print(machine_line())
+    print(load_line(load_before))
     print()
     print(table(rows))
+    print()
+    print(goals_table(rows))
+    for text in profiles:
+        print()
+        print(text)
 
 
 if __name__ == "__main__":
