@@ -15,6 +15,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[2]
@@ -105,6 +106,26 @@ def test_compose_reserves_gpus_and_mounts_the_volumes() -> None:
     assert any(v.endswith(":/config") for v in service["volumes"])
     assert any(v.endswith(":/config/models") for v in service["volumes"])
     assert {"PUID", "PGID", "TZ"} <= set(service["environment"])
+
+
+def docker_compose() -> str:
+    found = shutil.which("docker-compose")
+    if found is None:
+        pytest.skip("docker-compose is missing: scripts/test-deps installs Debian's package")
+    return found
+
+
+def test_compose_file_is_valid_for_docker_compose() -> None:
+    proc = subprocess.run([docker_compose(), "-f", "docker-compose.yml", "config", "--quiet"], cwd=REPO,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_docker_compose_catches_a_bad_compose_file(tmp_path: Path) -> None:
+    bad = tmp_path / "docker-compose.yml"
+    bad.write_text("services:\n  aikore:\n    image: aikore\n    ports: 9000\n    restart: sometimes\n")
+    proc = subprocess.run([docker_compose(), "-f", str(bad), "config", "--quiet"], capture_output=True, timeout=60)
+    assert proc.returncode != 0
 
 
 def _ignored(path: str, patterns: list[str]) -> bool:
