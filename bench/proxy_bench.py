@@ -2,7 +2,7 @@
 
     python bench/proxy_bench.py                          # the full run (about five minutes)
     python bench/proxy_bench.py --duration 2 --rounds 1  # a quick look
-    python bench/proxy_bench.py --profile                # also py-spy AiKore under the 1 KB loads
+    python bench/proxy_bench.py --profile                # then py-spy AiKore under three of the loads
 
 What runs: a real `aikore` process with authentication on (token mode; the load logs in once
 and sends the `aikore_session` cookie on every request, as a browser with the dashboard open
@@ -26,7 +26,8 @@ trips with 64 B and 8 MiB frames; the ComfyUI frontend's first load in headless 
 through each proxy and direct, to the load event and until its last asset arrived (most of the
 app comes by dynamic import after the load event; bench/spa.py). wrk figures are the best of
 alternating runs. Prints the machine, a table with the ratios, and the issue's goals, met or not;
---profile adds py-spy's view of AiKore under the 1 KB loads (bench/pyspy_profile.py).
+--profile then adds py-spy's view of AiKore during extra runs of the 1 KB /app/-only load, the mix and
+the 8 MiB websocket frames (bench/pyspy_profile.py; the table's figures are taken without it).
 """
 
 from __future__ import annotations
@@ -398,13 +399,13 @@ def _get(url: str, headers: dict[str, str]) -> bytes:
 def measure(args: argparse.Namespace, target: Target) -> list[Row]:
     rows = small_requests(args, target)
     rows += python_upstream(args, target)
-    if args.profile:
-        profile(args, target)
     rows.append(download(target))
     rows += upload(target)
     rows += websockets(args, target)
     if args.spa_runs:
         rows += first_load(args, target)
+    if args.profile:
+        profile(args, target)
     return rows
 
 
@@ -473,23 +474,28 @@ def _p99(results: dict[str, WrkResult]) -> dict[str, float]:
 
 
 def profile(args: argparse.Namespace, target: Target) -> None:
-    """One extra AiKore run of each 1 KB load under py-spy (kept out of the table's figures)."""
+    """Extra AiKore runs under py-spy, after the table's figures: 1 KB /app/ only, the mix, 8 MiB frames."""
     out = pyspy_profile.OUT_DIR / time.strftime("%Y%m%d-%H%M%S")
-    pid = target.pids[AIKORE][0]
-    runs = {
-        "app-only": lambda: wrk(f"{target.bases[AIKORE]}/app/static/1k", args.duration, args.connections,
-                                target.headers),
-        "browser-mix": lambda: _mix(args, target, AIKORE, args.duration),
+    base, seconds = target.bases[AIKORE], args.duration
+    ws_url = base.replace("http://", "ws://") + "/app/demo/ws"
+    runs: dict[str, Callable[[], str]] = {
+        "app-only": lambda: f"{wrk(f'{base}/app/static/1k', seconds, args.connections, target.headers).rps:,.0f} req/s",
+        "browser-mix": lambda: f"{_mix(args, target, AIKORE, seconds).rps:,.0f} req/s",
+        "ws-8mib": lambda: f"{asyncio.run(ws_round_trips(ws_url, BIG_FRAME, seconds, _cookie(target))):,.1f} msg/s",
     }
     for label, load in runs.items():
         raw = out / f"{label}.collapsed.txt"
-        with pyspy_profile.recording(pid, args.duration, raw):
+        with pyspy_profile.recording(target.pids[AIKORE][0], seconds, raw):
             time.sleep(0.5)  # py-spy attached before the load starts
             result = load()
         text = pyspy_profile.summary(raw)
         (out / f"{label}.top.txt").write_text(text + "\n")
-        target.profiles.append(f"{label} under py-spy: {result.rps:,.0f} req/s\n{text}")
+        target.profiles.append(f"{label} under py-spy: {result}\n{text}")
         print(f"  profiled {label}: {raw}", flush=True)
+
+
+def _cookie(target: Target) -> dict[str, str]:
+    return {"Cookie": f"{COOKIE}={target.cookie}"}
 
 
 def download(target: Target) -> Row:
@@ -528,7 +534,7 @@ def websockets(args: argparse.Namespace, target: Target) -> list[Row]:
         rates: dict[str, float] = {}
         for name, base in target.bases.items():
             url = base.replace("http://", "ws://") + "/app/demo/ws"
-            rates[name] = asyncio.run(ws_round_trips(url, size, seconds, {"Cookie": f"{COOKIE}={target.cookie}"}))
+            rates[name] = asyncio.run(ws_round_trips(url, size, seconds, _cookie(target)))
             print(f"  websocket {label} round trips via {name}: {rates[name]:,.1f}/s", flush=True)
         rows.append(Row(key, f"websocket round trips, {label} frames (demo echo)", "msg/s", rates,
                         "one socket, sequential"))
@@ -672,7 +678,8 @@ def main() -> None:
     parser.add_argument("--ws-seconds", type=float, help="seconds per websocket test (default: --duration, at most 5)")
     parser.add_argument("--spa-runs", type=int, default=5, help="cold first loads per target, 0 skips (default 5)")
     parser.add_argument("--profile", action="store_true",
-                        help=f"py-spy AiKore during extra 1 KB and mix runs; output in {pyspy_profile.OUT_DIR}")
+                        help=f"then py-spy AiKore during extra /app/-only, mix and 8 MiB websocket runs; "
+                        f"output in {pyspy_profile.OUT_DIR}")
     args = parser.parse_args()
     for tool in ("nginx", "wrk", "curl", "node", "npm"):
         if shutil.which(tool) is None:
