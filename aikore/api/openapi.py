@@ -31,6 +31,12 @@ ERROR_SCHEMA = {
 }
 
 
+_EXPECTATION_FAILED = {
+    "description": "The request's Expect header asks for something other than 100-continue",
+    "content": {"text/plain": {"schema": {"type": "string"}}},
+}
+
+
 def build_document(modules: Iterable[ModuleType]) -> dict[str, Any]:
     """The whole document from each API module's ``OPENAPI_PATHS`` and ``OPENAPI_SCHEMAS``."""
     paths: dict[str, Any] = {}
@@ -38,6 +44,11 @@ def build_document(modules: Iterable[ModuleType]) -> dict[str, Any]:
     for module in [*modules, sys.modules[__name__]]:
         paths.update(getattr(module, "OPENAPI_PATHS", {}))
         schemas.update(getattr(module, "OPENAPI_SCHEMAS", {}))
+    for operations in paths.values():
+        for operation in operations.values():
+            if isinstance(operation, dict) and "requestBody" in operation:
+                # aiohttp's server answers an Expect other than 100-continue itself, before any view.
+                operation["responses"].setdefault("417", _EXPECTATION_FAILED)
     return {
         "openapi": "3.1.0",
         "info": {
