@@ -167,6 +167,7 @@ def test_docker_stop_stops_every_instance_and_a_new_container_keeps_the_data(
     api = first.api()
     token = api.token
     one = start_demo(api, "one")
+    auto = start_demo(api, "auto", autostart=True)
     script = api.request("GET", f"/api/instances/{one['id']}/script").json()["content"]
     edited = script + "# edited before the upgrade\n"
     assert api.request("PUT", f"/api/instances/{one['id']}/script", {"content": edited}).status == 200
@@ -188,6 +189,7 @@ def test_docker_stop_stops_every_instance_and_a_new_container_keeps_the_data(
     # AiKore recorded the stop itself: stopped, not "gone when AiKore started".
     kept = _instance(api, one["id"])
     assert (kept["name"], kept["status"], kept["status_message"]) == ("one", "stopped", None)
+    wait_until(lambda: _instance(api, auto["id"])["status"] == "running", timeout=60, what="autostart in the new one")
     assert api.request("GET", f"/api/instances/{one['id']}/script").json()["content"] == edited
     assert api.request("POST", f"/api/instances/{one['id']}/start").status == 200
     wait_until(lambda: _instance(api, one["id"])["status"] == "running", timeout=60, what="one to run again")
