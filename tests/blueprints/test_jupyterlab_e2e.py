@@ -23,7 +23,7 @@ NAME = "lab"
 UV = Path(sys.executable).parent / "uv"
 INSTALL_DEADLINE = 600.0
 
-pytestmark = pytest.mark.timeout(900)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
 
 def _needs_uv() -> None:
@@ -105,14 +105,14 @@ def test_jupyterlab_instance_runs_code_over_the_proxied_websocket(aikore_process
     started = aikore.request("POST", f"/api/instances/{instance['id']}/start")
     assert started.status in (200, 202), started.body
 
-    def running() -> bool:
+    def settled() -> str | None:
         status = aikore.request("GET", f"/api/instances/{instance['id']}").json()["status"]
-        if status == "error":
-            log = aikore.request("GET", f"/api/instances/{instance['id']}/logs?tail=60").body.decode()
-            raise AssertionError(f"instance failed:\n{log}")
-        return status == "running"
+        return status if status in ("running", "error") else None
 
-    wait_until(running, timeout=INSTALL_DEADLINE, interval=1.0, what="the JupyterLab instance to be running")
+    # wait_until retries a predicate that raises, so a failed install is reported after the wait.
+    status = wait_until(settled, timeout=INSTALL_DEADLINE, interval=1.0, what="the JupyterLab instance to run")
+    log = aikore.request("GET", f"/api/instances/{instance['id']}/logs?tail=60").body.decode()
+    assert status == "running", f"instance failed:\n{log}"
 
     # Unauthenticated requests never reach Jupyter, whose own token is off.
     assert aikore.request("GET", f"/app/{NAME}/api/status", auth=False).status in (401, 302, 303)
