@@ -14,6 +14,7 @@ from aikore.errors import error_middleware
 from aikore.events import EVENTS, EventBus
 from aikore.http import setup_http
 from aikore.http.dashboard import setup_dashboard
+from aikore.models import setup_models
 from aikore.monitor import setup_monitor
 from aikore.routing import ROUTES, setup_public_ports, setup_routing
 from aikore.store import setup_store
@@ -49,6 +50,10 @@ def create_app(settings: Settings) -> web.Application:
         app, settings, instance_pids=supervisor.instance_pids, route_snapshot=lambda: app[ROUTES].snapshot()
     )
     setup_public_ports(app)
+    # The model library and its download queue (resumes unfinished downloads at start).
+    setup_models(app, settings)
+    # Shells end (on shutdown) before the supervisor stops the instances they work in.
+    setup_terminal(app)
     setup_api(app)
     setup_dashboard(app)
     return app

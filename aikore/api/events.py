@@ -16,7 +16,9 @@ from typing import Any, TypeVar
 from aiohttp import web
 
 from aikore.api.instances import instance_json
+from aikore.api.models import download_json
 from aikore.events import EVENTS
+from aikore.models.events import DownloadChanged, DownloadRemoved, ModelsChanged
 from aikore.supervisor import SUPERVISOR
 from aikore.supervisor.events import InstanceChanged, InstanceDeleted, InstanceRenamed
 
@@ -88,6 +90,12 @@ def render_event(app: web.Application, event: object) -> bytes | None:
         return sse("instance", instance_json(app, event.instance, event.runtime))
     if isinstance(event, InstanceDeleted):
         return sse("instance_deleted", {"id": event.instance.id, "name": event.instance.name})
+    if isinstance(event, DownloadChanged):
+        return sse("download", download_json(event.download))
+    if isinstance(event, DownloadRemoved):
+        return sse("download_removed", {"id": event.download_id})
+    if isinstance(event, ModelsChanged):
+        return sse("models_changed", {"kind": event.kind})
     return None
 
 
@@ -121,7 +129,9 @@ OPENAPI_PATHS: dict[str, Any] = {
             "summary": "Live instance state changes (Server-Sent Events)",
             "description": (
                 "First `event: snapshot` with `{\"instances\": [Instance...]}`, then one event per change: "
-                "`event: instance` (data: the Instance) or `event: instance_deleted` (data: `{id, name}`). "
+                "`event: instance` (data: the Instance) or `event: instance_deleted` (data: `{id, name}`); "
+                "model downloads: `event: download` (data: the ModelDownload, at most 4 a second each), "
+                "`event: download_removed` (`{id}`), `event: models_changed` (`{kind}`: re-read /api/models). "
                 "Comment lines keep the connection alive."
             ),
             "responses": {"200": {"description": "An endless event stream", "content": {"text/event-stream": {}}}},
