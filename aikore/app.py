@@ -19,6 +19,7 @@ from aikore.monitor import setup_monitor
 from aikore.routing import ROUTES, setup_public_ports, setup_routing
 from aikore.store import setup_store
 from aikore.supervisor import SUPERVISOR, setup_supervisor
+from aikore.terminal import setup_terminal
 
 log = logging.getLogger(__name__)
 

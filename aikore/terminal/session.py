@@ -1,0 +1,178 @@
+"""One shell on a pseudo-terminal: spawned in its own session, resized, attached, ended as a whole."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import os
+import secrets
+import signal
+import struct
+import sys
+import termios
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+# Output kept for a reattach (the screen a kept session shows when the browser comes back).
+SCROLLBACK = 256 * 1024
+_READ = 64 * 1024
+# Makes the PTY the shell's controlling terminal, then becomes the shell. A tiny exec shim instead
+# of subprocess's preexec_fn, which is unsafe in a process with threads.
+_CTTY_SHIM = (
+    "import fcntl, os, sys, termios; fcntl.ioctl(0, termios.TIOCSCTTY, 0); "
+    "os.execvpe(sys.argv[1], sys.argv[1:], os.environ)"
+)
+
+_BASHRC = Path(__file__).with_name("bashrc")
+
+Listener = Callable[[bytes | None], None]
+
+
+class TerminalSession:
+    """A shell on a PTY; output goes to the attached listener (None = the shell ended)."""
+
+    def __init__(self, title: str, cwd: Path, env: Mapping[str, str], keep: bool = False,
+                 owner: int | None = None) -> None:
+        self.id = secrets.token_hex(8)
+        self.title = title
+        self.cwd = cwd
+        self.env = dict(env)
+        self.keep = keep
+        # The instance whose environment the shell has (None: AiKore's own shell).
+        self.owner = owner
+        self.created = time.time()
+        self.pid: int | None = None
+        self.exit_code: int | None = None
+        self._proc: asyncio.subprocess.Process | None = None
+        self._master = -1
+        self._scrollback = bytearray()
+        self._listener: Listener | None = None
+        self._ended = asyncio.Event()
+
+    @property
+    def attached(self) -> bool:
+        return self._listener is not None
+
+    @property
+    def alive(self) -> bool:
+        return not self._ended.is_set()
+
+    async def start(self, cols: int = 80, rows: int = 24) -> None:
+        master, slave = os.openpty()
+        try:
+            _set_size(slave, cols, rows)
+            env = {**self.env, "TERM": "xterm-256color", "COLORTERM": "truecolor"}
+            self._proc = await asyncio.create_subprocess_exec(
+                sys.executable, "-c", _CTTY_SHIM, "bash", "--rcfile", str(_BASHRC), "-i",
+                stdin=slave, stdout=slave, stderr=slave, cwd=self.cwd, env=env, start_new_session=True,
+            )
+        except BaseException:
+            os.close(master)
+            raise
+        finally:
+            os.close(slave)
+        self.pid = self._proc.pid
+        self._master = master
+        os.set_blocking(master, False)
+        asyncio.get_running_loop().add_reader(master, self._on_output)
+        asyncio.get_running_loop().create_task(self._reap())
+
+    def attach(self, listener: Listener) -> bytes:
+        """Send output to ``listener`` from now on; returns what the screen showed so far."""
+        self._listener = listener
+        return bytes(self._scrollback)
+
+    def detach(self) -> None:
+        self._listener = None
+
+    def write(self, data: bytes) -> None:
+        if self._master < 0 or not data:
+            return
+        # The PTY's input buffer is a few KiB: a large paste is written in pieces as it drains.
+        view = memoryview(data)
+        while view:
+            try:
+                view = view[os.write(self._master, view):]
+            except BlockingIOError:
+                time.sleep(0.005)
+            except OSError:
+                return
+
+    def resize(self, cols: int, rows: int) -> None:
+        if self._master >= 0:
+            _set_size(self._master, cols, rows)
+
+    async def end(self, grace: float = 2.0) -> None:
+        """Hang up the shell and everything it started (its whole session), then wait for it."""
+        if self.pid is None:
+            return
+        _signal_session(self.pid, signal.SIGHUP)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._ended.wait(), grace)
+        # Background jobs and nohup'd children would outlive the shell: nothing of the session stays.
+        _signal_session(self.pid, signal.SIGKILL)
+        await self._ended.wait()
+
+    async def wait(self) -> int | None:
+        await self._ended.wait()
+        return self.exit_code
+
+    def _on_output(self) -> None:
+        try:
+            data = os.read(self._master, _READ)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""  # EIO: every holder of the PTY's other side is gone
+        if not data:
+            self._close_master()
+            return
+        self._scrollback += data
+        if len(self._scrollback) > SCROLLBACK:
+            del self._scrollback[: len(self._scrollback) - SCROLLBACK]
+        if self._listener is not None:
+            self._listener(data)
+
+    def _close_master(self) -> None:
+        if self._master >= 0:
+            asyncio.get_running_loop().remove_reader(self._master)
+            os.close(self._master)
+            self._master = -1
+
+    async def _reap(self) -> None:
+        assert self._proc is not None
+        self.exit_code = await self._proc.wait()
+        # Leftovers of the session (a job that ignored the hangup) go with the shell.
+        _signal_session(self._proc.pid, signal.SIGKILL)
+        # The rest of the output (the shell's last words) is read before the end is announced.
+        deadline = time.monotonic() + 1.0
+        while self._master >= 0 and time.monotonic() < deadline:
+            self._on_output()
+            await asyncio.sleep(0.01)
+        self._close_master()
+        self._ended.set()
+        if self._listener is not None:
+            self._listener(None)
+
+
+def _set_size(fd: int, cols: int, rows: int) -> None:
+    fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+
+
+def _signal_session(sid: int, signum: int) -> None:
+    """Signal every process of session ``sid`` (the shell made it; its jobs have their own groups)."""
+    for pid in _session_members(sid):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signum)
+
+
+def _session_members(sid: int) -> list[int]:
+    members = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            with contextlib.suppress(OSError):
+                if os.getsid(int(entry)) == sid:
+                    members.append(int(entry))
+    return members
