@@ -6,10 +6,25 @@ from types import ModuleType
 
 from aiohttp import web
 
-from aikore.api import actions, auth, blueprints, events, health, instances, logs, models, openapi, system, terminal
+from aikore.api import (
+    actions,
+    auth,
+    blueprints,
+    events,
+    files,
+    health,
+    instances,
+    logs,
+    models,
+    openapi,
+    system,
+    terminal,
+)
 
 # Each module registers its routes and contributes OPENAPI_PATHS / OPENAPI_SCHEMAS.
-API_MODULES: list[ModuleType] = [health, auth, blueprints, instances, actions, logs, events, system, models, terminal]
+API_MODULES: list[ModuleType] = [
+    health, auth, blueprints, instances, actions, logs, events, system, models, terminal, files,
+]
 
 
 def setup_api(app: web.Application) -> None:
