@@ -17,6 +17,7 @@ from aikore.api import (
     logs,
     models,
     openapi,
+    outputs,
     system,
     terminal,
 )
@@ -24,6 +25,7 @@ from aikore.api import (
 # Each module registers its routes and contributes OPENAPI_PATHS / OPENAPI_SCHEMAS.
 API_MODULES: list[ModuleType] = [
     health, auth, blueprints, instances, actions, logs, events, system, models, terminal, files,
+    outputs,
 ]
 
 

@@ -1,0 +1,1 @@
+"""What an instance produced (its INSTANCE_OUTPUT_DIR): the gallery, thumbnails, PNG parameters."""
