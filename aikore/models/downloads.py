@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 _CHUNK = 1024 * 1024
 _PROGRESS_EVERY = 0.25  # seconds between progress events of one download
 _SAVE_EVERY = 2.0
+_SPEED_WINDOW = 0.5
 _RETRIES = 5
 # Kept free beyond the file itself, so a download never fills the disk to the last byte.
 _DISK_MARGIN = 64 * 1024 * 1024
@@ -283,7 +284,7 @@ class Downloads:
         part = self._part_path(download)
         part.parent.mkdir(parents=True, exist_ok=True)
         download.received = offset
-        started, base = time.monotonic(), offset
+        mark_time, mark_bytes = time.monotonic(), offset
         f = await asyncio.to_thread(_open_part, part, offset)
         buffer = bytearray()
         try:
@@ -293,9 +294,12 @@ class Downloads:
                     await asyncio.to_thread(f.write, bytes(buffer))
                     buffer.clear()
                 download.received += len(chunk)
-                elapsed = time.monotonic() - started
-                if elapsed > 0:
-                    download.speed = (download.received - base) / elapsed
+                now = time.monotonic()
+                if now - mark_time >= _SPEED_WINDOW:
+                    # A smoothed rate over half-second windows: steady figures, yet quick to follow a change.
+                    rate = (download.received - mark_bytes) / (now - mark_time)
+                    download.speed = rate if download.speed == 0 else 0.7 * download.speed + 0.3 * rate
+                    mark_time, mark_bytes = now, download.received
                 self._progress(download)
         finally:
             # What arrived before a drop is a valid prefix: kept, so the resume starts after it.
