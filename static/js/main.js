@@ -6,10 +6,12 @@ import { setupEditor } from "./editor.js";
 import { renderAll, setupInstances } from "./instances.js";
 import { LiveStream } from "./live.js";
 import { setupLogs } from "./logs.js";
+import { modelEvents, resyncModels, setupModels, showModels } from "./models.js";
 import { removeInstance, setBlueprints, setInstances, setStats, upsertInstance } from "./state.js";
 import { loadHistory, setupSystem, showSystem } from "./system.js";
 
-const VIEWS = ["instances", "system"];
+const VIEWS = ["instances", "system", "models"];
+const TITLES = { instances: "Instances", system: "System", models: "Models" };
 const streamStates = { events: "connecting", stats: "connecting" };
 
 function route() {
@@ -20,8 +22,9 @@ function route() {
     if (link.dataset.viewLink === view) link.setAttribute("aria-current", "page");
     else link.removeAttribute("aria-current");
   }
-  document.title = `${view === "system" ? "System" : "Instances"} · AiKore`;
+  document.title = `${TITLES[view]} · AiKore`;
   showSystem(view === "system");
+  showModels(view === "models");
 }
 
 function banner(message, link) {
@@ -73,9 +76,13 @@ function startStreams() {
       },
       handlers: {
         // Every (re)connect starts with the whole list, so whatever changed meanwhile is caught up.
-        snapshot: (data) => setInstances(data.instances),
+        snapshot: (data) => {
+          setInstances(data.instances);
+          resyncModels();
+        },
         instance: (data) => upsertInstance(data),
         instance_deleted: (data) => removeInstance(data.id),
+        ...modelEvents,
       },
     }),
     new LiveStream("/api/system/stream", {
@@ -101,6 +108,7 @@ function init() {
   setupLogs();
   setupEditor();
   setupSystem();
+  setupModels();
   window.addEventListener("hashchange", route);
   route();
   // The events stream's snapshot brings the list too; this plain read shows it even where a
