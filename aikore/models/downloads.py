@@ -218,7 +218,7 @@ class Downloads:
             except _Dropped as exc:
                 if attempt == _RETRIES:
                     raise _Failed(
-                        f"the connection kept dropping ({exc}); {download.received} bytes kept for a retry"
+                        f"the connection kept dropping ({exc}) after {download.received} bytes; nothing was kept"
                     ) from None
                 log.info("download %s dropped (%s); resuming from byte %d", download.id, exc, download.received)
                 await asyncio.sleep(self.retry_pause * (attempt + 1))

@@ -31,6 +31,8 @@ class FileServer:
     ranges: list[str | None] = field(default_factory=list)
     auth_seen: list[str | None] = field(default_factory=list)
     drops: set[str] = field(default_factory=set)
+    # Where Hugging Face redirects file downloads (another server: a different origin).
+    cdn_base: str | None = None
     port: int = 0
     _loop: asyncio.AbstractEventLoop | None = None
     _runner: web.AppRunner | None = None
@@ -73,6 +75,7 @@ class FileServer:
         r.add_get("/files/{name}", self.serve_file)
         r.add_get("/slow/{name}", self.serve_slow)
         r.add_get("/drop/{name}", self.serve_dropping)
+        r.add_get("/norange-drop/{name}", self.serve_dropping_without_ranges)
         r.add_get("/wrong/{name}", self.serve_wrong)
         r.add_get("/status/{code}", self.serve_status)
         r.add_get("/huge", self.serve_huge)
@@ -141,6 +144,16 @@ class FileServer:
             return await self._send(request, data, cut_at=len(data) // 2)
         return await self._send(request, data)
 
+    async def serve_dropping_without_ranges(self, request: web.Request) -> web.StreamResponse:
+        """Like /drop/, but Range is ignored: every answer is the whole file from byte 0 (a 200)."""
+        name = request.match_info["name"]
+        data = self._data(request)
+        request = request.clone(headers={k: v for k, v in request.headers.items() if k != "Range"})
+        if name not in self.drops:
+            self.drops.add(name)
+            return await self._send(request, data, cut_at=len(data) // 2)
+        return await self._send(request, data)
+
     async def serve_wrong(self, request: web.Request) -> web.StreamResponse:
         data = self._data(request)
         return await self._send(request, bytes(b ^ 0xFF for b in data[:16]) + data[16:])
@@ -172,9 +185,11 @@ class FileServer:
         self.auth_seen.append(request.headers.get("Authorization"))
         if request.match_info["owner"] == "gated" and request.headers.get("Authorization") != f"Bearer {HF_TOKEN}":
             return web.Response(status=401, text="gated")
+        if request.match_info["name"] == "too-big.safetensors":
+            return web.Response(status=302, headers={"X-Linked-Size": str(10**15), "Location": f"{self.base}/nothing"})
         data = self._data(request)
         headers = {
-            "Location": f"{self.base}/cdn/{request.match_info['name']}",
+            "Location": f"{self.cdn_base or self.base}/cdn/{request.match_info['name']}",
             "X-Linked-Etag": f'"{sha256(data)}"',
             "X-Linked-Size": str(len(data)),
             "ETag": '"abc"',

@@ -77,6 +77,16 @@ async def test_a_dropped_connection_resumes_with_range_to_a_byte_identical_file(
     assert _leftovers(settings, "loras") == ["drop.bin"]
 
 
+async def test_a_server_without_range_support_restarts_from_zero_to_a_byte_identical_file(
+    models_client: TestClient, files: FileServer, settings: Settings
+) -> None:
+    data = files.add("norange.bin", 1024 * 1024 + 5)
+    download = await _add(models_client, url=f"{files.base}/norange-drop/norange.bin", kind="loras")
+    done = await _finished(models_client, download["id"])
+    assert done["state"] == "done", done
+    assert (_kind_dir(settings, "loras") / "norange.bin").read_bytes() == data
+
+
 async def test_a_checksum_mismatch_keeps_nothing(
     models_client: TestClient, files: FileServer, settings: Settings
 ) -> None:
@@ -120,6 +130,34 @@ async def test_a_hugging_face_resolve_link_follows_the_redirect_and_checks_the_l
     done = await _finished(models_client, download["id"])
     assert done["state"] == "done", done
     assert (_kind_dir(settings, "checkpoints") / "hf.safetensors").read_bytes() == data
+
+
+async def test_a_size_the_source_publishes_beyond_the_free_disk_is_refused_when_queued(
+    models_client: TestClient, files: FileServer, settings: Settings
+) -> None:
+    body = {"source": "huggingface", "repo": "owner/repo", "file": "too-big.safetensors", "kind": "unet"}
+    resp = await models_client.post("/api/models/downloads", json=body)
+    assert resp.status == 507, await resp.text()
+    assert "not enough disk space" in (await resp.json())["error"]["message"]
+    assert (await (await models_client.get("/api/models/downloads")).json())["downloads"] == []
+
+
+async def test_the_token_is_not_sent_on_to_a_file_host_of_another_origin(
+    models_client: TestClient, files: FileServer, settings: Settings
+) -> None:
+    cdn = FileServer().start()
+    try:
+        files.cdn_base = cdn.base
+        data = cdn.add("cdn.safetensors", 64 * 1024)
+        files.files["cdn.safetensors"] = data
+        await models_client.put("/api/models/secrets/huggingface", json={"value": HF_TOKEN})
+        url = f"{files.base}/gated/model/resolve/main/cdn.safetensors"
+        done = await _finished(models_client, (await _add(models_client, url=url, kind="vae"))["id"])
+        assert done["state"] == "done", done
+        assert f"Bearer {HF_TOKEN}" in files.auth_seen
+        assert cdn.auth_seen == [None]
+    finally:
+        cdn.stop()
 
 
 async def test_a_gated_hugging_face_repo_needs_the_token_which_is_kept_private(
