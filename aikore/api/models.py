@@ -5,6 +5,7 @@ Views only: the tree, the sources and the download queue belong to ``aikore.mode
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -107,7 +108,8 @@ async def delete_model(request: web.Request) -> web.Response:
     body = await read_json_object(request)
     reject_unknown(body, ("kind", "path"))
     kind, path = check_kind(body.get("kind")), check_relpath(body.get("path"))
-    trashed = request.app[LIBRARY].delete(kind, path)
+    # The trash may sit on another disk than the models: a move can be a long copy, off the loop.
+    trashed = await asyncio.to_thread(request.app[LIBRARY].delete, kind, path)
     _announce(request, kind)
     return json_response({"kind": kind, "path": path, "trashed_to": str(trashed)})
 

@@ -80,6 +80,7 @@ class FileServer:
         r.add_get("/status/{code}", self.serve_status)
         r.add_get("/huge", self.serve_huge)
         r.add_get("/cdn/{name}", self.serve_cdn)
+        r.add_get("/named/{name}", self.serve_named)
         r.add_route("*", "/{owner}/{repo}/resolve/{rev}/{name}", self.hf_resolve)
         r.add_get("/api/v1/models/{id}", self.civitai_model)
         r.add_get("/api/v1/model-versions/{id}", self.civitai_version)
@@ -178,6 +179,14 @@ class FileServer:
         self.auth_seen.append(request.headers.get("Authorization"))
         return await self._send(
             request, self._data(request), headers={"Content-Disposition": f'attachment; filename="{name}"'}
+        )
+
+    async def serve_named(self, request: web.Request) -> web.StreamResponse:
+        """A download link whose URL says nothing: the name is in an RFC 6266 ``filename*``."""
+        return await self._send(
+            request,
+            self._data(request),
+            headers={"Content-Disposition": "attachment; filename*=UTF-8''Real%20Name%20v2.safetensors"},
         )
 
     async def hf_resolve(self, request: web.Request) -> web.StreamResponse:

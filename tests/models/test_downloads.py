@@ -197,6 +197,24 @@ async def test_a_civitai_model_page_downloads_the_primary_file_under_the_servers
     assert f"Bearer {CIVITAI_KEY}" in files.auth_seen
 
 
+async def test_a_direct_link_takes_the_name_the_server_gives(
+    models_client: TestClient, files: FileServer, settings: Settings
+) -> None:
+    data = files.add("download", 10_000)
+    download = await _add(models_client, url=f"{files.base}/named/download", kind="upscale_models")
+    done = await _finished(models_client, download["id"])
+    assert done["state"] == "done" and done["filename"] == "Real Name v2.safetensors", done
+    assert _leftovers(settings, "upscale_models") == ["Real Name v2.safetensors"]
+    assert (_kind_dir(settings, "upscale_models") / "Real Name v2.safetensors").read_bytes() == data
+
+
+async def test_a_civitai_version_page_url_picks_that_version(models_client: TestClient, files: FileServer) -> None:
+    files.add("civitai.safetensors", 1024)
+    url = f"{files.base}/models/123/slug?modelVersionId=444"
+    download = await _add(models_client, source="civitai", url=url, kind="loras")
+    assert download["url"].endswith("/api/download/models/444")
+
+
 async def test_a_civitai_version_id_without_the_api_key_fails_naming_the_refusal(
     models_client: TestClient, files: FileServer, settings: Settings
 ) -> None:
