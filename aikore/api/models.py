@@ -166,6 +166,10 @@ async def cancel_download(request: web.Request) -> web.Response:
     return json_response(download_json(request.app[DOWNLOADS].cancel(_download_id(request))))
 
 
+async def retry_download(request: web.Request) -> web.Response:
+    return json_response(download_json(request.app[DOWNLOADS].retry(_download_id(request))))
+
+
 async def remove_download(request: web.Request) -> web.Response:
     downloads = request.app[DOWNLOADS]
     downloads.get(_download_id(request))
@@ -202,6 +206,7 @@ def setup(app: web.Application) -> None:
     r.add_post("/api/models/downloads", add_download)
     r.add_get("/api/models/downloads/{id}", get_download)
     r.add_post("/api/models/downloads/{id}/cancel", cancel_download)
+    r.add_post("/api/models/downloads/{id}/retry", retry_download)
     r.add_delete("/api/models/downloads/{id}", remove_download)
     r.add_get("/api/models/secrets", get_secrets)
     r.add_put("/api/models/secrets/{name}", put_secret)
@@ -435,6 +440,13 @@ OPENAPI_PATHS: dict[str, Any] = {
             "summary": "Cancel a queued or running download; its partial file is removed",
             "parameters": [_ID],
             "responses": {"200": _resp("The download", _DOWNLOAD), **_errors(404)},
+        }
+    },
+    "/api/models/downloads/{id}/retry": {
+        "post": {
+            "summary": "Queue a failed or cancelled download again, from its first byte",
+            "parameters": [_ID],
+            "responses": {"200": _resp("The download, queued", _DOWNLOAD), **_errors(404, 409)},
         }
     },
     "/api/models/secrets": {

@@ -149,6 +149,21 @@ class Downloads:
             self._changed(download, save=True)
         return download
 
+    def retry(self, download_id: str) -> Download:
+        """Queue a failed or cancelled download again, from its first byte."""
+        download = self.get(download_id)
+        if download.state not in (FAILED, CANCELLED) or download_id in self._running:
+            raise AikoreError(
+                "conflict", f"download {download_id} is {download.state}: only a failed or cancelled one retries", 409
+            )
+        if download.filename is not None:
+            self._check_target(download, download.filename)
+        download.state, download.error, download.finished = QUEUED, None, None
+        download.received, download.speed = 0, 0.0
+        self._changed(download, save=True)
+        self._queue.put_nowait(download.id)
+        return download
+
     def remove(self, download_id: str) -> None:
         """Forget a download (cancelling it first if it is still going)."""
         self.cancel(download_id)

@@ -238,6 +238,12 @@ function downloadItem(d) {
       h("span", { class: "muted small", text: d.source }),
       active
         ? h("button", { type: "button", class: "btn btn-small", "data-action": "cancel-download", onclick: (e) => busy(e.currentTarget, () => act("POST", `/api/models/downloads/${d.id}/cancel`)), text: "Cancel" })
+        : null,
+      d.state === "failed" || d.state === "cancelled"
+        ? h("button", { type: "button", class: "btn btn-small", "data-action": "retry-download", onclick: (e) => busy(e.currentTarget, () => act("POST", `/api/models/downloads/${d.id}/retry`)), text: "Retry" })
+        : null,
+      active
+        ? null
         : h("button", { type: "button", class: "btn btn-small btn-ghost", "data-action": "remove-download", onclick: (e) => busy(e.currentTarget, () => act("DELETE", `/api/models/downloads/${d.id}`)), text: "Remove" }),
     ),
     bar,

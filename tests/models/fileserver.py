@@ -81,6 +81,7 @@ class FileServer:
         r.add_get("/huge", self.serve_huge)
         r.add_get("/cdn/{name}", self.serve_cdn)
         r.add_get("/named/{name}", self.serve_named)
+        r.add_get("/flaky/{name}", self.serve_flaky)
         r.add_route("*", "/{owner}/{repo}/resolve/{rev}/{name}", self.hf_resolve)
         r.add_get("/api/v1/models/{id}", self.civitai_model)
         r.add_get("/api/v1/model-versions/{id}", self.civitai_version)
@@ -180,6 +181,14 @@ class FileServer:
         return await self._send(
             request, self._data(request), headers={"Content-Disposition": f'attachment; filename="{name}"'}
         )
+
+    async def serve_flaky(self, request: web.Request) -> web.StreamResponse:
+        """503 the first time for each file, then the file."""
+        name = request.match_info["name"]
+        if name not in self.drops:
+            self.drops.add(name)
+            return web.Response(status=503, text="busy")
+        return await self._send(request, self._data(request))
 
     async def serve_named(self, request: web.Request) -> web.StreamResponse:
         """A download link whose URL says nothing: the name is in an RFC 6266 ``filename*``."""

@@ -109,6 +109,21 @@ async def test_an_http_error_fails_with_a_clear_message_and_no_file(
     assert _leftovers(settings, "embeddings") == []
 
 
+async def test_a_failed_download_can_be_retried(
+    models_client: TestClient, files: FileServer, settings: Settings
+) -> None:
+    data = files.add("flaky.bin", 50_000)
+    download = await _add(models_client, url=f"{files.base}/flaky/flaky.bin", kind="hypernetworks")
+    assert (await _finished(models_client, download["id"]))["state"] == "failed"
+    resp = await models_client.post(f"/api/models/downloads/{download['id']}/retry")
+    assert resp.status == 200 and (await resp.json())["error"] is None
+    done = await _finished(models_client, download["id"])
+    assert done["state"] == "done", done
+    assert (_kind_dir(settings, "hypernetworks") / "flaky.bin").read_bytes() == data
+    again = await models_client.post(f"/api/models/downloads/{download['id']}/retry")
+    assert again.status == 409
+
+
 async def test_a_file_larger_than_the_free_disk_is_refused_before_writing(
     models_client: TestClient, files: FileServer, settings: Settings
 ) -> None:

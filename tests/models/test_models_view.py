@@ -56,3 +56,11 @@ def test_a_download_shows_its_progress_lands_in_its_kind_and_can_be_renamed_and_
     expect(renamed).to_have_count(0)
     assert not (models / "checkpoints" / "renamed.safetensors").exists()
     assert any(p.name.endswith("renamed.safetensors") for p in (tmp_path / "data" / "trash").iterdir())
+
+    page.fill("#download-url", f"{files.base}/status/404")
+    page.fill("#download-filename", "missing.safetensors")
+    page.fill("#download-sha256", "")
+    page.click("#download-submit")
+    failed = page.locator("li.download[data-state='failed']")
+    expect(failed).to_contain_text("HTTP 404")
+    expect(failed.get_by_role("button", name="Retry")).to_be_visible()
