@@ -18,6 +18,8 @@ from pathlib import Path
 # Output kept for a reattach (the screen a kept session shows when the browser comes back).
 SCROLLBACK = 256 * 1024
 _READ = 64 * 1024
+# Input not yet taken by the shell (a paste into a busy program); more than this is dropped.
+MAX_PENDING_INPUT = 16 * 1024 * 1024
 # Makes the PTY the shell's controlling terminal, then becomes the shell. A tiny exec shim instead
 # of subprocess's preexec_fn, which is unsafe in a process with threads.
 _CTTY_SHIM = (
@@ -48,6 +50,8 @@ class TerminalSession:
         self._proc: asyncio.subprocess.Process | None = None
         self._master = -1
         self._scrollback = bytearray()
+        self._pending = bytearray()
+        self._writer = False
         self._listener: Listener | None = None
         self._ended = asyncio.Event()
 
@@ -88,17 +92,31 @@ class TerminalSession:
         self._listener = None
 
     def write(self, data: bytes) -> None:
-        if self._master < 0 or not data:
+        """Queue input for the shell; it is written as the PTY takes it, never blocking the loop."""
+        if self._master < 0 or not data or len(self._pending) + len(data) > MAX_PENDING_INPUT:
             return
-        # The PTY's input buffer is a few KiB: a large paste is written in pieces as it drains.
-        view = memoryview(data)
-        while view:
+        self._pending += data
+        self._flush_input()
+
+    def _flush_input(self) -> None:
+        while self._pending and self._master >= 0:
             try:
-                view = view[os.write(self._master, view):]
+                written = os.write(self._master, self._pending)
             except BlockingIOError:
-                time.sleep(0.005)
+                break
             except OSError:
-                return
+                self._pending.clear()
+                break
+            del self._pending[:written]
+        # The PTY's input buffer is a few KiB: a large paste waits for the shell to read it.
+        waiting = bool(self._pending) and self._master >= 0
+        if waiting != self._writer:
+            loop = asyncio.get_running_loop()
+            if waiting:
+                loop.add_writer(self._master, self._flush_input)
+            else:
+                loop.remove_writer(self._master)
+            self._writer = waiting
 
     def resize(self, cols: int, rows: int) -> None:
         if self._master >= 0:
@@ -137,7 +155,12 @@ class TerminalSession:
 
     def _close_master(self) -> None:
         if self._master >= 0:
-            asyncio.get_running_loop().remove_reader(self._master)
+            loop = asyncio.get_running_loop()
+            loop.remove_reader(self._master)
+            if self._writer:
+                loop.remove_writer(self._master)
+                self._writer = False
+            self._pending.clear()
             os.close(self._master)
             self._master = -1
 

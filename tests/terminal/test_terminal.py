@@ -177,3 +177,15 @@ async def test_shutdown_ends_kept_sessions(settings: Settings, aiohttp_client: A
 
 
 
+
+
+async def test_a_paste_into_a_busy_shell_does_not_block_aikore(client: TestClient) -> None:
+    term = await _open(client, "/api/terminal")
+    await term.type("stty raw -echo; sleep 3; stty sane\n")
+    await asyncio.sleep(0.3)
+    # Far more than the PTY's input buffer, while nothing reads it.
+    await term.ws.send_bytes(b"x" * (1024 * 1024))
+    started = time.monotonic()
+    assert (await client.get("/api/health")).status == 200
+    assert time.monotonic() - started < 1.0
+    await term.ws.close()
