@@ -22,7 +22,8 @@ MAX_TEXT = 2 * 1024 * 1024
 UPLOAD_PREFIX = ".upload-"
 # A root on another filesystem than the data dir keeps its deleted entries here (a rename, not a copy).
 LOCAL_TRASH = ".aikore-trash"
-_HIDDEN = (UPLOAD_PREFIX, LOCAL_TRASH)
+# The outputs gallery's thumbnail cache (aikore.outputs.thumbnails.CACHE_DIR) is AiKore's, not the user's.
+_HIDDEN = (UPLOAD_PREFIX, LOCAL_TRASH, ".thumbnails")
 
 
 def entry_json(root: Path, path: Path) -> dict[str, Any]:

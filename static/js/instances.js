@@ -5,8 +5,11 @@ import { LIVE_FIELDS } from "./config.js";
 import { $, $$, busy, confirmAction, h, openDialog, showError } from "./dom.js";
 import * as fmt from "./format.js";
 import { openEditor } from "./editor.js";
+import { openFiles } from "./files.js";
 import { openLogs } from "./logs.js";
+import { openOutputs } from "./outputs.js";
 import { removeInstance, state, upsertInstance, usageOf, on } from "./state.js";
+import { openTerminal } from "./terminal.js";
 
 const STOPPED = new Set(["stopped", "error"]);
 
@@ -291,6 +294,9 @@ async function onAction(body, control, event) {
   if (action === "update") return update(body);
   if (action === "logs") return openLogs(inst.id);
   if (action === "script") return openEditor(inst.id);
+  if (action === "terminal") return openTerminal(inst.id);
+  if (action === "files") return openFiles(inst.id);
+  if (action === "outputs") return openOutputs(inst.id);
   if (action === "view") return openDesktop(inst);
   if (action === "rebuild") {
     const ok = await confirmAction({

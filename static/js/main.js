@@ -3,12 +3,15 @@
 import { api, onUnauthorized } from "./api.js";
 import { $, $$, h } from "./dom.js";
 import { setupEditor } from "./editor.js";
+import { openFiles, setupFiles } from "./files.js";
 import { renderAll, setupInstances } from "./instances.js";
 import { LiveStream } from "./live.js";
 import { setupLogs } from "./logs.js";
 import { modelEvents, resyncModels, setupModels, showModels } from "./models.js";
+import { setupOutputs } from "./outputs.js";
 import { removeInstance, setBlueprints, setInstances, setStats, upsertInstance } from "./state.js";
 import { loadHistory, setupSystem, showSystem } from "./system.js";
+import { setupTerminal } from "./terminal.js";
 
 const VIEWS = ["instances", "system", "models"];
 const TITLES = { instances: "Instances", system: "System", models: "Models" };
@@ -109,6 +112,10 @@ function init() {
   setupEditor();
   setupSystem();
   setupModels();
+  setupTerminal();
+  setupFiles();
+  setupOutputs();
+  $("#models-files").addEventListener("click", () => openFiles("models"));
   window.addEventListener("hashchange", route);
   route();
   // The events stream's snapshot brings the list too; this plain read shows it even where a
