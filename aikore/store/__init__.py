@@ -1,7 +1,8 @@
 """The store: SQLite, the instance model, instance folders and blueprints.
 
 ``setup_store(app, settings)`` puts the three on the application and opens the database for its
-lifetime (after making the data dir's folders and clearing half-created instance folders).
+lifetime (after making the data dir's folders). Folders a crash left half-created or half-deleted
+are finished by the supervisor at its start, which knows the rows they belong to.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ BLUEPRINTS = web.AppKey("blueprints", BlueprintCatalog)
 
 
 def setup_store(app: web.Application, settings: Settings) -> None:
-    app[STORE] = Store(settings.db_path)
+    app[STORE] = Store(settings.db_path, settings.instances_dir, settings.data_dir / "backups")
     app[WORKSPACE] = Workspace(settings.instances_dir, settings.data_dir / "trash")
     app[BLUEPRINTS] = BlueprintCatalog(builtin_blueprints_dir(), settings.blueprints_dir or settings.data_dir)
 
@@ -30,7 +31,6 @@ def setup_store(app: web.Application, settings: Settings) -> None:
         for folder in (settings.data_dir, settings.instances_dir, settings.models_dir, settings.blueprints_dir):
             assert folder is not None
             folder.mkdir(parents=True, exist_ok=True)
-        app[WORKSPACE].clean_partial()
         await app[STORE].open()
         yield
         await app[STORE].close()

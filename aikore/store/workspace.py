@@ -3,6 +3,12 @@
 Every change is made so that a crash at any point leaves either the old state or the new one:
 new folders are built under a temporary name and renamed into place, files are replaced with
 ``os.replace``, and deleted instances are moved aside rather than erased (nothing is lost).
+
+A create and a delete each pair a folder change with a database row, so each goes through a
+hidden work folder whose name says what it was for: ``.creating-<name>.<token>`` (built, waiting
+for its row) and ``.deleting-<name>.<id>`` (taken out of the way, its row being removed). Names
+cannot contain a dot, so the name is read back from the folder; the supervisor finishes what a
+crash interrupted at its next start (``staged`` and ``deleting`` list them).
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ SCRIPT_BACKUP = "launch.sh.bak"
 CONF_DIR = "config"
 OUTPUT_DIR = "output"
 _TMP_PREFIX = ".creating-"
+_DELETING_PREFIX = ".deleting-"
 _METADATA_CACHE = 1024
 
 
@@ -38,21 +45,43 @@ class Workspace:
     def exists(self, name: str) -> bool:
         return self.path(name).exists()
 
-    def clean_partial(self) -> None:
-        """Remove folders a crash left half-created (they never had a database row)."""
-        if self.instances_dir.is_dir():
-            for leftover in self.instances_dir.glob(f"{_TMP_PREFIX}*"):
-                shutil.rmtree(leftover, ignore_errors=True)
+    def staged(self) -> list[tuple[str, Path]]:
+        """Folders built for a create that a crash interrupted: (instance name, folder)."""
+        return self._work_folders(_TMP_PREFIX)
+
+    def deleting(self) -> list[tuple[str, int | None, Path]]:
+        """Folders of deletes a crash interrupted: (instance name, instance id, folder)."""
+        found = []
+        for name, path in self._work_folders(_DELETING_PREFIX):
+            tail = path.name.rsplit(".", 1)[-1]
+            found.append((name, int(tail) if tail.isdigit() else None, path))
+        return found
+
+    def _work_folders(self, prefix: str) -> list[tuple[str, Path]]:
+        if not self.instances_dir.is_dir():
+            return []
+        return [
+            (path.name[len(prefix):].split(".", 1)[0], path)
+            for path in sorted(self.instances_dir.glob(f"{prefix}*"))
+            if path.is_dir()
+        ]
 
     def prepare(self, name: str, blueprint_script: Path) -> Path:
-        """Build the folder under a temporary name; ``commit`` renames it into place."""
+        """Build the folder under a temporary name; ``commit`` renames it into place.
+
+        On any failure (a full disk) the half-built folder is removed before the error goes up.
+        """
         self.instances_dir.mkdir(parents=True, exist_ok=True)
-        staging = self.instances_dir / f"{_TMP_PREFIX}{name}-{os.getpid()}-{time.monotonic_ns()}"
+        staging = self.instances_dir / f"{_TMP_PREFIX}{name}.{os.getpid()}-{time.monotonic_ns()}"
         staging.mkdir()
-        (staging / CONF_DIR).mkdir()
-        (staging / OUTPUT_DIR).mkdir()
-        shutil.copyfile(blueprint_script, staging / SCRIPT)
-        (staging / SCRIPT).chmod(0o755)
+        try:
+            (staging / CONF_DIR).mkdir()
+            (staging / OUTPUT_DIR).mkdir()
+            shutil.copyfile(blueprint_script, staging / SCRIPT)
+            (staging / SCRIPT).chmod(0o755)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
         return staging
 
     def commit(self, staging: Path, name: str) -> None:
@@ -76,8 +105,25 @@ class Workspace:
 
     def retire(self, name: str) -> Path | None:
         """Move a deleted instance's folder to the trash (its outputs and logs stay recoverable)."""
+        return self.trash(self.path(name), name)
+
+    def begin_delete(self, name: str, instance_id: int) -> Path | None:
+        """Take the folder out of the way (atomically) before its row goes; None if it has none."""
         source = self.path(name)
         if not source.exists():
+            return None
+        moved = self.instances_dir / f"{_DELETING_PREFIX}{name}.{instance_id}"
+        os.rename(source, moved)
+        return moved
+
+    def undo_delete(self, moved: Path | None, name: str) -> None:
+        """The row could not be removed: the folder goes back where it was."""
+        if moved is not None:
+            os.rename(moved, self.path(name))
+
+    def trash(self, source: Path | None, name: str) -> Path | None:
+        """Move a folder of instance ``name`` to the trash; None if there is nothing to move."""
+        if source is None or not source.exists():
             return None
         self.trash_dir.mkdir(parents=True, exist_ok=True)
         target = self.trash_dir / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}-{time.monotonic_ns() % 10**6}"
@@ -108,18 +154,23 @@ class Workspace:
         return self.script_path(name).read_text(encoding="utf-8", errors="replace")
 
     def write_script(self, name: str, content: str) -> None:
-        """Replace launch.sh, keeping the previous version as launch.sh.bak."""
+        """Replace launch.sh, keeping the previous version as launch.sh.bak (both or neither on a failure)."""
         folder = self.path(name)
         folder.mkdir(parents=True, exist_ok=True)
         script = folder / SCRIPT
         fresh = folder / f".{SCRIPT}.new"
-        fresh.write_text(content, encoding="utf-8")
-        fresh.chmod(0o755)
-        if script.exists():
-            backup = folder / f".{SCRIPT_BACKUP}.new"
-            shutil.copy2(script, backup)
-            os.replace(backup, folder / SCRIPT_BACKUP)
-        os.replace(fresh, script)
+        backup = folder / f".{SCRIPT_BACKUP}.new"
+        try:
+            fresh.write_text(content, encoding="utf-8")
+            fresh.chmod(0o755)
+            if script.exists():
+                shutil.copy2(script, backup)
+                os.replace(backup, folder / SCRIPT_BACKUP)
+            os.replace(fresh, script)
+        except BaseException:
+            fresh.unlink(missing_ok=True)
+            backup.unlink(missing_ok=True)
+            raise
 
 
 def script_metadata(script: Path, blueprint_id: str) -> Blueprint:
