@@ -36,18 +36,48 @@ def backup_path(path: Path, index: int) -> Path:
 
 
 class RotatingFile:
-    """Append-only log file rotated by size; the current file is ``path``, older ones ``path.N``."""
+    """Append-only log file rotated by size; the current file is ``path``, older ones ``path.N``.
+
+    A write never fails: on a full disk (or any write error) the bytes are dropped and counted,
+    and the instance's output keeps flowing through the pipe. At most every ``RETRY`` seconds a
+    later write tries again; the first one that lands starts with a line saying how much was lost.
+    """
+
+    RETRY = 1.0
 
     def __init__(self, path: Path, max_bytes: int, backups: int) -> None:
         self.path = path
         self.max_bytes = max(1, max_bytes)
         self.backups = max(0, backups)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        self.size = os.fstat(self._fd).st_size
+        self.size = 0
+        self.dropped = 0
+        self._fd: int | None = None
+        self._error = ""
+        self._retry_at = 0.0
+        # Bytes of the current ``write`` that reached the file.
+        self._landed = 0
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._open()
+        except OSError as exc:
+            self._failed(exc)
 
     def write(self, data: bytes) -> None:
         """Append ``data``; a file ends at a line end once the next line would pass ``max_bytes``."""
+        if not data:
+            return
+        if (self._fd is None or self.dropped) and not self._recover():
+            self.dropped += len(data)
+            return
+        self._landed = 0
+        try:
+            self._write_rotating(data)
+        except OSError as exc:
+            # What did not land (a partial write counts what did) is dropped, not retried.
+            self.dropped += len(data) - self._landed
+            self._failed(exc)
+
+    def _write_rotating(self, data: bytes) -> None:
         while self.size + len(data) > self.max_bytes:
             cut = data.rfind(b"\n", 0, max(self.max_bytes - self.size, 0)) + 1
             if cut == 0 and self.size == 0:
@@ -64,12 +94,46 @@ class RotatingFile:
     def _write(self, data: bytes) -> None:
         view = memoryview(data)
         while view:
+            assert self._fd is not None
             written = os.write(self._fd, view)
             view = view[written:]
             self.size += written
+            self._landed += written
+
+    def _open(self) -> None:
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        self.size = os.fstat(self._fd).st_size
+
+    def _failed(self, exc: OSError) -> None:
+        self._error = exc.strerror or str(exc)
+        self._retry_at = time.monotonic() + self.RETRY
+
+    def _recover(self) -> bool:
+        """Try again (not more often than ``RETRY``); on success, say first what was dropped."""
+        if time.monotonic() < self._retry_at:
+            return False
+        try:
+            if self._fd is None:
+                self._open()
+            if self.dropped:
+                note = f"[aikore] {self.dropped} bytes of output were dropped: {self._error} ({stamp()})\n"
+                self._landed = 0
+                self._write(note.encode())
+        except OSError as exc:
+            self._failed(exc)
+            return False
+        self.dropped = 0
+        return True
+
+    def write_last(self, data: bytes) -> None:
+        """The final line: tried at once (and the drop note with it), whatever the retry pace."""
+        self._retry_at = 0.0
+        self.write(data)
 
     def rotate(self) -> None:
-        os.close(self._fd)
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
         if self.backups == 0:
             # No backups kept: start a fresh file; the old one is not truncated in place.
             self.path.replace(backup_path(self.path, 1))
@@ -80,11 +144,12 @@ class RotatingFile:
                 if older.exists():
                     older.replace(backup_path(self.path, index + 1))
             self.path.replace(backup_path(self.path, 1))
-        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        self.size = 0
+        self._open()
 
     def close(self) -> None:
-        os.close(self._fd)
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
 
 
 def exit_status(returncode: int) -> int:
@@ -115,10 +180,25 @@ def pump(fd: int, child: subprocess.Popen[bytes], out: RotatingFile) -> None:
 
 
 def write_status(path: Path, exit_code: int) -> None:
-    """Leave the exit status where a re-started AiKore (not this process's parent) can read it."""
+    """Leave the exit status where a re-started AiKore (not this process's parent) can read it.
+
+    On a full disk it is not written: AiKore, if it is this writer's parent, knows the status anyway.
+    """
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps({"pid": os.getpid(), "exit_code": exit_code, "time": time.time()}))
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(json.dumps({"pid": os.getpid(), "exit_code": exit_code, "time": time.time()}))
+        os.replace(tmp, path)
+    except OSError:
+        tmp.unlink(missing_ok=True)
+
+
+def join_cgroup(cgroup: Path) -> str | None:
+    """Move this writer into the launch's cgroup before the command starts; None, or why it failed."""
+    try:
+        (cgroup / "cgroup.procs").write_text(str(os.getpid()))
+    except OSError as exc:
+        return f"{exc.strerror or exc}"
+    return None
 
 
 def _note_signal(signum: int, frame: object) -> None:
@@ -127,9 +207,16 @@ def _note_signal(signum: int, frame: object) -> None:
     return None
 
 
-def run(log: Path, max_bytes: int, backups: int, status: Path | None, banner: str, cmd: Sequence[str]) -> int:
+def run(
+    log: Path, max_bytes: int, backups: int, status: Path | None, banner: str, cmd: Sequence[str],
+    cgroup: Path | None = None,
+) -> int:
+    # First of all, so that everything the command ever starts is born in the cgroup.
+    joined = join_cgroup(cgroup) if cgroup is not None else None
     out = RotatingFile(log, max_bytes, backups)
     out.write(f"\n===== {stamp()} {banner} (logwriter pid {os.getpid()}) =====\n".encode())
+    if joined is not None:
+        out.write(f"[aikore] could not join cgroup {cgroup}: {joined}; the launch is tracked without it\n".encode())
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, _note_signal)
     read_fd, write_fd = os.pipe()
@@ -142,7 +229,7 @@ def run(log: Path, max_bytes: int, backups: int, status: Path | None, banner: st
         os.close(write_fd)
         pump(read_fd, child, out)
         code = exit_status(child.wait())
-    out.write(f"===== {stamp()} exited with code {code} =====\n".encode())
+    out.write_last(f"===== {stamp()} exited with code {code} =====\n".encode())
     out.close()
     if status is not None:
         write_status(status, code)
@@ -156,12 +243,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--backups", type=int, default=5)
     parser.add_argument("--status", type=Path, default=None)
     parser.add_argument("--banner", default="start")
+    parser.add_argument("--cgroup", type=Path, default=None)
     parser.add_argument("cmd", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
     cmd = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
     if not cmd:
         parser.error("a command to run is required after --")
-    return run(args.log, args.max_bytes, args.backups, args.status, args.banner, cmd)
+    return run(args.log, args.max_bytes, args.backups, args.status, args.banner, cmd, args.cgroup)
 
 
 if __name__ == "__main__":

@@ -22,6 +22,8 @@ from typing import Protocol
 import aiohttp
 import psutil
 
+from aikore.supervisor import cgroups
+
 log = logging.getLogger(__name__)
 
 # Every process of one launch carries this variable (environments are inherited), which finds
@@ -75,29 +77,64 @@ class AdoptedHandle:
         return None if _is_alive(self.proc) else Exit(None)
 
 
+@dataclass(frozen=True)
+class Owner:
+    """What a launch's processes are: the root's tree, the marker's carriers, the cgroup's members."""
+
+    handle: Handle | None
+    marker: str
+    cgroup: str | None = None
+
+
 class OsKit(Protocol):
     def monotonic(self) -> float: ...
 
     async def sleep(self, seconds: float) -> None: ...
 
+    def make_cgroup(self, launch_id: str) -> str | None: ...
+
+    def remove_cgroup(self, cgroup: str | None) -> None: ...
+
+    def tidy_cgroups(self, keep: set[str]) -> None: ...
+
     def spawn(self, argv: Sequence[str], cwd: Path, env: Mapping[str, str], output: Path) -> Handle: ...
 
     def adopt(self, pid: int, create_time: float) -> Handle | None: ...
 
-    async def terminate(self, handle: Handle | None, marker: str, grace: float) -> None: ...
+    async def terminate(self, handle: Handle | None, marker: str, grace: float, cgroup: str | None = None) -> None: ...
 
-    async def leftovers(self, marker: str) -> int: ...
+    async def leftovers(self, marker: str, cgroup: str | None = None) -> int: ...
 
-    async def probe(self, port: int, path: str) -> bool: ...
+    async def probe(self, port: int, path: str, owners: Sequence[Owner] = ()) -> bool: ...
 
     async def close(self) -> None: ...
 
 
 class RealOsKit:
-    """The real thing: subprocess, signals, psutil and aiohttp."""
+    """The real thing: subprocess, signals, cgroups, psutil and aiohttp."""
 
     def __init__(self) -> None:
         self._session: aiohttp.ClientSession | None = None
+        self._cgroups: cgroups.Cgroups | None = None
+        self._impostors: set[tuple[int, str]] = set()
+
+    @property
+    def cgroups(self) -> cgroups.Cgroups:
+        """Launch cgroups, found on first use (a probe of the OS, not done at construction)."""
+        if self._cgroups is None:
+            self._cgroups = cgroups.Cgroups(cgroups.detect_base())
+        return self._cgroups
+
+    def make_cgroup(self, launch_id: str) -> str | None:
+        return self.cgroups.create(launch_id)
+
+    def remove_cgroup(self, cgroup: str | None) -> None:
+        """Remove a launch's cgroup once it is empty (a launch that ended on its own)."""
+        cgroups.remove(cgroup)
+
+    def tidy_cgroups(self, keep: set[str]) -> None:
+        """Remove empty launch cgroups a crashed AiKore left behind, except those in ``keep``."""
+        self.cgroups.prune(keep)
 
     def monotonic(self) -> float:
         return time.monotonic()
@@ -140,29 +177,47 @@ class RealOsKit:
         except (psutil.NoSuchProcess, psutil.AccessDenied, ValueError):
             return None
 
-    async def terminate(self, handle: Handle | None, marker: str, grace: float) -> None:
+    async def terminate(self, handle: Handle | None, marker: str, grace: float, cgroup: str | None = None) -> None:
         """SIGTERM the group and every member found, wait ``grace``, SIGKILL what is left.
 
         Members are the root's process tree (snapshot before signalling, since children of a
-        dying parent are re-parented out of it) plus every process carrying ``marker``.
+        dying parent are re-parented out of it), every process carrying ``marker`` and every
+        process in the launch's cgroup (which nothing escapes); the cgroup is removed at the end.
         """
-        members = await asyncio.to_thread(_members, handle, marker)
+        try:
+            await self._terminate(handle, marker, grace, cgroup)
+        finally:
+            cgroups.remove(cgroup)
+
+    async def _terminate(self, handle: Handle | None, marker: str, grace: float, cgroup: str | None) -> None:
+        members = await asyncio.to_thread(_members, handle, marker, cgroup)
         self._signal(handle, members, signal.SIGTERM)
-        if await self._wait_gone(handle, members, grace):
-            members = await asyncio.to_thread(_members, handle, marker)
+        if await self._wait_gone(handle, members, grace, cgroup):
+            members = await asyncio.to_thread(_members, handle, marker, cgroup)
             if not members and (handle is None or handle.poll() is not None):
                 return
-        members = members + await asyncio.to_thread(_members, handle, marker)
+        members = members + await asyncio.to_thread(_members, handle, marker, cgroup)
+        cgroups.kill(cgroup)
         self._signal(handle, members, signal.SIGKILL)
-        if not await self._wait_gone(handle, members, _KILL_WAIT):
+        if not await self._wait_gone(handle, members, _KILL_WAIT, cgroup):
             log.error("processes of launch %s survived SIGKILL: %s", marker, [p.pid for p in members])
 
-    async def leftovers(self, marker: str) -> int:
+    async def leftovers(self, marker: str, cgroup: str | None = None) -> int:
         """How many processes of a launch still exist (0 once a stop or cleanup finished)."""
-        return len(await asyncio.to_thread(_members, None, marker))
+        return len(await asyncio.to_thread(_members, None, marker, cgroup))
 
-    async def probe(self, port: int, path: str) -> bool:
-        """Whether ``http://127.0.0.1:port/path`` answers with any status below 500."""
+    async def probe(self, port: int, path: str, owners: Sequence[Owner] = ()) -> bool:
+        """Whether ``http://127.0.0.1:port/path`` answers below 500 - from ``owners``' processes.
+
+        With ``owners``, the socket listening on ``port`` must belong to a process of one of those
+        launches: when another program took the port first, its answers are not the instance's.
+        """
+        if owners and not await asyncio.to_thread(_listener_is_ours, port, owners):
+            key = (port, owners[0].marker)
+            if key not in self._impostors:
+                self._impostors.add(key)
+                log.warning("port %s: another program listens there, not launch %s; not ready", port, key[1])
+            return False
         if self._session is None:
             self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=_PROBE_TIMEOUT))
         try:
@@ -186,11 +241,13 @@ class RealOsKit:
             with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
                 proc.send_signal(sig)
 
-    async def _wait_gone(self, handle: Handle | None, members: Sequence[psutil.Process], within: float) -> bool:
+    async def _wait_gone(
+        self, handle: Handle | None, members: Sequence[psutil.Process], within: float, cgroup: str | None = None
+    ) -> bool:
         deadline = time.monotonic() + within
         while True:
             root_gone = handle is None or handle.poll() is not None
-            if root_gone and not any(_is_alive(p) for p in members):
+            if root_gone and not any(_is_alive(p) for p in members) and not cgroups.populated(cgroup):
                 return True
             if time.monotonic() >= deadline:
                 return False
@@ -216,8 +273,8 @@ def _group_is_ours(handle: Handle, members: Sequence[psutil.Process]) -> bool:
     return False
 
 
-def _members(handle: Handle | None, marker: str) -> list[psutil.Process]:
-    """The root's live tree plus every process whose environment carries the launch marker."""
+def _tree(handle: Handle | None, cgroup: str | None = None) -> dict[int, psutil.Process]:
+    """The root's live tree and the cgroup's members."""
     found: dict[int, psutil.Process] = {}
     if handle is not None and handle.poll() is None:
         try:
@@ -229,6 +286,17 @@ def _members(handle: Handle | None, marker: str) -> list[psutil.Process]:
         except psutil.NoSuchProcess:
             pass
     me = os.getpid()
+    for pid in cgroups.members(cgroup):
+        if pid not in found and pid != me:
+            with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
+                found[pid] = psutil.Process(pid)
+    return found
+
+
+def _members(handle: Handle | None, marker: str, cgroup: str | None = None) -> list[psutil.Process]:
+    """The root's live tree, the cgroup's members and every process whose environment carries the marker."""
+    found = _tree(handle, cgroup)
+    me = os.getpid()
     for proc in psutil.process_iter():
         if proc.pid in found or proc.pid == me:
             continue
@@ -238,3 +306,48 @@ def _members(handle: Handle | None, marker: str) -> list[psutil.Process]:
         except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess, OSError):
             continue
     return [p for p in found.values() if _is_alive(p)]
+
+
+def _listening_inodes(port: int) -> set[int] | None:
+    """Socket inodes listening on TCP ``port`` in this network namespace (None: /proc cannot tell)."""
+    inodes: set[int] = set()
+    readable = False
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        readable = True
+        for line in lines:
+            fields = line.split()
+            # local_address is HEXIP:HEXPORT; state 0A is LISTEN.
+            if len(fields) > 9 and fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                inodes.add(int(fields[9]))
+    return inodes if readable else None
+
+
+def _holds_socket(pids: Iterable[int], inodes: set[int]) -> bool:
+    wanted = {f"socket:[{inode}]" for inode in inodes}
+    for pid in pids:
+        try:
+            fds = os.listdir(f"/proc/{pid}/fd")
+        except OSError:
+            continue
+        for fd in fds:
+            with contextlib.suppress(OSError):
+                if os.readlink(f"/proc/{pid}/fd/{fd}") in wanted:
+                    return True
+    return False
+
+
+def _listener_is_ours(port: int, owners: Sequence[Owner]) -> bool:
+    """Whether a process of one of the launches holds the socket listening on ``port``."""
+    inodes = _listening_inodes(port)
+    if inodes is None:
+        return True  # no /proc/net here: the answer is taken on trust, as before
+    if not inodes:
+        return False
+    if any(_holds_socket(_tree(owner.handle, owner.cgroup), inodes) for owner in owners):
+        return True
+    # A server that daemonised out of the tree (no cgroup to hold it) still carries the marker.
+    return any(_holds_socket((p.pid for p in _members(None, owner.marker)), inodes) for owner in owners)

@@ -1,9 +1,16 @@
-"""One managed instance: its state machine, its lock, its watcher task and its process groups.
+"""One managed instance: its state machine, its locks, its watcher task and its process groups.
 
 ``change_state`` is the only writer of an instance's state: it checks the transition against
-``states.TRANSITIONS``, writes the DB row, then publishes the instance (the route table listens,
-so "running" is published only once the health path answered). Every other method serialises on
-the instance's lock; the watcher task notices exits, readiness and the ready timeout.
+``states.TRANSITIONS``, writes the DB row, and only then changes the state in memory and publishes
+the instance (the route table listens, so "running" is published only once the health path
+answered). A write the database refuses (full disk, read-only file) changes nothing: the error
+goes up, and the watcher, which notices exits, readiness and the ready timeout, tries again.
+Every transition sequence holds the instance's ``lock``; whole operations (start, restart,
+delete, rename) hold its ``ops`` lock, so they never interleave on one instance and never wait for
+another instance.
+
+A start records its launches before it spawns them, then their pids, then the ``starting`` row;
+a crash between any two steps leaves records the next AiKore follows to what was spawned.
 """
 
 from __future__ import annotations
@@ -22,12 +29,13 @@ from typing import Any, Protocol
 from aikore.config import Settings
 from aikore.errors import AikoreError
 from aikore.store.db import Store
+from aikore.store.faults import StorageError
 from aikore.store.instance import Instance
 from aikore.store.workspace import CONF_DIR, OUTPUT_DIR, Workspace
-from aikore.supervisor import logwriter
+from aikore.supervisor import crashpoints, logwriter
 from aikore.supervisor.events import Runtime
 from aikore.supervisor.logs import MAIN_LOG, InstanceLog
-from aikore.supervisor.oskit import MARKER, Exit, Handle, OsKit
+from aikore.supervisor.oskit import MARKER, Exit, Handle, OsKit, Owner
 from aikore.supervisor.ports import PortPool, PortsExhausted, is_free
 from aikore.supervisor.records import MAIN, GroupRecord, GroupRecords
 from aikore.supervisor.states import ACTIVE_STATES, ERROR, RUNNING, STARTING, STOPPED, STOPPING, can_change
@@ -44,6 +52,9 @@ _MESSAGE_MAX = 8000
 _LINE_MAX = 300
 # Starts retried on another port when another program took the reserved one meanwhile.
 PORT_RETRIES = 3
+# A change the database refused (full disk, read-only file) is tried again this often.
+STORE_RETRY = 1.0
+INTERRUPTED_START = "a start was interrupted by an AiKore crash; what it had started was stopped"
 # Never handed to instances: they are AiKore's login secrets.
 _SECRET_ENV = frozenset({"AIKORE_TOKEN", "AIKORE_PASSWORD"})
 
@@ -75,6 +86,20 @@ class CompanionSpec:
 CompanionFactory = Callable[[Instance, Mapping[str, str]], CompanionSpec | None]
 
 
+@dataclass(frozen=True)
+class RestartPlan:
+    """What the restart policy makes of a failure: a note for the message, and a restart or not.
+
+    Decided before the ``error`` row is written, carried out (``Host.schedule_restart``) only once
+    it is: a failure the database refused to record is retried without counting twice.
+    """
+
+    note: str | None = None
+    attempt: int = 0
+    delay: float = 0.0
+    failures: int = 0
+
+
 class Host(Protocol):
     """What an instance process needs from the supervisor that owns it."""
 
@@ -88,11 +113,32 @@ class Host(Protocol):
 
     def publish(self, instance: Instance) -> None: ...
 
-    async def failed(self, proc: InstanceProcess, exit_code: int | None) -> str | None: ...
+    def plan_restart(self, proc: InstanceProcess, exit_code: int | None) -> RestartPlan: ...
+
+    def schedule_restart(self, proc: InstanceProcess, plan: RestartPlan) -> None: ...
 
     def runtime(self, instance: Instance) -> Runtime: ...
 
     def stopped(self, instance: Instance) -> None: ...
+
+
+@dataclass(frozen=True)
+class Launch:
+    """One command to run as a process group of the instance, with its identity decided up front."""
+
+    role: str
+    argv: Sequence[str]
+    cwd: Path
+    env: Mapping[str, str]
+    banner: str
+    port: int | None
+    ready_path: str | None
+    launch_id: str
+    cgroup: str | None
+
+    def record(self, instance_id: int) -> GroupRecord:
+        """The record stored before it is spawned: no pid yet."""
+        return GroupRecord(instance_id, self.role, None, None, self.launch_id, self.port, self.cgroup)
 
 
 @dataclass
@@ -105,26 +151,30 @@ class ProcessGroup:
     log: InstanceLog
     port: int | None = None
     ready_path: str | None = None
+    cgroup: str | None = None
 
     @classmethod
-    def spawn(
-        cls, kit: OsKit, role: str, argv: Sequence[str], cwd: Path, env: Mapping[str, str], log: InstanceLog,
-        settings: Settings, banner: str, port: int | None = None, ready_path: str | None = None,
-    ) -> ProcessGroup:
-        launch_id = uuid.uuid4().hex
+    def spawn(cls, kit: OsKit, launch: Launch, log: InstanceLog, settings: Settings) -> ProcessGroup:
         # By file path, isolated: the logwriter is stdlib-only and must not depend on how aikore
         # is installed or on PYTHON* variables meant for the instance's own Python.
         wrapped = [
             sys.executable, "-I", logwriter.__file__,
             "--log", str(log.path), "--max-bytes", str(settings.log_max_bytes),
             "--backups", str(settings.log_backups), "--status", str(log.status_path),
-            "--banner", banner, "--", *argv,
+            "--banner", launch.banner,
+            *(["--cgroup", launch.cgroup] if launch.cgroup else []),
+            "--", *launch.argv,
         ]
-        handle = kit.spawn(wrapped, cwd, {**env, MARKER: launch_id}, log.dir / "logwriter.err")
-        return cls(role, handle, launch_id, log, port, ready_path)
+        handle = kit.spawn(wrapped, launch.cwd, {**launch.env, MARKER: launch.launch_id}, log.dir / "logwriter.err")
+        return cls(launch.role, handle, launch.launch_id, log, launch.port, launch.ready_path, launch.cgroup)
 
     def record(self, instance_id: int) -> GroupRecord:
-        return GroupRecord(instance_id, self.role, self.handle.pid, self.handle.create_time, self.launch_id, self.port)
+        return GroupRecord(
+            instance_id, self.role, self.handle.pid, self.handle.create_time, self.launch_id, self.port, self.cgroup
+        )
+
+    def owner(self) -> Owner:
+        return Owner(self.handle, self.launch_id, self.cgroup)
 
     def exit_code(self) -> int | None:
         ended = self.handle.poll()
@@ -171,7 +221,13 @@ class InstanceProcess:
         self.instance = instance
         self.host = host
         self.state = instance.status
+        # Held by every transition sequence (a start, a stop, a failure's cleanup).
         self.lock = asyncio.Lock()
+        # Held by whole operations on this instance (start, restart, delete, rename), never by the
+        # registry: one instance's slow stop holds up nothing of another.
+        self.ops = asyncio.Lock()
+        # Set once a delete begins: nothing starts the instance again (restart policy, port retry).
+        self.retired = False
         self.groups: dict[str, ProcessGroup] = {}
         self.port: int | None = None
         self.health = "/"
@@ -179,7 +235,12 @@ class InstanceProcess:
         self.failures = 0
         self._port_retries = 0
         self._deadline = 0.0
+        self._next_probe = 0.0
         self._watcher: asyncio.Task[None] | None = None
+        # The last transition of a stop or failure that the database refused, retried by _finisher.
+        self._unfinished: tuple[str, dict[str, Any], Callable[[Instance], None] | None] | None = None
+        self._finisher: asyncio.Task[None] | None = None
+        self._store_trouble = False
         self._changed = asyncio.Event()
 
     # -- the one writer of the state --------------------------------------------------------
@@ -189,12 +250,15 @@ class InstanceProcess:
         return self.instance.id
 
     async def change_state(self, new: str, **fields: Any) -> Instance:
-        """Move to ``new`` (an allowed transition only), store it with ``fields``, then publish."""
+        """Move to ``new`` (an allowed transition only): store it with ``fields``, then hold it and publish.
+
+        If the database refuses the write, nothing changes (``StorageError`` goes up).
+        """
         if not can_change(self.state, new):
             raise RuntimeError(f"instance {self.id}: transition {self.state} -> {new} is not allowed")
+        instance = await self.write(status=new, **fields)
         log.info("instance %s: %s -> %s", self.id, self.state, new)
         self.state = new
-        instance = await self.write(status=new, **fields)
         self.host.publish(instance)
         self._changed.set()
         self._changed = asyncio.Event()
@@ -218,30 +282,41 @@ class InstanceProcess:
         self._refuse_if_active()
         async with self.lock:
             self._refuse_if_active()
+            if self.retired:
+                raise AikoreError("instance_deleted", "the instance is being deleted", 409)
             instance = self.instance
             try:
                 port = self.host.ports.reserve(instance.name)
             except PortsExhausted as exc:
                 return await self._spawn_failed(str(exc))
             try:
-                groups, row_fields = await self._spawn_all(instance, port, rebuild)
+                groups, row_fields = await self._launch_all(instance, port, rebuild)
+            except (StorageError, asyncio.CancelledError):
+                # Nothing runs: the launch could not be recorded, or the start was cancelled.
+                self.host.ports.release(port, instance.name)
+                raise
             except Exception as exc:
                 # OSError from exec, or a companion factory that failed: either way nothing runs.
                 if not isinstance(exc, OSError):
                     log.exception("instance %s: start failed", self.id)
                 self.host.ports.release(port, instance.name)
                 return await self._spawn_failed(f"cannot start: {exc}")
+            main = groups[MAIN]
             self.groups, self.port = groups, port
             self.health = self.host.runtime(instance).health
-            await self.host.records.clear(self.id)
-            for group in groups.values():
-                await self.host.records.save(group.record(self.id))
-            main = groups[MAIN]
-            # STOPPED/ERROR -> STARTING
-            started = await self.change_state(
-                STARTING, pid=main.handle.pid, pid_create_time=main.handle.create_time, port=port,
-                exit_code=None, status_message=note, **row_fields,
-            )
+            try:
+                crashpoints.reach("start:spawned")
+                # STOPPED/ERROR -> STARTING
+                started = await self.change_state(
+                    STARTING, pid=main.handle.pid, pid_create_time=main.handle.create_time, port=port,
+                    exit_code=None, status_message=note, **row_fields,
+                )
+            except BaseException:
+                # Not recorded as started, so nothing of it may run.
+                self.groups, self.port = {}, None
+                await asyncio.shield(self._abandon(list(groups.values())))
+                self.host.ports.release(port, instance.name)
+                raise
             self._watch()
             return started
 
@@ -252,18 +327,26 @@ class InstanceProcess:
                 return None
             await self._cancel_watcher()
             if self.state != STOPPING:
-                # STARTING/RUNNING -> STOPPING
-                await self.change_state(STOPPING, status_message=reason)
+                try:
+                    # STARTING/RUNNING -> STOPPING
+                    await self.change_state(STOPPING, status_message=reason)
+                except BaseException:
+                    # Nothing changed: it runs on, watched as before.
+                    self._watch(keep_deadline=True)
+                    raise
             code = await self._terminate(self.host.settings.stop_timeout)
             # STOPPING -> STOPPED
-            stopped = await self.change_state(
-                STOPPED, pid=None, pid_create_time=None, port=None, exit_code=code, status_message=None
+            return await self._finish(
+                STOPPED, self.host.stopped, pid=None, pid_create_time=None, port=None, exit_code=code,
+                status_message=None,
             )
-        self.host.stopped(stopped)
-        return stopped
 
-    async def adopt(self) -> None:
-        """Take over an instance a previous AiKore left active: keep it if its process is still it."""
+    async def adopt(self) -> bool:
+        """Take over an instance a previous AiKore left active: keep it if its process is still it.
+
+        Returns True when it was being stopped and is still there: the caller finishes that stop
+        (in the background, so a long grace period holds nothing up).
+        """
         async with self.lock:
             instance = self.instance
             self.state = instance.status
@@ -272,14 +355,18 @@ class InstanceProcess:
                 records[MAIN] = GroupRecord(self.id, MAIN, instance.pid, instance.pid_create_time, "", instance.port)
             folder = self.host.workspace.path(instance.name)
             for role, rec in records.items():
+                if rec.pid is None or rec.create_time is None:
+                    continue
                 handle = self.host.kit.adopt(rec.pid, rec.create_time)
                 if handle is not None:
-                    self.groups[role] = ProcessGroup(role, handle, rec.launch_id, self._log(folder, role), rec.port)
+                    self.groups[role] = ProcessGroup(
+                        role, handle, rec.launch_id, self._log(folder, role), rec.port, cgroup=rec.cgroup
+                    )
             self.port = instance.port
             main = records.get(MAIN)
             if MAIN not in self.groups:
                 await self._adopt_gone(instance, main, list(records.values()))
-                return
+                return False
             if instance.port is not None:
                 self.host.ports.adopt(instance.port, instance.name)
             for role, group in self.groups.items():
@@ -293,15 +380,51 @@ class InstanceProcess:
                 # Part of the instance died while AiKore was away: it fails as a whole, as it would have.
                 self.host.publish(instance)
                 await self._fail(f"{', '.join(lost)} exited while AiKore was not running", None)
+                return False
+            if self.state == STOPPING:
+                return True
+            if self.state == RUNNING:
+                self.ready_at = self.host.kit.monotonic()
+            # The route table is rebuilt from events: announce the adopted state once.
+            self.host.publish(instance)
+            self._watch()
+            return False
+
+    async def roll_back_interrupted_start(self) -> None:
+        """Launches recorded for an instance whose row never said it started: stop what they left.
+
+        A start records its launches, spawns them, stores their pids, and only then writes
+        ``starting``; AiKore dying in between leaves records and perhaps processes of an instance
+        the row calls stopped. They are stopped (found by pid, marker and cgroup), so a later
+        start makes the one copy.
+        """
+        async with self.lock:
+            if self.state in ACTIVE_STATES:
                 return
-            if self.state != STOPPING:
-                if self.state == RUNNING:
-                    self.ready_at = self.host.kit.monotonic()
-                # The route table is rebuilt from events: announce the adopted state once.
-                self.host.publish(instance)
-                self._watch()
-        if self.state == STOPPING:
-            await self.stop()
+            records = list((await self.host.records.load(self.id)).values())
+            kit = self.host.kit
+            handles = [
+                kit.adopt(r.pid, r.create_time) if r.pid is not None and r.create_time is not None else None
+                for r in records
+            ]
+            found = sum([await kit.leftovers(r.launch_id, r.cgroup) for r in records])
+            await asyncio.gather(
+                *(kit.terminate(h, r.launch_id, CRASH_CLEANUP_GRACE, r.cgroup)
+                  for h, r in zip(handles, records, strict=True))
+            )
+            await self.host.records.clear(self.id)
+            if found:
+                log.warning("instance %s: stopped %d process(es) of a start AiKore died during", self.id, found)
+                await self.write(status_message=INTERRUPTED_START)
+
+    async def close(self) -> None:
+        """Stop watching and retrying (AiKore is exiting); the processes are not touched."""
+        await self._cancel_watcher()
+        task, self._finisher = self._finisher, None
+        if task is not None and task is not asyncio.current_task():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
     # -- internals --------------------------------------------------------------------------
 
@@ -312,9 +435,7 @@ class InstanceProcess:
     def _log(self, folder: Path, role: str) -> InstanceLog:
         return InstanceLog(folder, self.host.settings.log_backups, MAIN_LOG if role == MAIN else role)
 
-    async def _spawn_all(
-        self, instance: Instance, port: int, rebuild: bool
-    ) -> tuple[dict[str, ProcessGroup], dict[str, Any]]:
+    def _plan(self, instance: Instance, port: int, rebuild: bool) -> tuple[list[Launch], dict[str, Any]]:
         kit, settings = self.host.kit, self.host.settings
         folder = self.host.workspace.path(instance.name)
         env = instance_env(settings, instance, folder, port, rebuild)
@@ -323,25 +444,59 @@ class InstanceProcess:
         # what companions add to the app's own environment (a desktop app's DISPLAY) is known.
         specs = [spec for factory in self.host.companions if (spec := factory(instance, env)) is not None]
         main_env = {**env, **{k: v for spec in specs for k, v in spec.main_env.items()}}
-        groups = {
-            MAIN: ProcessGroup.spawn(
-                kit, MAIN, ["bash", str(folder / "launch.sh")], folder, main_env, self._log(folder, MAIN), settings,
-                banner, port,
-            )
-        }
+
+        def launch(role: str, argv: Sequence[str], cwd: Path, env: Mapping[str, str], banner: str,
+                   port: int | None, ready_path: str | None) -> Launch:
+            launch_id = uuid.uuid4().hex
+            return Launch(role, argv, cwd, env, banner, port, ready_path, launch_id, kit.make_cgroup(launch_id))
+
+        launches = [launch(MAIN, ["bash", str(folder / "launch.sh")], folder, main_env, banner, port, None)]
+        launches += [
+            launch(spec.role, spec.argv, spec.cwd or folder, {**env, **spec.env},
+                   f"start of {spec.role} for {instance.name}", spec.port, spec.ready_path)
+            for spec in specs
+        ]
+        return launches, {k: v for spec in specs for k, v in spec.row_fields.items()}
+
+    async def _launch_all(
+        self, instance: Instance, port: int, rebuild: bool
+    ) -> tuple[dict[str, ProcessGroup], dict[str, Any]]:
+        """Record every launch, spawn it, record its pid; on any failure nothing is left running."""
+        launches, row_fields = self._plan(instance, port, rebuild)
+        records = self.host.records
+        groups: dict[str, ProcessGroup] = {}
         try:
-            for spec in specs:
-                if spec is not None:
-                    groups[spec.role] = ProcessGroup.spawn(
-                        kit, spec.role, spec.argv, spec.cwd or folder, {**env, **spec.env},
-                        self._log(folder, spec.role), settings, f"start of {spec.role} for {instance.name}", spec.port,
-                        spec.ready_path,
-                    )
+            # Recorded before anything runs: whatever a crash leaves from here on can be found.
+            await records.clear(self.id)
+            for launch in launches:
+                await records.save(launch.record(self.id))
+            crashpoints.reach("start:recorded")
+            folder = self.host.workspace.path(instance.name)
+            for launch in launches:
+                group = ProcessGroup.spawn(self.host.kit, launch, self._log(folder, launch.role), self.host.settings)
+                groups[launch.role] = group
+                crashpoints.reach("start:spawned-unrecorded")
+                await records.save(group.record(self.id))
         except BaseException:
-            # A companion could not start: the groups already running go, then the start fails.
-            await asyncio.gather(*(kit.terminate(g.handle, g.launch_id, 0.0) for g in groups.values()))
+            # A companion could not start, or its pid could not be recorded: what runs goes.
+            await asyncio.shield(self._abandon(list(groups.values()), launches))
             raise
-        return groups, {k: v for spec in specs for k, v in spec.row_fields.items()}
+        return groups, row_fields
+
+    async def _abandon(self, groups: list[ProcessGroup], launches: Sequence[Launch] = ()) -> None:
+        """Stop groups of a start that failed midway, drop their cgroups and (if it can) their records."""
+        kit = self.host.kit
+        spawned = {g.launch_id for g in groups}
+        await asyncio.gather(
+            *(kit.terminate(g.handle, g.launch_id, 0.0, g.cgroup) for g in groups),
+            *(kit.terminate(None, la.launch_id, 0.0, la.cgroup) for la in launches
+              if la.launch_id not in spawned and la.cgroup),
+        )
+        try:
+            await self.host.records.clear(self.id)
+        except StorageError:
+            # The next start (or the next AiKore) clears them; nothing they name runs any more.
+            log.warning("instance %s: records of an abandoned start stay until the database takes changes", self.id)
 
     async def _spawn_failed(self, message: str) -> Instance | None:
         # STOPPED/ERROR -> STARTING -> ERROR: the attempt is visible, then why it failed.
@@ -350,8 +505,9 @@ class InstanceProcess:
         self.host.stopped(failed)
         return failed
 
-    def _watch(self) -> None:
-        self._deadline = self.host.kit.monotonic() + self.host.settings.ready_timeout
+    def _watch(self, keep_deadline: bool = False) -> None:
+        if not keep_deadline:
+            self._deadline = self.host.kit.monotonic() + self.host.settings.ready_timeout
         self._watcher = asyncio.create_task(self._watch_loop(self.groups), name=f"aikore-watch-{self.id}")
 
     async def _cancel_watcher(self) -> None:
@@ -373,32 +529,55 @@ class InstanceProcess:
 
     async def _watch_steps(self, groups: dict[str, ProcessGroup]) -> None:
         kit = self.host.kit
-        next_probe = 0.0
+        self._next_probe = 0.0
         while True:
-            for group in groups.values():
-                ended = group.handle.poll()
-                if ended is not None:
-                    await self._died(groups, group, ended)
+            try:
+                if await self._watch_step(groups):
                     return
-            if self.state == STARTING:
-                now = kit.monotonic()
-                if now >= self._deadline:
-                    await self._never_ready(groups)
-                    return
-                if now >= next_probe and self.port is not None:
-                    next_probe = now + PROBE_INTERVAL
-                    if await self._answers(groups):
-                        await self._became_ready(groups)
+            except StorageError as exc:
+                if self._unfinished is not None:
+                    return  # the last transition is pending: the finisher records it
+                # Nothing changed (the database refused the write): seen again, tried again.
+                if not self._store_trouble:
+                    log.warning("instance %s: cannot record a change yet (%s); retrying", self.id, exc.message)
+                self._store_trouble = True
+                await kit.sleep(STORE_RETRY)
+                continue
+            self._store_trouble = False
             await kit.sleep(WATCH_INTERVAL)
 
+    async def _watch_step(self, groups: dict[str, ProcessGroup]) -> bool:
+        """One look at the instance; True once this watcher's work is over."""
+        for group in groups.values():
+            ended = group.handle.poll()
+            if ended is not None:
+                await self._died(groups, group, ended)
+                return True
+        if self.state == STARTING:
+            now = self.host.kit.monotonic()
+            if now >= self._deadline:
+                await self._never_ready(groups)
+                return True
+            if now >= self._next_probe and self.port is not None:
+                self._next_probe = now + PROBE_INTERVAL
+                if await self._answers(groups):
+                    await self._became_ready(groups)
+        return False
+
     async def _answers(self, groups: dict[str, ProcessGroup]) -> bool:
-        """Ready means the app's health path answers, and every companion that has a ready path."""
+        """Ready means the app's health path answers, and every companion that has a ready path.
+
+        An answer counts only from a socket the launch's own processes listen on: a port another
+        program took before the app could bind it does not make the instance ready.
+        """
         assert self.port is not None
-        if not await self.host.kit.probe(self.port, self.health):
+        # Any of the instance's groups may serve the app's port (a desktop-only app's companion).
+        owners = [group.owner() for group in groups.values()]
+        if not await self.host.kit.probe(self.port, self.health, owners):
             return False
         for group in groups.values():
             if group.ready_path is not None and group.port is not None:
-                if not await self.host.kit.probe(group.port, group.ready_path):
+                if not await self.host.kit.probe(group.port, group.ready_path, owners):
                     return False
         return True
 
@@ -419,8 +598,9 @@ class InstanceProcess:
             who = "" if group.role == MAIN else f"{group.role} "
             taken = await self._fail(f"{who}exited with code {code}" if code is not None else f"{who}exited", code)
         if taken is not None:
-            with contextlib.suppress(AikoreError):
-                await self.start(note=f"port {taken} was taken by another program; retrying on another port")
+            async with self.ops:
+                with contextlib.suppress(AikoreError):
+                    await self.start(note=f"port {taken} was taken by another program; retrying on another port")
 
     async def _never_ready(self, groups: dict[str, ProcessGroup]) -> None:
         async with self.lock:
@@ -436,38 +616,83 @@ class InstanceProcess:
         Returns the port when the cause was another program taking the instance's port before it
         could listen (the bind check at reservation races with other programs): the caller then
         starts it again on another port, a few times, instead of applying the restart policy.
+        A write the database refuses raises ``StorageError`` with the state unchanged (before the
+        cleanup) or leaves the final ``error`` to the finisher (after it).
         """
         main = self.groups.get(MAIN)
         lines = main.log.tail(LAST_LINES) if main is not None else []
         was_starting, port = self.state == STARTING, self.port
         if stop or await self._anything_left():
-            # STARTING/RUNNING -> STOPPING: the remaining processes are stopped before ERROR.
-            await self.change_state(STOPPING, status_message=f"{message}; stopping what is left")
+            if self.state != STOPPING:
+                # STARTING/RUNNING -> STOPPING: the remaining processes are stopped before ERROR.
+                await self.change_state(STOPPING, status_message=f"{message}; stopping what is left")
             grace = self.host.settings.stop_timeout
             await self._terminate(grace if stop else min(grace, CRASH_CLEANUP_GRACE))
-        else:
-            await self._release()
         # Nothing of ours is left, so whoever listens on the port now is another program.
         taken = port if was_starting and not stop and port is not None and not is_free(port) else None
+        plan = RestartPlan()
         if taken is not None and self._port_retries < PORT_RETRIES:
             self._port_retries += 1
             note: str | None = f"port {taken} is taken by another program"
         else:
             taken = None
-            note = await self.host.failed(self, code)
+            plan = self.host.plan_restart(self, code)
+            note = plan.note
         text = "; ".join(filter(None, [message, note]))
         if lines:
             text += "\nlast log lines:\n" + "\n".join(line[:_LINE_MAX] for line in lines)
+
+        def after(instance: Instance) -> None:
+            self.host.stopped(instance)
+            self.host.schedule_restart(self, plan)
+
         # STARTING/RUNNING/STOPPING -> ERROR
-        instance = await self.change_state(
-            ERROR, pid=None, pid_create_time=None, port=None, exit_code=code, status_message=text[:_MESSAGE_MAX]
+        await self._finish(
+            ERROR, after, pid=None, pid_create_time=None, port=None, exit_code=code, status_message=text[:_MESSAGE_MAX]
         )
-        self.host.stopped(instance)
         return taken
+
+    async def _finish(self, new: str, after: Callable[[Instance], None] | None, **fields: Any) -> Instance:
+        """The last transition of a stop or a failure; once it is stored, what the instance held is released.
+
+        If the database refuses it, the instance stays as the database says (``stopping``, or still
+        ``running`` for a crash with nothing to clean), ``StorageError`` goes up, and the finisher
+        tries again until it is recorded.
+        """
+        try:
+            instance = await self.change_state(new, **fields)
+        except StorageError:
+            self._unfinished = (new, fields, after)
+            if self._finisher is None or self._finisher.done():
+                self._finisher = asyncio.create_task(self._finish_later(), name=f"aikore-finish-{self.id}")
+            raise
+        self._unfinished = None
+        finisher, self._finisher = self._finisher, None
+        if finisher is not None and finisher is not asyncio.current_task():
+            finisher.cancel()
+        await self._release()
+        if after is not None:
+            after(instance)
+        return instance
+
+    async def _finish_later(self) -> None:
+        while True:
+            await self.host.kit.sleep(STORE_RETRY)
+            async with self.lock:
+                if self._unfinished is None:
+                    return
+                new, fields, after = self._unfinished
+                if not can_change(self.state, new):
+                    self._unfinished = None
+                    return
+                with contextlib.suppress(StorageError):
+                    await self._finish(new, after, **fields)
+                    log.info("instance %s: recorded %s now that the database takes changes again", self.id, new)
+                    return
 
     async def _anything_left(self) -> bool:
         for group in self.groups.values():
-            if group.handle.poll() is None or await self.host.kit.leftovers(group.launch_id):
+            if group.handle.poll() is None or await self.host.kit.leftovers(group.launch_id, group.cgroup):
                 return True
         return False
 
@@ -475,40 +700,47 @@ class InstanceProcess:
         """Stop every group at once; returns the main process's exit code."""
         kit = self.host.kit
         groups = list(self.groups.values())
-        await asyncio.gather(*(kit.terminate(g.handle, g.launch_id, grace) for g in groups))
+        await asyncio.gather(*(kit.terminate(g.handle, g.launch_id, grace, g.cgroup) for g in groups))
         main = self.groups.get(MAIN)
-        code = main.exit_code() if main is not None else None
-        await self._release()
-        return code
+        return main.exit_code() if main is not None else None
 
     async def _release(self) -> None:
         self.host.ports.release(self.port, self.instance.name)
+        for group in self.groups.values():
+            self.host.kit.remove_cgroup(group.cgroup)
         self.groups, self.port, self.ready_at = {}, None, None
-        await self.host.records.clear(self.id)
+        try:
+            await self.host.records.clear(self.id)
+        except StorageError:
+            # Harmless: they name processes that are gone; the next start or AiKore clears them.
+            log.warning("instance %s: its launch records stay until the database takes changes again", self.id)
 
     async def _adopt_gone(self, instance: Instance, main: GroupRecord | None, records: list[GroupRecord]) -> None:
         """The stored process is not there (exited, or its pid now belongs to another process)."""
         kit = self.host.kit
         # Companions and escaped descendants of that launch may still run: they go too.
         await asyncio.gather(
-            *(kit.terminate(self.groups[r.role].handle if r.role in self.groups else None, r.launch_id, 2.0)
-              for r in records if r.launch_id)
+            *(kit.terminate(self.groups[r.role].handle if r.role in self.groups else None, r.launch_id, 2.0, r.cgroup)
+              for r in records if r.launch_id or r.cgroup)
         )
         folder = self.host.workspace.path(instance.name)
-        code = self._log(folder, MAIN).last_exit(main.pid) if main is not None else None
-        await self._release()
+        code = self._log(folder, MAIN).last_exit(main.pid) if main is not None and main.pid is not None else None
         if self.state == STOPPING:
             # STOPPING -> STOPPED: it was being stopped when AiKore went away, and it is gone.
-            await self.change_state(STOPPED, pid=None, pid_create_time=None, port=None, exit_code=code)
+            await self._finish(STOPPED, None, pid=None, pid_create_time=None, port=None, exit_code=code)
             return
         if code is not None:
             message = f"exited with code {code} while AiKore was not running"
         else:
             message = f"process {instance.pid} was gone when AiKore started (it exited, or the pid was reused)"
-        note = await self.host.failed(self, code)
+        plan = self.host.plan_restart(self, code)
+
+        def after(failed: Instance) -> None:
+            self.host.stopped(failed)
+            self.host.schedule_restart(self, plan)
+
         # STARTING/RUNNING -> ERROR
-        failed = await self.change_state(
-            ERROR, pid=None, pid_create_time=None, port=None, exit_code=code,
-            status_message="; ".join(filter(None, [message, note])),
+        await self._finish(
+            ERROR, after, pid=None, pid_create_time=None, port=None, exit_code=code,
+            status_message="; ".join(filter(None, [message, plan.note])),
         )
-        self.host.stopped(failed)

@@ -7,8 +7,13 @@ The database is written first and the in-memory copy after, so a failed write ne
 AiKore believing something the database does not say.
 
 At start, instances the database says were active are re-adopted if their process is still the
-same one (pid + create time) - a ``kill -9`` of AiKore loses nothing. A graceful stop stops every
-instance's whole process tree.
+same one (pid + create time) - a ``kill -9`` of AiKore loses nothing - and what a crash interrupted
+is completed or rolled back: a create's staged folder, a delete's moved folder, a start's launches,
+a pending restart. A graceful stop stops every instance's whole process tree.
+
+Locks: each instance's ``ops`` lock orders the operations on it (start, restart, delete, rename);
+the registry's lock is held only for the name and public-port checks and the changes they guard,
+never across a stop or a start, so one instance's slow stop holds up no other instance.
 """
 
 from __future__ import annotations
@@ -17,26 +22,32 @@ import asyncio
 import contextlib
 import logging
 import sqlite3
+import time
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from aikore.config import Settings
 from aikore.errors import AikoreError, not_found
 from aikore.events import EventBus
+from aikore.store import faults
 from aikore.store.blueprints import BlueprintCatalog
 from aikore.store.db import Store
+from aikore.store.faults import StorageError
 from aikore.store.instance import LIVE_FIELDS, Instance
 from aikore.store.workspace import Workspace
+from aikore.supervisor import crashpoints
 from aikore.supervisor.events import InstanceChanged, InstanceDeleted, InstanceRenamed, Runtime
 from aikore.supervisor.oskit import OsKit, RealOsKit
 from aikore.supervisor.ports import PortPool
-from aikore.supervisor.process import CompanionFactory, InstanceProcess
+from aikore.supervisor.process import CompanionFactory, InstanceProcess, RestartPlan
 from aikore.supervisor.records import MAIN, GroupRecords
+from aikore.supervisor.restarts import PendingRestart, PendingRestarts
 from aikore.supervisor.states import ACTIVE_STATES, ERROR, STOPPED_STATES
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # An action answers once the state moved (e.g. to "stopping"); the rest happens in the background.
 _ACTION_ANSWER_WITHIN = 5.0
@@ -74,6 +85,7 @@ class Supervisor:
         self.settings = settings
         self.store = store
         self.records = GroupRecords(store)
+        self.pending = PendingRestarts(store)
         self.workspace = workspace
         self.blueprints = blueprints
         self.events = events
@@ -86,53 +98,111 @@ class Supervisor:
         self._procs: dict[int, InstanceProcess] = {}
         self._restarts: dict[int, asyncio.Task[None]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
-        # Serialises creates, renames, deletes and starts, so the name/folder/row checks and the
-        # changes they guard are atomic.
-        self._mutations = asyncio.Lock()
+        self._autostart: asyncio.Task[None] | None = None
+        self._closing = False
+        # Held only for the name and public-port checks and the changes they guard (a create, a
+        # rename, the removal of a deleted row): short, and never across a stop or a start.
+        self._registry = asyncio.Lock()
 
     # -- lifecycle --------------------------------------------------------------------------
 
     async def startup(self) -> None:
-        """Load every instance, announce it, and re-adopt what a previous AiKore left running."""
+        """Finish what a crash interrupted, load every instance, announce it, re-adopt what runs."""
+        await self._finish_interrupted_folders()
         for instance in await self.store.list_instances():
             self._procs[instance.id] = InstanceProcess(instance, self)
             # Listeners (route tables, metric labels) build their state from these events.
             self.publish(instance)
-        for proc in list(self._procs.values()):
-            if proc.state in ACTIVE_STATES:
-                try:
-                    await proc.adopt()
-                except Exception:
-                    log.exception("instance %s: re-adoption failed", proc.instance.name)
+        recorded = await self.records.instance_ids()
+        procs = list(self._procs.values())
+        # In parallel: the leftovers of one instance, given their grace, hold up no other.
+        results = await asyncio.gather(*(self._take_over(p, p.id in recorded) for p in procs), return_exceptions=True)
+        for proc, result in zip(procs, results, strict=True):
+            if isinstance(result, BaseException):
+                log.error("instance %s: re-adoption failed", proc.instance.name, exc_info=result)
+        await self._resume_pending_restarts()
+        self.kit.tidy_cgroups(await self.records.cgroups())
+
+    async def _take_over(self, proc: InstanceProcess, recorded: bool) -> None:
+        if proc.state in ACTIVE_STATES:
+            if await proc.adopt():
+                # It was being stopped when AiKore went away: finished in the background, so AiKore
+                # answers at once however long the grace periods are.
+                self._spawn(proc.stop())
+        elif recorded:
+            await proc.roll_back_interrupted_start()
+
+    async def _finish_interrupted_folders(self) -> None:
+        """A create or delete a crash interrupted is completed, so a row and its folder go together."""
+        rows = {i.name: i for i in await self.store.list_instances()}
+        for name, instance_id, folder in self.workspace.deleting():
+            row = rows.get(name)
+            if row is not None and row.id == instance_id:
+                # Its folder was already moved aside for the delete: the row follows it.
+                await self.store.delete_instance(instance_id)
+                del rows[name]
+            self.workspace.trash(folder, name)
+            log.warning("instance %r: finished a delete an AiKore crash interrupted", name)
+        for name, staging in self.workspace.staged():
+            if name in rows and not self.workspace.exists(name):
+                # Its row was written: the folder built for it goes into place.
+                self.workspace.commit(staging, name)
+                log.warning("instance %r: finished a create an AiKore crash interrupted", name)
+            else:
+                self.workspace.discard(staging)
+
+    async def _resume_pending_restarts(self) -> None:
+        for instance_id, pending in (await self.pending.load()).items():
+            if instance_id in self._restarts:
+                continue  # its re-adoption found it failed and scheduled afresh
+            proc = self._procs.get(instance_id)
+            if proc is None or proc.state != ERROR or proc.instance.restart_policy != "on-failure":
+                with contextlib.suppress(StorageError):
+                    await self.pending.remove(instance_id)
+                continue
+            proc.failures = pending.attempt
+            delay = max(0.0, pending.due - time.time())
+            log.info("instance %s: restart attempt %s resumes in %.1f s", proc.instance.name, pending.attempt, delay)
+            self._restarts[instance_id] = asyncio.create_task(self._restart_later(proc, delay, pending.attempt))
 
     async def begin_autostart(self) -> None:
         """Start autostart instances in the background, staggered (called once the app is up)."""
         ids = [i.id for i in self.instances() if i.autostart]
         if ids:
-            self._spawn(self._autostart(ids))
+            self._autostart = asyncio.create_task(self._autostart_all(ids))
 
     async def shutdown(self) -> None:
-        """Stop every instance (in parallel: each may take stop_timeout) and every background task."""
-        for task in [*self._tasks, *self._restarts.values()]:
+        """Stop every instance (in parallel: each may take stop_timeout) and every background task.
+
+        Actions under way finish (a start cancelled midway could leave what it spawned unrecorded),
+        but none starts anything any more.
+        """
+        self._closing = True
+        waits = [t for t in [self._autostart, *self._restarts.values()] if t is not None]
+        for task in waits:
             task.cancel()
-        for task in [*self._tasks, *self._restarts.values()]:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await asyncio.gather(*waits, return_exceptions=True)
+        procs = list(self._procs.values())
         results = await asyncio.gather(
-            *(p.stop("AiKore is shutting down") for p in self._procs.values()), return_exceptions=True
+            *list(self._tasks), *(p.stop("AiKore is shutting down") for p in procs), return_exceptions=True
         )
-        for result in results:
+        for result in results[len(results) - len(procs):]:
             if isinstance(result, BaseException):
                 log.error("stopping an instance at shutdown failed: %r", result)
+        await asyncio.gather(*(p.close() for p in procs), return_exceptions=True)
         await self.kit.close()
 
-    async def _autostart(self, ids: list[int]) -> None:
+    async def _autostart_all(self, ids: list[int]) -> None:
         for index, instance_id in enumerate(ids):
             if index:
                 # Staggered: several WebUIs loading models at once would fight for disk and VRAM.
                 await asyncio.sleep(self.autostart_stagger)
             proc = self._procs.get(instance_id)
-            if proc is not None and proc.state in STOPPED_STATES:
+            if proc is None:
+                continue
+            async with proc.ops:
+                if proc.state not in STOPPED_STATES or proc.retired or self._closing:
+                    continue
                 try:
                     await proc.start(note="autostart")
                 except AikoreError as exc:
@@ -166,66 +236,122 @@ class Supervisor:
             raise AikoreError(
                 "unknown_blueprint", f"blueprint: no blueprint with id {fields['blueprint']!r}", 400, field="blueprint"
             )
-        async with self._mutations:
+        async with self._registry:
             self._check_free(fields["name"], fields.get("public_port"), exclude_id=None)
-            staging = self.workspace.prepare(fields["name"], blueprint.path)
-            try:
-                instance = await self._insert(fields)
-                try:
-                    self.workspace.commit(staging, fields["name"])
-                except BaseException:
-                    await self.store.delete_instance(instance.id)
-                    raise
-            except BaseException:
-                self.workspace.discard(staging)
-                raise
-            self._procs[instance.id] = InstanceProcess(instance, self)
+            with _storage_errors():
+                staging = self.workspace.prepare(fields["name"], blueprint.path)
+            instance = await _to_the_end(self._create(fields, staging))
         self.publish(instance)
+        return instance
+
+    async def _create(self, fields: dict[str, Any], staging: Path) -> Instance:
+        # Row first, then the folder into place; a crash between them leaves the staged folder,
+        # which the next start moves into place for the row (see _finish_interrupted_folders).
+        try:
+            instance = await self._insert(fields)
+            crashpoints.reach("create:row")
+            try:
+                with _storage_errors():
+                    self.workspace.commit(staging, fields["name"])
+            except BaseException:
+                await self.store.delete_instance(instance.id)
+                raise
+        except BaseException:
+            self.workspace.discard(staging)
+            raise
+        self._procs[instance.id] = InstanceProcess(instance, self)
         return instance
 
     async def update(self, instance_id: int, changes: dict[str, Any]) -> Instance:
         """Change settings; a rename moves the folder too. Only live fields change while it runs."""
-        async with self._mutations:
-            proc = self.get(instance_id)
-            old = proc.instance
-            changes = {k: v for k, v in changes.items() if getattr(old, k) != v}
-            if not changes:
-                return old
-            if not set(changes) <= LIVE_FIELDS and proc.state not in STOPPED_STATES:
-                fields = ", ".join(sorted(set(changes) - LIVE_FIELDS))
-                raise AikoreError(
-                    "instance_running", f"{fields}: stop the instance before changing this", 409,
-                    field=sorted(set(changes) - LIVE_FIELDS)[0],
-                )
-            new_name = changes.get("name")
-            self._check_free(new_name, changes.get("public_port"), exclude_id=instance_id)
-            if new_name is not None:
-                self.workspace.rename(old.name, new_name)
-            try:
-                updated = await proc.write(**changes)
-            except BaseException:
-                if new_name is not None:
-                    self.workspace.rename(new_name, old.name)
-                raise
+        proc = self.get(instance_id)
+        # Live fields (restart policy...) change at once, even during a long stop; others wait
+        # for the instance's operations, as their check of the state needs.
+        guard = proc.ops if not set(changes) <= LIVE_FIELDS else contextlib.nullcontext()
+        async with guard:
+            if proc.retired:
+                raise not_found("instance", instance_id)
+            async with self._registry:
+                updated, new_name, old = await _to_the_end(self._update(proc, changes))
+        if old is None:
+            return updated
+        if updated.restart_policy != "on-failure" and old.restart_policy == "on-failure":
+            # A restart the old policy scheduled does not happen any more.
+            await self._forget_restart(instance_id)
         if new_name is not None:
             self.events.publish(InstanceRenamed(old.name, updated, self.runtime(updated)))
         else:
             self.publish(updated)
         return updated
 
+    async def _update(
+        self, proc: InstanceProcess, changes: dict[str, Any]
+    ) -> tuple[Instance, str | None, Instance | None]:
+        old = proc.instance
+        changes = {k: v for k, v in changes.items() if getattr(old, k) != v}
+        if not changes:
+            return old, None, None
+        if not set(changes) <= LIVE_FIELDS and proc.state not in STOPPED_STATES:
+            fields = ", ".join(sorted(set(changes) - LIVE_FIELDS))
+            raise AikoreError(
+                "instance_running", f"{fields}: stop the instance before changing this", 409,
+                field=sorted(set(changes) - LIVE_FIELDS)[0],
+            )
+        new_name = changes.get("name")
+        self._check_free(new_name, changes.get("public_port"), exclude_id=proc.id)
+        if new_name is not None:
+            with _storage_errors():
+                self.workspace.rename(old.name, new_name)
+        try:
+            updated = await proc.write(**changes)
+        except BaseException:
+            if new_name is not None:
+                self.workspace.rename(new_name, old.name)
+            raise
+        return updated, new_name, old
+
     async def delete(self, instance_id: int) -> tuple[Instance, Path | None]:
         """Stop it, then remove the row and move the folder to the trash (nothing is erased)."""
-        async with self._mutations:
-            proc = self.get(instance_id)
-            self._cancel_restart(instance_id)
-            await proc.stop("deleting the instance")
-            if proc.state not in STOPPED_STATES:
-                raise AikoreError("instance_running", "instance is still running; stop it first", 409)
-            instance = proc.instance
-            await self.store.delete_instance(instance_id)
-            del self._procs[instance_id]
-            retired = self.workspace.retire(instance.name)
+        proc = self.get(instance_id)
+        async with proc.ops:
+            if proc.retired or self._procs.get(instance_id) is not proc:
+                raise not_found("instance", instance_id)
+            # From here nothing starts it again: the restart policy, a port retry, autostart.
+            proc.retired = True
+            try:
+                self._cancel_restart(instance_id)
+                await proc.stop("deleting the instance")
+                if proc.state not in STOPPED_STATES:
+                    raise AikoreError("instance_running", "instance is still running; stop it first", 409)
+                instance, retired = await _to_the_end(self._remove(proc))
+            except BaseException:
+                if self._procs.get(instance_id) is proc:
+                    proc.retired = False
+                raise
         self.events.publish(InstanceDeleted(instance))
+        return instance, retired
+
+    async def _remove(self, proc: InstanceProcess) -> tuple[Instance, Path | None]:
+        # Folder aside first (atomically, under a name that says what it is for), then the row,
+        # then the trash: a crash at any point leaves what the next start completes.
+        async with self._registry:
+            instance = proc.instance
+            with _storage_errors():
+                moved = self.workspace.begin_delete(instance.name, instance.id)
+            crashpoints.reach("delete:folder")
+            try:
+                await self.store.delete_instance(instance.id)
+            except BaseException:
+                self.workspace.undo_delete(moved, instance.name)
+                raise
+            crashpoints.reach("delete:row")
+            del self._procs[instance.id]
+            try:
+                retired = self.workspace.trash(moved, instance.name)
+            except OSError as exc:
+                log.warning("instance %r: its folder stays at %s until the next start (%s)", instance.name, moved, exc)
+                retired = moved
+        await proc.close()
         return instance, retired
 
     def read_script(self, instance_id: int) -> str:
@@ -238,7 +364,8 @@ class Supervisor:
     def write_script(self, instance_id: int, content: str) -> Instance:
         """Replace launch.sh (the previous one becomes launch.sh.bak)."""
         instance = self.instance(instance_id)
-        self.workspace.write_script(instance.name, content)
+        with _storage_errors():
+            self.workspace.write_script(instance.name, content)
         # Header edits (proxy mode, health path) change how the instance is routed: tell listeners.
         self.publish(instance)
         return instance
@@ -275,35 +402,49 @@ class Supervisor:
     # -- actions ----------------------------------------------------------------------------
 
     async def start(self, instance_id: int, rebuild: bool = False) -> Instance:
-        # Under the mutation lock: a rename or delete cannot slip between reading the name and spawning.
-        async with self._mutations:
-            proc = self.get(instance_id)
-            self._cancel_restart(instance_id)
+        proc = self.get(instance_id)
+        # Under the instance's operations lock: a rename or delete cannot slip between reading the
+        # name and spawning; other instances wait for nothing.
+        async with proc.ops:
+            self._refuse_if_gone(proc)
+            await self._forget_restart(instance_id)
             proc.failures = 0
             await proc.start(rebuild=rebuild, note="rebuilding the environment" if rebuild else None)
         return proc.instance
 
     async def stop(self, instance_id: int) -> Instance:
-        """Begin stopping; returns once the instance is ``stopping`` (or already stopped)."""
+        """Begin stopping; returns once the instance is ``stopping`` (or already stopped).
+
+        After any operation on the instance under way (a restart stops what it started).
+        """
         proc = self.get(instance_id)
-        self._cancel_restart(instance_id)
-        if proc.state in ACTIVE_STATES:
-            await self._answer_when_moved(proc, proc.stop())
+        await self._forget_restart(instance_id)
+        if proc.state in ACTIVE_STATES or proc.ops.locked():
+
+            async def stop_in_turn() -> None:
+                async with proc.ops:
+                    await proc.stop()
+
+            await self._answer_when_moved(proc, stop_in_turn())
         return proc.instance
 
     async def restart(self, instance_id: int, rebuild: bool = False) -> Instance:
         """Stop (if active) then start; returns once the state moved."""
-        async with self._mutations:
-            proc = self.get(instance_id)
-            self._cancel_restart(instance_id)
-            proc.failures = 0
-            note = "rebuilding the environment" if rebuild else None
+        proc = self.get(instance_id)
+        self._refuse_if_gone(proc)
+        await self._forget_restart(instance_id)
+        proc.failures = 0
+        note = "rebuilding the environment" if rebuild else None
 
-            async def stop_then_start() -> None:
+        async def stop_then_start() -> None:
+            # One operation: a delete asked meanwhile waits for it, then stops what it started.
+            async with proc.ops:
+                self._refuse_if_gone(proc)
                 await proc.stop("restarting" if not rebuild else "rebuilding")
+                self._refuse_if_gone(proc)
                 await proc.start(rebuild=rebuild, note=note)
 
-            await self._answer_when_moved(proc, stop_then_start())
+        await self._answer_when_moved(proc, stop_then_start())
         return proc.instance
 
     def instance_pids(self) -> dict[int, tuple[int, ...]]:
@@ -327,22 +468,33 @@ class Supervisor:
     def publish(self, instance: Instance) -> None:
         self.events.publish(InstanceChanged(instance, self.runtime(instance)))
 
-    async def failed(self, proc: InstanceProcess, exit_code: int | None) -> str | None:
-        """Restart policy: schedule the next attempt of an ``on-failure`` instance; say what happens."""
+    def plan_restart(self, proc: InstanceProcess, exit_code: int | None) -> RestartPlan:
+        """Restart policy: what an ``on-failure`` instance's failure leads to (nothing is done yet)."""
         if proc.instance.restart_policy != "on-failure":
-            return None
+            return RestartPlan()
         if exit_code == 0:
-            return "exited cleanly; on-failure does not restart it"
+            return RestartPlan("exited cleanly; on-failure does not restart it")
+        failures = proc.failures
         if proc.ready_at is not None and self.kit.monotonic() - proc.ready_at >= self.backoff.stable_after:
-            proc.failures = 0
-        proc.failures += 1
-        if proc.failures > self.backoff.max_attempts:
-            return f"restart policy gave up after {self.backoff.max_attempts} attempts in a row"
-        delay = self.backoff.delay(proc.failures)
-        attempt = proc.failures
+            failures = 0
+        failures += 1
+        if failures > self.backoff.max_attempts:
+            return RestartPlan(f"restart policy gave up after {self.backoff.max_attempts} attempts in a row",
+                               failures=failures)
+        delay = self.backoff.delay(failures)
+        note = f"restarting in {delay:g} s (attempt {failures} of {self.backoff.max_attempts})"
+        return RestartPlan(note, attempt=failures, delay=delay, failures=failures)
+
+    def schedule_restart(self, proc: InstanceProcess, plan: RestartPlan) -> None:
+        """Carry out a plan once its failure is recorded: the next attempt, kept in the database too."""
+        if plan.failures:
+            proc.failures = plan.failures
+        if not plan.attempt or proc.retired or self._closing:
+            return
         self._cancel_restart(proc.id)
-        self._restarts[proc.id] = asyncio.create_task(self._restart_later(proc, delay, attempt))
-        return f"restarting in {delay:g} s (attempt {attempt} of {self.backoff.max_attempts})"
+        self._restarts[proc.id] = asyncio.create_task(
+            self._restart_later(proc, plan.delay, plan.attempt, due=time.time() + plan.delay)
+        )
 
     def stopped(self, instance: Instance) -> None:
         for callback in self.on_stop:
@@ -353,23 +505,49 @@ class Supervisor:
 
     # -- internals --------------------------------------------------------------------------
 
-    async def _restart_later(self, proc: InstanceProcess, delay: float, attempt: int) -> None:
+    def _refuse_if_gone(self, proc: InstanceProcess) -> None:
+        if proc.retired:
+            raise not_found("instance", proc.id)
+        if self._closing:
+            raise AikoreError("shutting_down", "AiKore is shutting down; start it again later", 503)
+
+    async def _restart_later(self, proc: InstanceProcess, delay: float, attempt: int, due: float | None = None) -> None:
+        if due is not None:
+            try:
+                # Kept until it happens or is cancelled: an AiKore crash meanwhile does not lose it.
+                await self.pending.save(PendingRestart(proc.id, due, attempt))
+            except StorageError as exc:
+                log.warning("instance %s: pending restart not kept across a crash: %s", proc.id, exc.message)
         await self.kit.sleep(delay)
-        # The failure is still being handled (leftovers stopped under the lock) until it is ERROR.
-        async with proc.lock:
-            pass
-        self._restarts.pop(proc.id, None)
-        if proc.state != ERROR or self._procs.get(proc.id) is not proc:
-            return
-        try:
-            await proc.start(note=f"restart attempt {attempt} of {self.backoff.max_attempts} after a failure")
-        except AikoreError as exc:
-            log.warning("restart of instance %s: %s", proc.id, exc.message)
+        async with proc.ops:
+            if self._restarts.get(proc.id) is asyncio.current_task():
+                del self._restarts[proc.id]
+            if (
+                proc.retired
+                or self._closing
+                or proc.state != ERROR
+                or self._procs.get(proc.id) is not proc
+                or proc.instance.restart_policy != "on-failure"
+            ):
+                return
+            with contextlib.suppress(StorageError):
+                await self.pending.remove(proc.id)
+            try:
+                await proc.start(note=f"restart attempt {attempt} of {self.backoff.max_attempts} after a failure")
+            except AikoreError as exc:
+                log.warning("restart of instance %s: %s", proc.id, exc.message)
 
     def _cancel_restart(self, instance_id: int) -> None:
         task = self._restarts.pop(instance_id, None)
         if task is not None and task is not asyncio.current_task():
             task.cancel()
+
+    async def _forget_restart(self, instance_id: int) -> None:
+        """Cancel a pending restart, here and in the database (best effort: it only ever starts an
+        instance that is in ``error`` with the policy on)."""
+        self._cancel_restart(instance_id)
+        with contextlib.suppress(StorageError):
+            await self.pending.remove(instance_id)
 
     async def _answer_when_moved(self, proc: InstanceProcess, action: Coroutine[Any, Any, Any]) -> None:
         event = proc.next_change()
@@ -392,3 +570,27 @@ class Supervisor:
             exc = task.exception()
             if not isinstance(exc, AikoreError):
                 log.error("supervisor task failed", exc_info=exc)
+
+
+@contextlib.contextmanager
+def _storage_errors() -> Any:
+    """A file operation in the data dir that failed for lack of space or write access: a 507/503."""
+    try:
+        yield
+    except OSError as exc:
+        fault = faults.from_os(exc)
+        if fault is None:
+            raise
+        raise fault from exc
+
+
+async def _to_the_end(coro: Coroutine[Any, Any, T]) -> T:
+    """Run ``coro`` to its end even if the caller is cancelled meanwhile (a client went away):
+    a row and its folder must not part halfway. The cancellation goes on once it is done."""
+    task = asyncio.ensure_future(coro)
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        with contextlib.suppress(Exception):
+            await task
+        raise

@@ -16,7 +16,7 @@ from aikore.store.db import Store
 from aikore.store.instance import Instance
 from aikore.store.workspace import Workspace
 from aikore.supervisor.events import InstanceChanged
-from aikore.supervisor.oskit import Exit, Handle
+from aikore.supervisor.oskit import Exit, Handle, Owner
 from aikore.supervisor.states import (
     ACTIVE_STATES,
     ALL_STATES,
@@ -98,6 +98,15 @@ class FakeKit:
     async def sleep(self, seconds: float) -> None:
         await self.clock.sleep(seconds)
 
+    def make_cgroup(self, launch_id: str) -> str | None:
+        return None
+
+    def remove_cgroup(self, cgroup: str | None) -> None:
+        return None
+
+    def tidy_cgroups(self, keep: set[str]) -> None:
+        return None
+
     def spawn(self, argv: Sequence[str], cwd: Path, env: Mapping[str, str], output: Path) -> Handle:
         handle = FakeHandle()
         self.spawned.append((handle, argv, env))
@@ -108,15 +117,15 @@ class FakeKit:
         handle = self.alive.get((pid, create_time))
         return handle if handle is not None and handle.exit is None else None
 
-    async def terminate(self, handle: Handle | None, marker: str, grace: float) -> None:
+    async def terminate(self, handle: Handle | None, marker: str, grace: float, cgroup: str | None = None) -> None:
         if isinstance(handle, FakeHandle) and handle.exit is None:
             handle.exit = Exit(143)
             self.terminated.append(handle.pid)
 
-    async def leftovers(self, marker: str) -> int:
+    async def leftovers(self, marker: str, cgroup: str | None = None) -> int:
         return 0
 
-    async def probe(self, port: int, path: str) -> bool:
+    async def probe(self, port: int, path: str, owners: Sequence[Owner] = ()) -> bool:
         return self.ready and port not in self.silent_ports
 
     async def close(self) -> None:
@@ -272,9 +281,9 @@ async def test_on_failure_restarts_after_a_never_ready_cleanup_longer_than_the_d
     tmp_path: Path, store: Store
 ) -> None:
     class SlowStopKit(FakeKit):
-        async def terminate(self, handle: Handle | None, marker: str, grace: float) -> None:
+        async def terminate(self, handle: Handle | None, marker: str, grace: float, cgroup: str | None = None) -> None:
             await self.sleep(0.3)  # longer than the first backoff delay below
-            await super().terminate(handle, marker, grace)
+            await super().terminate(handle, marker, grace, cgroup)
 
     kit, published = SlowStopKit(), []
     sup = _supervisor(tmp_path, store, kit, published, ready_timeout=0.2)
