@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
+import socket
 import sys
 from collections.abc import Callable, Sequence
 
@@ -13,9 +15,13 @@ from aiohttp import web
 from aikore.app import create_app
 from aikore.config import ConfigError, Settings
 from aikore.http import AUTH, startup_message
+from aikore.store.faults import Unusable
+from aikore.store.lock import DataDirLock
 from proxy import SERVER_HANDLER_ARGS
 
 log = logging.getLogger("aikore")
+# At a stop, requests still running this long after proxied streams were closed are cancelled.
+_HANDLER_GRACE = 3.0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -47,21 +53,44 @@ def dashboard_url(settings: Settings, port: int) -> str:
 
 
 async def serve(settings: Settings) -> int:
-    """Run until a stop signal; cleanup contexts then stop every instance gracefully."""
+    """Lock the data dir, bind the port, start (re-adopting instances), run until a stop signal.
+
+    In that order: a second AiKore on the same data dir, or one that cannot listen, exits before
+    it adopts - and so before it could stop - anything.
+    """
+    try:
+        lock = DataDirLock.acquire(settings.data_dir)
+    except Unusable as exc:
+        return _refuse(exc.message)
+    try:
+        try:
+            sockets = listen(settings.host, settings.port)
+        except OSError as exc:
+            return _refuse(f"cannot listen on {settings.host}:{settings.port}: {exc.strerror or exc}")
+        return await _serve_on(settings, sockets, lock)
+    finally:
+        lock.release()
+
+
+async def _serve_on(settings: Settings, sockets: list[socket.socket], lock: DataDirLock) -> int:
     app = create_app(settings)
     # Header limits raised for the proxy (cookies grow with many apps on one host).
-    runner = web.AppRunner(app, access_log=None, **SERVER_HANDLER_ARGS)
-    await runner.setup()
-    site = web.TCPSite(runner, settings.host, settings.port, reuse_address=True, backlog=128)
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=_HANDLER_GRACE, **SERVER_HANDLER_ARGS)
     try:
-        await site.start()
-    except OSError as exc:
-        await runner.cleanup()
-        print(f"aikore: error: cannot listen on {settings.host}:{settings.port}: {exc.strerror}", file=sys.stderr)
+        await runner.setup()
+    except Unusable as exc:
+        await _abandon(runner, sockets)
+        return _refuse(exc.message)
+    except Exception:
+        log.exception("AiKore could not start")
+        await _abandon(runner, sockets)
         return 1
+    for sock in sockets:
+        await web.SockSite(runner, sock, backlog=128).start()
     # The port bound: the one asked for, or the one the OS chose for --port 0.
-    port = int(runner.addresses[0][1])
+    port = int(sockets[0].getsockname()[1])
     url = dashboard_url(settings, port)
+    lock.describe(f"AiKore pid {os.getpid()} serving {url}")
     print(f"AiKore dashboard: {url}", flush=True)
     # The login URL with the token (or how to log in, or the --no-auth warning).
     line = startup_message(app[AUTH], url)
@@ -75,3 +104,40 @@ async def serve(settings: Settings) -> int:
     log.info("stopping: shutting down instances and listeners")
     await runner.cleanup()
     return 0
+
+
+def listen(host: str, port: int) -> list[socket.socket]:
+    """Listening sockets on every address ``host`` resolves to (as aiohttp's TCPSite would bind).
+
+    With port 0 the first socket's port (the OS's choice) is used for the others too.
+    """
+    infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    sockets: list[socket.socket] = []
+    try:
+        for family, kind, proto, _name, address in dict.fromkeys(infos):
+            sock = socket.socket(family, kind, proto)
+            sockets.append(sock)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            if port == 0 and len(sockets) > 1:
+                address = (address[0], sockets[0].getsockname()[1], *address[2:])
+            sock.bind(address)
+            sock.listen(128)
+            sock.setblocking(False)
+    except OSError:
+        for sock in sockets:
+            sock.close()
+        raise
+    return sockets
+
+
+async def _abandon(runner: web.AppRunner, sockets: list[socket.socket]) -> None:
+    for sock in sockets:
+        sock.close()
+    await runner.cleanup()
+
+
+def _refuse(message: str) -> int:
+    print(f"aikore: error: {message}", file=sys.stderr, flush=True)
+    return 1

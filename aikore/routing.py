@@ -2,6 +2,8 @@
 
 The table changes in memory the moment an instance event is published: no reload, no restart.
 Listeners open and close on a single worker task so two quick events never race on one port.
+Requests being proxied (websockets, downloads, SSE) are ended when AiKore stops, before it waits
+for its handlers: an open browser tab never holds up the stopping of the instances.
 """
 
 from __future__ import annotations
@@ -9,11 +11,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 
 import aiohttp
 from aiohttp import web
-from aiohttp.typedefs import Handler
+from aiohttp.typedefs import Handler, Middleware
 
 import proxy
 from aikore.config import SETTINGS
@@ -33,6 +35,41 @@ ROUTES = web.AppKey("routes", proxy.RouteTable)
 PROXY = web.AppKey("proxy_handler", proxy.Handler)
 # Hooks for what a public port also serves (persistent mode mounts the instance's desktop there).
 PUBLIC_PORT_MOUNTS = web.AppKey("public_port_mounts", list)
+
+
+# How long a stop waits for proxied requests to end once told to (websockets say "going away").
+_CLOSE_PROXIED_WITHIN = 2.0
+
+
+class ProxiedRequests:
+    """The requests being proxied right now, on the main port and public ports alike."""
+
+    def __init__(self) -> None:
+        self._tasks: set[asyncio.Task[object]] = set()
+
+    async def run(self, forwarding: Awaitable[web.StreamResponse]) -> web.StreamResponse:
+        """Await one proxied request's handling, known to ``close`` meanwhile."""
+        task = asyncio.current_task()
+        assert task is not None
+        self._tasks.add(task)
+        try:
+            return await forwarding
+        finally:
+            self._tasks.discard(task)
+
+    def __len__(self) -> int:
+        return len(self._tasks)
+
+    async def close(self, within: float = _CLOSE_PROXIED_WITHIN) -> None:
+        """End every proxied request (a websocket's relay closes both sides with 1001 going away)."""
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks, timeout=within)
+
+
+PROXIED = web.AppKey("proxied_requests", ProxiedRequests)
 
 
 class Routing:
@@ -103,9 +140,23 @@ async def scrub_middleware(request: web.Request, handler: Handler) -> web.Stream
     return await handler(request)
 
 
+def _tracking_middleware(proxied: ProxiedRequests) -> Middleware:
+    """A public port's requests are all proxied: each is ended when AiKore stops."""
+
+    @web.middleware
+    async def track(request: web.Request, handler: Handler) -> web.StreamResponse:
+        return await proxied.run(handler(request))
+
+    return track
+
+
 async def _main_port(request: web.Request) -> web.StreamResponse:
     scrub(request)
-    return await request.app[PROXY](request)
+    return await request.app[PROXIED].run(request.app[PROXY](request))
+
+
+async def _close_proxied(app: web.Application) -> None:
+    await app[PROXIED].close()
 
 
 def setup_routing(app: web.Application) -> None:
@@ -113,6 +164,9 @@ def setup_routing(app: web.Application) -> None:
     app[ROUTES] = proxy.RouteTable()
     app[ROUTING] = Routing(app[ROUTES])
     app[PUBLIC_PORT_MOUNTS] = []
+    app[PROXIED] = ProxiedRequests()
+    # on_shutdown runs before aiohttp waits for open handlers, and before cleanup stops instances.
+    app.on_shutdown.append(_close_proxied)
     # At setup, so the supervisor's first announcements (before re-adoption) build the table.
     app[EVENTS].listen(app[ROUTING].on_event)
     proxy.add_app_routes(app.router, _main_port)
@@ -148,7 +202,7 @@ async def _public_listeners_ctx(app: web.Application) -> AsyncIterator[None]:
         app[HTTP_CLIENT],
         host=settings.host,
         # The gate, then what it found to strip handed to the proxy.
-        middlewares=[*public_port_middlewares(app), scrub_middleware],
+        middlewares=[*public_port_middlewares(app), scrub_middleware, _tracking_middleware(app[PROXIED])],
         peer=peer_resolver(app),
         configure=configure,
     )
