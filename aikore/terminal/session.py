@@ -18,6 +18,8 @@ from pathlib import Path
 # Output kept for a reattach (the screen a kept session shows when the browser comes back).
 SCROLLBACK = 256 * 1024
 _READ = 64 * 1024
+# How long a hung-up session has to end by itself before it is killed.
+GRACE = 2.0
 # Input not yet taken by the shell (a paste into a busy program); more than this is dropped.
 MAX_PENDING_INPUT = 16 * 1024 * 1024
 # Makes the PTY the shell's controlling terminal, then becomes the shell. A tiny exec shim instead
@@ -122,14 +124,14 @@ class TerminalSession:
         if self._master >= 0:
             _set_size(self._master, cols, rows)
 
-    async def end(self, grace: float = 2.0) -> None:
+    async def end(self, grace: float = GRACE) -> None:
         """Hang up the shell and everything it started (its whole session), then wait for it."""
         if self.pid is None:
             return
         _signal_session(self.pid, signal.SIGHUP)
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._ended.wait(), grace)
-        # Background jobs and nohup'd children would outlive the shell: nothing of the session stays.
+            await asyncio.wait_for(asyncio.shield(self._ended.wait()), grace)
+        # A shell that ignores the hangup is killed; the rest of its session goes in _reap.
         _signal_session(self.pid, signal.SIGKILL)
         await self._ended.wait()
 
@@ -167,8 +169,10 @@ class TerminalSession:
     async def _reap(self) -> None:
         assert self._proc is not None
         self.exit_code = await self._proc.wait()
-        # Leftovers of the session (a job that ignored the hangup) go with the shell.
-        _signal_session(self._proc.pid, signal.SIGKILL)
+        # Nothing of the session outlives the shell: background jobs and nohup'd children get a
+        # hangup and a moment to clean up (a half-done `pyenv rehash` in ~/.bashrc leaves its lock
+        # behind when killed outright), then whatever is left is killed.
+        await _end_session(self._proc.pid, GRACE)
         # The rest of the output (the shell's last words) is read before the end is announced.
         deadline = time.monotonic() + 1.0
         while self._master >= 0 and time.monotonic() < deadline:
@@ -182,6 +186,15 @@ class TerminalSession:
 
 def _set_size(fd: int, cols: int, rows: int) -> None:
     fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+
+
+async def _end_session(sid: int, grace: float) -> None:
+    _signal_session(sid, signal.SIGHUP)
+    for _ in range(int(grace / 0.05)):
+        if not _session_members(sid):
+            break
+        await asyncio.sleep(0.05)
+    _signal_session(sid, signal.SIGKILL)
 
 
 def _signal_session(sid: int, signum: int) -> None:
