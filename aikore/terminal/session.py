@@ -22,8 +22,9 @@ _READ = 64 * 1024
 GRACE = 2.0
 # Input not yet taken by the shell (a paste into a busy program); more than this is dropped.
 MAX_PENDING_INPUT = 16 * 1024 * 1024
-# Makes the PTY the shell's controlling terminal, then becomes the shell. A tiny exec shim instead
-# of subprocess's preexec_fn, which is unsafe in a process with threads.
+# Makes the PTY the shell's controlling terminal (so the shell is hung up when the PTY's other
+# side closes, AiKore dying included), then becomes the shell. A tiny exec shim instead of
+# subprocess's preexec_fn, which is unsafe in a process with threads.
 _CTTY_SHIM = (
     "import fcntl, os, sys, termios; fcntl.ioctl(0, termios.TIOCSCTTY, 0); "
     "os.execvpe(sys.argv[1], sys.argv[1:], os.environ)"
@@ -53,6 +54,7 @@ class TerminalSession:
         self._master = -1
         self._scrollback = bytearray()
         self._pending = bytearray()
+        self._hung_up = False
         self._writer = False
         self._listener: Listener | None = None
         self._ended = asyncio.Event()
@@ -125,13 +127,20 @@ class TerminalSession:
             _set_size(self._master, cols, rows)
 
     async def end(self, grace: float = GRACE) -> None:
-        """Hang up the shell and everything it started (its whole session), then wait for it."""
+        """Hang up the shell, as closing a terminal window does; it hangs up its own jobs.
+
+        Only the shell is signalled: a process hung up twice (by us and again by the shell) dies
+        inside its exit trap, and a `pyenv rehash` run by ~/.bashrc then leaves its lock behind,
+        hanging every later shell. What is left of the session when the shell is gone goes in _reap.
+        """
         if self.pid is None:
             return
-        _signal_session(self.pid, signal.SIGHUP)
+        self._hung_up = True
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.pid, signal.SIGHUP)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(asyncio.shield(self._ended.wait()), grace)
-        # A shell that ignores the hangup is killed; the rest of its session goes in _reap.
+        # A shell that ignores the hangup is killed with its whole session.
         _signal_session(self.pid, signal.SIGKILL)
         await self._ended.wait()
 
@@ -169,10 +178,9 @@ class TerminalSession:
     async def _reap(self) -> None:
         assert self._proc is not None
         self.exit_code = await self._proc.wait()
-        # Nothing of the session outlives the shell: background jobs and nohup'd children get a
-        # hangup and a moment to clean up (a half-done `pyenv rehash` in ~/.bashrc leaves its lock
-        # behind when killed outright), then whatever is left is killed.
-        await _end_session(self._proc.pid, GRACE)
+        # Nothing of the session outlives the shell: jobs it left running get a hangup (unless it
+        # hung them up itself) and a moment to clean up, then whatever is left is killed.
+        await _end_session(self._proc.pid, GRACE, hang_up=not self._hung_up)
         # The rest of the output (the shell's last words) is read before the end is announced.
         deadline = time.monotonic() + 1.0
         while self._master >= 0 and time.monotonic() < deadline:
@@ -188,8 +196,9 @@ def _set_size(fd: int, cols: int, rows: int) -> None:
     fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
 
 
-async def _end_session(sid: int, grace: float) -> None:
-    _signal_session(sid, signal.SIGHUP)
+async def _end_session(sid: int, grace: float, hang_up: bool) -> None:
+    if hang_up:
+        _signal_session(sid, signal.SIGHUP)
     for _ in range(int(grace / 0.05)):
         if not _session_members(sid):
             break

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
+import subprocess
+import sys
 import time
 import venv as venv_module
 from typing import Any
@@ -194,3 +197,31 @@ async def test_a_paste_into_a_busy_shell_does_not_block_aikore(client: TestClien
     assert (await client.get("/api/health")).status == 200
     assert time.monotonic() - started < 1.0
     await term.ws.close()
+
+
+def test_a_shell_hangs_up_when_aikore_dies(aikore_process: Any) -> None:
+    """A real aikore killed outright (no cleanup runs): its PTY closes, so even a kept shell is hung up."""
+    server = aikore_process()
+    script = (
+        "import asyncio, aiohttp, sys\n"
+        "async def main():\n"
+        "    async with aiohttp.ClientSession() as s:\n"
+        f"        ws = await s.ws_connect('{server.base.replace('http', 'ws')}/api/terminal?keep=1')\n"
+        "        await ws.send_bytes(b'echo PID=$$\\n')\n"
+        "        text = b''\n"
+        "        while b'PID=' not in text.replace(b'echo PID=', b''):\n"
+        "            m = await ws.receive(timeout=15)\n"
+        "            text += m.data if isinstance(m.data, bytes) else b''\n"
+        "        print(text.replace(b'echo PID=', b'').split(b'PID=')[1].split()[0].decode())\n"
+        "asyncio.run(main())\n"
+    )
+    shell = int(subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60,
+                               check=True).stdout.strip())
+    assert not _gone(shell)
+    assert server.proc is not None
+    server.proc.send_signal(signal.SIGKILL)
+    server.proc.wait(timeout=10)
+    deadline = time.monotonic() + 10
+    while not _gone(shell):
+        assert time.monotonic() < deadline, "the shell outlived AiKore"
+        time.sleep(0.05)
