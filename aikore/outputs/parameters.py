@@ -11,6 +11,8 @@ from PIL import Image
 
 # Text chunks larger than this are not shown (a workflow is tens of KiB; this is generous).
 MAX_CHUNK = 4 * 1024 * 1024
+_EXIF_IFD = 0x8769
+_USER_COMMENT = 0x9286
 _A1111_SETTING = re.compile(r"\s*([\w \-/]+):\s*(\"(?:\\.|[^\\\"])*\"|[^,]*)(?:,|$)")
 
 
@@ -18,6 +20,8 @@ def read(path: Path) -> dict[str, Any]:
     """{"comfyui": {...}|None, "a1111": {...}|None, "text": {chunk: value}} for an image file."""
     with Image.open(path) as img:
         text = {k: v for k, v in img.info.items() if isinstance(v, str) and len(v) <= MAX_CHUNK}
+        if "parameters" not in text and (comment := _user_comment(img)):
+            text["parameters"] = comment
     return {"comfyui": comfyui(text), "a1111": a1111(text.get("parameters")), "text": text}
 
 
@@ -62,6 +66,19 @@ def a1111(parameters: str | None) -> dict[str, Any] | None:
         (negative if in_negative else prompt).append(line)
     settings = {m.group(1).strip(): m.group(2).strip().strip('"') for m in _A1111_SETTING.finditer(settings_line)}
     return {"prompt": "\n".join(prompt), "negative_prompt": "\n".join(negative), "settings": settings}
+
+
+def _user_comment(img: Image.Image) -> str | None:
+    """A1111's parameters in a JPEG or WebP: the EXIF UserComment (an 8-byte charset tag, then text)."""
+    raw = img.getexif().get_ifd(_EXIF_IFD).get(_USER_COMMENT)
+    if not isinstance(raw, bytes) or len(raw) <= 8 or len(raw) > MAX_CHUNK:
+        return None
+    tag, body = raw[:8], raw[8:]
+    if tag.startswith(b"UNICODE"):
+        # piexif (what A1111 uses) writes UTF-16 big-endian; some tools little-endian.
+        encoding = "utf-16-le" if body[:1] != b"\x00" and body[1:2] == b"\x00" else "utf-16-be"
+        return body.decode(encoding, errors="replace").rstrip("\x00") or None
+    return body.decode("utf-8", errors="replace").rstrip("\x00") or None
 
 
 def _json(text: str | None) -> Any:

@@ -158,3 +158,13 @@ async def test_live_stream_sends_new_outputs(client: TestClient, outputs: tuple[
             text += await resp.content.readany()
     assert b"event: added" in text
     resp.close()
+
+
+async def test_jpeg_with_a1111_exif_user_comment_is_parsed(client: TestClient, outputs: tuple[str, Path]) -> None:
+    base, folder = outputs
+    exif = Image.Exif()
+    # What A1111 writes through piexif: "UNICODE\0" then the text in UTF-16 big-endian.
+    exif.get_ifd(0x8769)[0x9286] = b"UNICODE\x00" + A1111.encode("utf-16-be")
+    Image.new("RGB", (64, 64), "green").save(folder / "00002-1234.jpg", exif=exif)
+    body = await (await client.get(f"{base}/parameters", params={"path": "00002-1234.jpg"})).json()
+    assert body["a1111"]["prompt"] == "a cat in a hat" and body["a1111"]["settings"]["Steps"] == "30"
