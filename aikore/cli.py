@@ -17,7 +17,7 @@ from aikore.config import ConfigError, Settings
 from aikore.http import AUTH, startup_message
 from aikore.store.faults import Unusable
 from aikore.store.lock import DataDirLock
-from proxy import SERVER_HANDLER_ARGS
+from proxy import SERVER_HANDLER_ARGS, GuardedRunner
 
 log = logging.getLogger("aikore")
 # At a stop, requests still running this long after proxied streams were closed are cancelled.
@@ -75,7 +75,8 @@ async def serve(settings: Settings) -> int:
 async def _serve_on(settings: Settings, sockets: list[socket.socket], lock: DataDirLock) -> int:
     app = create_app(settings)
     # Header limits raised for the proxy (cookies grow with many apps on one host).
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=_HANDLER_GRACE, **SERVER_HANDLER_ARGS)
+    # Request heads bounded in size and time: before its head is complete a client is anonymous.
+    runner = GuardedRunner(app, access_log=None, shutdown_timeout=_HANDLER_GRACE, **SERVER_HANDLER_ARGS)
     try:
         await runner.setup()
     except Unusable as exc:

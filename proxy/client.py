@@ -11,16 +11,28 @@ from typing import Any
 
 import aiohttp
 
-# Cookies grow with many apps on one host; aiohttp's 8 KiB line/field limits reject them.
+# Upstream answers: cookies grow with many apps on one host; aiohttp's 8 KiB limits reject them.
 MAX_LINE_SIZE = 64 * 1024
 MAX_FIELD_SIZE = 64 * 1024
 MAX_HEADERS = 256
 
+# Browsers' requests, sized for real ones (anything before the gate is anonymous): a request
+# line far longer than any server in front of an app accepts (8 KiB is common), one header up to
+# 64 KiB (a Cookie line of many apps' cookies; a browser caps each at 4 KB), as many headers as
+# aiohttp allows by default (browsers send a few dozen). The head as a whole is bounded, and
+# given a deadline, by proxy.heads (GuardedRunner).
+SERVER_MAX_LINE_SIZE = 16 * 1024
+SERVER_MAX_FIELD_SIZE = 64 * 1024
+SERVER_MAX_HEADERS = 128
+# Seconds an idle kept-alive connection stays open (aiohttp's AppRunner default is an hour).
+SERVER_KEEPALIVE = 75.0
+
 # Keyword arguments for the server side: web.run_app(handler_args=...) / AppRunner(app, **...).
 SERVER_HANDLER_ARGS: dict[str, Any] = {
-    "max_line_size": MAX_LINE_SIZE,
-    "max_field_size": MAX_FIELD_SIZE,
-    "max_headers": MAX_HEADERS,
+    "max_line_size": SERVER_MAX_LINE_SIZE,
+    "max_field_size": SERVER_MAX_FIELD_SIZE,
+    "max_headers": SERVER_MAX_HEADERS,
+    "keepalive_timeout": SERVER_KEEPALIVE,
 }
 
 # aiohttp adds these when absent; a proxy must send only what the browser sent.

@@ -13,6 +13,7 @@ from aiohttp.typedefs import Middleware
 from .client import SERVER_HANDLER_ARGS
 from .dispatch import port_handler
 from .headers import PeerFn, direct_peer
+from .heads import GuardedRunner
 from .table import RouteTable
 from .upstream import UpstreamPool
 
@@ -74,7 +75,8 @@ class PublicListeners:
             "/{tail:.*}",
             port_handler(self._table, self._session, name, peer=self._peer, pool=self._pool),
         )
-        runner = web.AppRunner(app, access_log=None, shutdown_timeout=_SHUTDOWN_TIMEOUT, **SERVER_HANDLER_ARGS)
+        # Anonymous clients reach this port too: their heads are bounded in size and time.
+        runner = GuardedRunner(app, access_log=None, shutdown_timeout=_SHUTDOWN_TIMEOUT, **SERVER_HANDLER_ARGS)
         await runner.setup()
         try:
             await web.TCPSite(runner, self._host, port).start()
