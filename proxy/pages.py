@@ -1,8 +1,23 @@
-"""Fixed error answers. Nothing from the request is ever put into these pages."""
+"""Fixed error answers. Nothing from the request is ever put into these pages.
+
+They are the proxy's own answers on an app's path, not the app's: each carries the security
+headers of a host page (no scripts at all, no framing by other sites, no sniffing), where the
+app's own answers are passed through untouched.
+"""
 
 from __future__ import annotations
 
 from aiohttp import web
+
+# Inline styles only; nothing else may load, nothing may be submitted, only this origin may frame.
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; "
+    "form-action 'none'; frame-ancestors 'self'",
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "SAMEORIGIN",
+    "Referrer-Policy": "same-origin",
+    "Cache-Control": "no-store",
+}
 
 _STARTING_HTML = b"""<!doctype html>
 <html><head><meta charset="utf-8"><meta http-equiv="refresh" content="2">
@@ -23,7 +38,12 @@ place-items:center;height:100vh;margin:0}</style></head>
 
 
 def _text(status: int, text: str) -> web.Response:
-    return web.Response(status=status, text=text + "\n", headers={"Cache-Control": "no-store"})
+    return web.Response(status=status, text=text + "\n", headers=SECURITY_HEADERS)
+
+
+def _html(status: int, body: bytes, extra: dict[str, str] | None = None) -> web.Response:
+    headers = {**SECURITY_HEADERS, **(extra or {})}
+    return web.Response(status=status, body=body, content_type="text/html", headers=headers)
 
 
 def unknown_instance() -> web.Response:
@@ -38,22 +58,12 @@ def port_only() -> web.Response:
 
 def stopped() -> web.Response:
     """503: the instance exists but is not running."""
-    return web.Response(
-        status=503,
-        body=_STOPPED_HTML,
-        content_type="text/html",
-        headers={"Cache-Control": "no-store"},
-    )
+    return _html(503, _STOPPED_HTML)
 
 
 def starting() -> web.Response:
     """503 with a page that refreshes itself until the app answers."""
-    return web.Response(
-        status=503,
-        body=_STARTING_HTML,
-        content_type="text/html",
-        headers={"Cache-Control": "no-store", "Retry-After": "2"},
-    )
+    return _html(503, _STARTING_HTML, {"Retry-After": "2"})
 
 
 def bad_gateway() -> web.Response:
@@ -64,3 +74,8 @@ def bad_gateway() -> web.Response:
 def upstream_status(status: int) -> web.Response:
     """The upstream's refusal of a websocket handshake, without its (unsanitised) body."""
     return _text(status, f"{status}: the app refused the websocket handshake")
+
+
+def bad_websocket_handshake() -> web.Response:
+    """400: an upgrade that is not a valid websocket handshake (answered before the app is asked)."""
+    return _text(400, "400 Bad Request: not a valid websocket handshake")

@@ -46,6 +46,10 @@ async def forward_websocket(
     scrub: Scrub | None = None,
 ) -> web.StreamResponse:
     """Connect to the app first; accept the browser only once the app has accepted us."""
+    if not web.WebSocketResponse().can_prepare(request).ok:
+        # Refused before the app is contacted: no upstream connection for a handshake that
+        # could never complete (Upgrade without Connection: upgrade, a bad key or version).
+        return pages.bad_websocket_handshake()
     route.requests += 1
     route.last_activity = time.time()
     headers = upstream_request_headers(

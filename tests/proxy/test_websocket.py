@@ -93,7 +93,7 @@ async def test_upstream_refusing_the_handshake_gets_its_status_not_a_101(proxied
         headers={
             "Upgrade": "websocket",
             "Connection": "Upgrade",
-            "Sec-WebSocket-Key": "x",
+            "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
             "Sec-WebSocket-Version": "13",
         },
     ) as resp:
