@@ -81,8 +81,12 @@ class Credentials:
         return hmac.compare_digest(_scrypt(candidate, salt), expected)
 
     async def verify(self, address: str, *, token: str | None = None, password: str | None = None) -> bool:
-        """Check a token or password from ``address``, counting failures; raises TooManyAttempts."""
-        wait = self.limiter.retry_after(address)
+        """Check a token or password from ``address``, counting failures; raises TooManyAttempts.
+
+        The attempt is counted before the check runs (and taken back when it was right): the
+        scrypt of a password takes long enough for many attempts to arrive meanwhile.
+        """
+        wait = self.limiter.acquire(address)
         if wait is not None:
             raise TooManyAttempts(wait)
         ok = False
@@ -91,8 +95,10 @@ class Credentials:
         elif password is not None and self._password is not None:
             # scrypt takes tens of milliseconds on purpose; keep the event loop free meanwhile.
             ok = await asyncio.to_thread(self.password_matches, password)
-        if not ok:
-            self.record_failure(address)
+        if ok:
+            self.limiter.release(address)
+        else:
+            log.warning("failed login from %s", address)
         return ok
 
     def record_failure(self, address: str) -> None:
@@ -103,7 +109,12 @@ class Credentials:
 
 def bearer_of(headers: CIMultiDictProxy[str] | CIMultiDict[str]) -> str | None:
     """The token of an ``Authorization: Bearer <token>`` header, if there is one."""
-    scheme, _, value = headers.get(hdrs.AUTHORIZATION, "").partition(" ")
+    return bearer_token(headers.get(hdrs.AUTHORIZATION, ""))
+
+
+def bearer_token(authorization: str) -> str | None:
+    """The token of one ``Bearer <token>`` Authorization value, if it is one."""
+    scheme, _, value = authorization.partition(" ")
     return value.strip() if scheme.lower() == "bearer" and value.strip() else None
 
 
