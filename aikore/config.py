@@ -36,6 +36,8 @@ class Settings:
     blueprints_dir: Path | None = None
     public_ports: range = range(19001, 19021)
     token: str | None = None
+    # Where --token-file read the token from (the token itself is in ``token``).
+    token_file: Path | None = None
     auth: str = "token"
     password: str | None = field(default=None, repr=False)
     models_dir: Path | None = None
@@ -45,6 +47,8 @@ class Settings:
     monitor_interval: float = 1.0
     session_ttl: float = 7 * 24 * 3600.0
     trusted_proxies: tuple[str, ...] = ()
+    # Host names allowed besides the defaults (loopback names, this machine's names, IP addresses).
+    allowed_hosts: tuple[str, ...] = ()
     log_max_bytes: int = 10 * 1024 * 1024
     log_backups: int = 5
 
@@ -94,7 +98,23 @@ class Settings:
             # Unset or blank keeps the dataclass default.
             if text is not None and text.strip() != "":
                 values[option.field] = option.parse(option.env, text.strip())
+        if "token_file" in values:
+            if "token" in values:
+                raise ConfigError("give the token once: --token/AIKORE_TOKEN or --token-file/AIKORE_TOKEN_FILE")
+            values["token"] = read_token_file("AIKORE_TOKEN_FILE", values["token_file"])  # type: ignore[arg-type]
         return cls(**values)  # type: ignore[arg-type]
+
+
+def read_token_file(key: str, path: Path) -> str:
+    """The token kept in ``path`` (its first line); a missing, unreadable or empty file names itself."""
+    try:
+        text = path.expanduser().read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{key}: cannot read the token from {str(path)!r}: {exc}") from None
+    token = text.strip().splitlines()[0].strip() if text.strip() else ""
+    if not token:
+        raise ConfigError(f"{key}: {str(path)!r} holds no token")
+    return token
 
 
 @dataclass(frozen=True)
@@ -147,6 +167,20 @@ def _networks(key: str, text: str) -> tuple[str, ...]:
 
 def _text(key: str, text: str) -> str:
     return text
+
+
+def _host_names(key: str, text: str) -> tuple[str, ...]:
+    """Comma-separated host names (``.example.com`` also allows its subdomains, ``*`` any name)."""
+    entries = tuple(p.strip().lower().rstrip(".") for p in text.split(",") if p.strip())
+    for entry in entries:
+        name = entry.removeprefix(".")
+        bracketed = name.startswith("[") and name.endswith("]")
+        if entry != "*" and (not name or (":" in name and not bracketed) or not _HOST_CHARS.issuperset(name)):
+            raise ConfigError(f"{key} entries must be host names or addresses without a port, got {entry!r}")
+    return entries
+
+
+_HOST_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789.-_[]:")
 
 
 def _path(key: str, text: str) -> Path:
@@ -204,7 +238,19 @@ OPTIONS: tuple[Option, ...] = (
         parse_port_range,
         "pool of per-instance public ports, inclusive range (default 19001-19020)",
     ),
-    Option("token", "AIKORE_TOKEN", _text, "login token (default: generated once and kept in <data>/token)"),
+    Option(
+        "token",
+        "AIKORE_TOKEN",
+        _text,
+        "login token (default: generated once and kept in <data>/token). A flag's value is visible to every "
+        "local user in the process list: prefer AIKORE_TOKEN or --token-file, which keep it private",
+    ),
+    Option(
+        "token_file",
+        "AIKORE_TOKEN_FILE",
+        _path,
+        "read the login token from this file (first line), e.g. a Docker secret; kept out of the process list",
+    ),
     Option(
         "stop_timeout",
         "AIKORE_STOP_TIMEOUT",
@@ -231,6 +277,14 @@ OPTIONS: tuple[Option, ...] = (
         "AIKORE_TRUSTED_PROXIES",
         _networks,
         "comma-separated addresses or networks of reverse proxies whose X-Forwarded-* is believed (default none)",
+    ),
+    Option(
+        "allowed_hosts",
+        "AIKORE_ALLOWED_HOSTS",
+        _host_names,
+        "comma-separated host names browsers may use for AiKore besides loopback names, this machine's names "
+        "and IP addresses (.example.com: its subdomains too; *: any); requests that change state under any "
+        "other Host or Origin are refused (DNS rebinding)",
     ),
     Option(
         "log_max_bytes", "AIKORE_LOG_MAX_BYTES", _positive_int, "rotate an instance log at this size (default 10485760)"

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import aiohttp
 from aiohttp import web
@@ -159,6 +159,14 @@ async def _close_proxied(app: web.Application) -> None:
     await app[PROXIED].close()
 
 
+def _public_port_of(table: proxy.RouteTable) -> Callable[[str], int | None]:
+    def public_port_of(name: str) -> int | None:
+        route = table.get(name)
+        return route.public_port if route is not None else None
+
+    return public_port_of
+
+
 def setup_routing(app: web.Application) -> None:
     """Create the route table, follow instance events, mount /app/<name>/."""
     app[ROUTES] = proxy.RouteTable()
@@ -170,6 +178,8 @@ def setup_routing(app: web.Application) -> None:
     # At setup, so the supervisor's first announcements (before re-adoption) build the table.
     app[EVENTS].listen(app[ROUTING].on_event)
     proxy.add_app_routes(app.router, _main_port)
+    # The gate lets an instance's public-port pages send cookie-authenticated requests to its /app/.
+    app[AUTH].public_port_of = _public_port_of(app[ROUTES])
     app.cleanup_ctx.append(_http_client_ctx)
 
 

@@ -32,7 +32,11 @@ class Auth:
         self.credentials = Credentials(settings, self.limiter)
         self.sessions = Sessions(settings.data_dir, settings.session_ttl, clock=clock)
         self.enabled = self.mode != "none"
-        self.guards_rebinding = rebinding.guards(settings)
+        # The Host names AiKore answers to (DNS rebinding), built once: it looks up this machine's.
+        self.hosts = rebinding.AllowedHosts.for_settings(settings)
+        # An instance's public port by its name, for the origin rule of /app/<name>/ and
+        # /desktop/<name>/; the routing layer provides it (this package knows no instances).
+        self.public_port_of: Callable[[str], int | None] = _no_public_port
 
     def load(self) -> None:
         """Read or create the token and session key under the data dir; hash the password."""
@@ -40,6 +44,10 @@ class Auth:
             return
         self.credentials.load()
         self.sessions.load(self.credentials.fingerprint)
+
+
+def _no_public_port(name: str) -> int | None:
+    return None
 
 
 AUTH = web.AppKey("auth", Auth)

@@ -9,6 +9,11 @@ protected without anyone remembering to. Credentials, checked in this order:
 3. ``?token=<token>`` (the printed login URL): on a page it becomes a session cookie and a
    redirect to the same URL without the token, so the token does not linger in history.
 
+Before credentials: a request that changes state or opens a websocket must name an allowed host
+in Host and Origin (``aikore.http.rebinding``; without auth every request must), and one from a
+page of another origin must not reach AiKore's own endpoints (``aikore.http.origin``). After them:
+what the session cookie authenticates must come from the page it is meant for.
+
 Every entry point (the main port, each public port, websocket upgrades on either) goes through
 the gate (``aikore.http.gate``), which describes the request as :class:`RequestFacts` and follows
 what :func:`authorize` returns; it has no rules of its own. ``authorize`` changes nothing: it
@@ -29,8 +34,7 @@ from aikore.http.auth import Auth
 from aikore.http.credentials import TooManyAttempts
 from aikore.http.forwarded import Peer
 from aikore.http.identity import ANONYMOUS, NO_AUTH, Identity
-from aikore.http.origin import UNSAFE_METHODS, claimed_origin, is_foreign
-from aikore.http.rebinding import host_is_loopback
+from aikore.http.origin import UNSAFE_METHODS, authority_of_host, claimed_origin, is_foreign
 from aikore.paths import is_api, is_proxied
 
 _PAGE_METHODS = frozenset({"GET", "HEAD"})
@@ -65,6 +69,9 @@ class RequestFacts(NamedTuple):
     # On an instance's public port, where everything belongs to the instance.
     public_port: bool
     peer: Peer
+    # For a state change or websocket to /app/<name>/ or /desktop/<name>/ on the main port: that
+    # instance's public port, whose pages may send it too (None: it has none, or not looked up).
+    instance_public_port: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,17 +107,22 @@ Decision = Allow | Refuse | Redirect
 
 def authorize(facts: RequestFacts, auth: Auth) -> Decision:
     """Allow, refuse or redirect the request ``facts`` describes; reads ``auth``, changes nothing."""
-    if auth.guards_rebinding and not host_is_loopback(facts.host):
-        return Refuse(_forbidden("Host not allowed: with --no-auth AiKore answers only to localhost names"))
+    guarded = facts.upgrade or facts.method in UNSAFE_METHODS
+    claimed = claimed_origin(facts.origin, facts.referer)
+    if (guarded or not auth.enabled) and not auth.hosts.allows_host(facts.host):
+        return Refuse(_forbidden("Host not allowed: AiKore answers this request only under its own names; "
+                                 "add the name with --allowed-hosts (AIKORE_ALLOWED_HOSTS)"))
+    if guarded and claimed is not None and not auth.hosts.allows_origin(claimed, facts.host, facts.peer.host):
+        return Refuse(_forbidden("request refused: it comes from a page whose host is not allowed "
+                                 "(--allowed-hosts)"))
     proxied = facts.public_port or is_proxied(facts.path)
     # Before credentials: a foreign page must not even reach the login endpoints.
-    claimed = claimed_origin(facts.origin, facts.referer)
     if not proxied and facts.method in UNSAFE_METHODS and is_foreign(claimed, facts.peer.host):
         return Refuse(_forbidden("cross-origin request refused: it must come from the AiKore dashboard"))
     identity = _identify(facts, auth)
     if not isinstance(identity, Identity):
         return identity
-    if not _origin_allows(facts, identity, proxied):
+    if identity.via == "session" and guarded and not _origin_allows(facts, claimed, proxied):
         return Refuse(_forbidden("request refused: its origin is not this AiKore page"))
     if identity.from_query and _is_page(facts):
         # Same path and query minus the token, relative to this host so it stays on the same port.
@@ -148,16 +160,21 @@ def _unauthenticated(facts: RequestFacts, auth: Auth, *, failed_token: bool = Fa
     return Refuse(error, failed_token=failed_token)
 
 
-def _origin_allows(facts: RequestFacts, identity: Identity, proxied: bool) -> bool:
-    """The cookie rides along with any request the browser makes to this host (any port), so
-    a state change or websocket it authenticates must come from this very origin."""
-    guarded = facts.upgrade or (not proxied and facts.method in UNSAFE_METHODS)
-    if identity.via != "session" or not guarded:
+def _origin_allows(facts: RequestFacts, claimed: str | None, proxied: bool) -> bool:
+    """The cookie rides along with any request the browser makes to this host (any port), so a
+    state change or websocket it authenticates must come from the page it is meant for: AiKore's
+    own origin for AiKore and /app/<name>/ (or that instance's public port), the public port
+    itself on a public port."""
+    if claimed is None:
+        # AiKore's own endpoints insist on an Origin/Referer; apps' may be called without one.
+        return proxied
+    if not is_foreign(claimed, facts.peer.host):
         return True
-    if is_foreign(claimed_origin(facts.origin, facts.referer), facts.peer.host):
+    port = facts.instance_public_port
+    if facts.public_port or port is None:
         return False
-    # AiKore's own endpoints insist on an Origin/Referer; apps' websockets may come without one.
-    return proxied or facts.origin is not None or facts.referer is not None
+    hostname = authority_of_host(facts.peer.host)
+    return hostname is not None and not is_foreign(claimed, _with_port(hostname[0], port))
 
 
 def _is_page(facts: RequestFacts) -> bool:
@@ -181,6 +198,10 @@ def _login_location(facts: RequestFacts, auth: Auth) -> str:
 def _without_token(path_qs: str) -> str:
     path, _, query = path_qs.partition("?")
     return str(URL.build(path=path, query_string=query, encoded=True).without_query_params("token"))
+
+
+def _with_port(hostname: str, port: int) -> str:
+    return f"[{hostname}]:{port}" if ":" in hostname else f"{hostname}:{port}"
 
 
 def _forbidden(message: str) -> AikoreError:

@@ -19,10 +19,13 @@ from multidict import CIMultiDictProxy
 from aikore.errors import render
 from aikore.http.auth import AUTH, Auth
 from aikore.http.authorize import Allow, Redirect, Refuse, RequestFacts, authorize
-from aikore.http.credentials import Credentials, bearer_of
+from aikore.http.credentials import Credentials, bearer_of, bearer_token
 from aikore.http.forwarded import Peer
 from aikore.http.identity import IDENTITY
+from aikore.http.origin import UNSAFE_METHODS
+from aikore.http.security_headers import HEADERS
 from aikore.http.sessions import COOKIE_NAME
+from aikore.paths import PROXIED_PREFIXES
 
 # Routes anyone may reach, by the route's canonical path (what the router matched, not the raw
 # URL, so no spelling of a path can make a protected route look open).
@@ -38,18 +41,20 @@ def gate(auth: Auth, *, public_port: bool = False) -> Middleware:
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         peer = auth.forwarded.peer(request)
         facts = request_facts(request, peer, public_port=public_port)
+        if facts.session_cookie is not None and not public_port and (facts.upgrade or facts.method in UNSAFE_METHODS):
+            facts = facts._replace(instance_public_port=_instance_public_port(facts.path, auth))
         decision = authorize(facts, auth)
         if isinstance(decision, Allow):
             request[IDENTITY] = decision.identity
             if decision.strip_credentials:
                 # Taken off by the proxy in the one pass that copies the headers (no request clone).
-                request[STRIP] = _credentials_in(facts, auth.credentials)
+                request[STRIP] = _credentials_in(request, facts, auth.credentials)
             return await handler(request)
         if decision.failed_token:
             auth.credentials.record_failure(peer.address)
         if isinstance(decision, Refuse):
-            return render(decision.error)
-        return _redirect(decision, auth, peer)
+            return _own(render(decision.error))
+        return _own(_redirect(decision, auth, peer))
 
     return middleware
 
@@ -103,13 +108,34 @@ class Strip(NamedTuple):
 STRIP = web.RequestKey("aikore_strip", Strip)
 
 
-def _credentials_in(facts: RequestFacts, credentials: Credentials) -> Strip:
-    bearer, query = facts.bearer, facts.query_token
-    return Strip(
-        cookie=COOKIE_NAME,
-        authorization=bearer is not None and credentials.token_matches(bearer),
-        query=("token", query) if query is not None and credentials.token_matches(query) else None,
-    )
+def _credentials_in(request: web.Request, facts: RequestFacts, credentials: Credentials) -> Strip:
+    # Every Authorization header and every ?token=, not just the first the gate read: a second
+    # copy of the token must not ride along to the app either.
+    authorization = facts.bearer is not None and credentials.token_matches(facts.bearer)
+    values = request.headers.getall(hdrs.AUTHORIZATION, ())
+    if not authorization and len(values) > 1:
+        authorization = any(
+            (token := bearer_token(value)) is not None and credentials.token_matches(token) for value in values
+        )
+    # Only after the request was let in: comparing with the token here answers no one anything.
+    has_token = facts.query_token is not None and credentials.token in request.rel_url.query.getall("token")
+    query = ("token", credentials.token) if has_token else None
+    return Strip(cookie=COOKIE_NAME, authorization=authorization, query=query)
+
+
+def _instance_public_port(path: str, auth: Auth) -> int | None:
+    """The public port of the instance ``/app/<name>/...`` or ``/desktop/<name>/...`` belongs to."""
+    if not path.startswith(PROXIED_PREFIXES):
+        return None
+    name = path.split("/", 3)[2]
+    return auth.public_port_of(name) if name else None
+
+
+def _own(response: web.Response) -> web.Response:
+    """AiKore's own answer carries its security headers, under /app/ too (where apps' answers do not)."""
+    for name, value in HEADERS.items():
+        response.headers.setdefault(name, value)
+    return response
 
 
 def _is_open_route(request: web.Request) -> bool:

@@ -17,10 +17,12 @@ import pytest
 import pytest_asyncio
 from aiohttp import DummyCookieJar, web
 from aiohttp.test_utils import TestServer
+from multidict import CIMultiDict
 
 import proxy
 from aikore.app import create_app
 from aikore.config import Settings
+from aikore.desktop import DESKTOP_ROUTES
 from aikore.http import AUTH
 from aikore.http.ratelimit import FAILURES_PER_WINDOW
 from aikore.http.sessions import COOKIE_NAME
@@ -212,3 +214,47 @@ async def test_logging_out_ends_access_for_that_very_cookie(main: Main) -> None:
     sessions.revoke(session)
     assert (await main.get("/app/demo/echo/", headers)).status == 401
     assert main.forwarded == 1
+
+
+async def _send(main: Main, method: str, path: str, headers: dict[str, str]) -> Reply:
+    async with main.http.request(method, main.url + path, headers=headers, data=b"x" * 10,
+                                 allow_redirects=False) as resp:
+        body = await resp.json() if resp.content_type == "application/json" else await resp.text()
+        return Reply(resp.status, resp.headers, body)
+
+
+@pytest.mark.parametrize("prefix", ["/app/demo", "/desktop/demo"])
+@pytest.mark.parametrize("method", ["GET", "POST", "PUT", "PATCH", "DELETE"])
+async def test_no_copy_of_the_token_reaches_the_app_on_any_path_or_method(main: Main, prefix: str,
+                                                                          method: str) -> None:
+    main.app[DESKTOP_ROUTES].table.set("demo", port=main.app[ROUTES].get("demo").port, state="running")
+    # A second ?token= and a second Authorization header: every copy comes off (HTTP allows one
+    # Authorization header; when either is AiKore's, neither goes on).
+    headers = CIMultiDict([("Authorization", "token the-apps-own"), ("Authorization", f"Bearer {TOKEN}"),
+                           ("Cookie", f"{COOKIE_NAME}={main.session_cookie()}")])
+    reply = await _send(main, method, f"{prefix}/echo/x?token=other&a=1&token={TOKEN}&tok%65n={TOKEN}", headers)
+    assert reply.status == 200, reply.body
+    assert reply.body["raw_path"] == "/echo/x?token=other&a=1"
+    assert TOKEN not in str(reply.body["headers"])
+    assert "authorization" not in _seen(reply)
+    assert "cookie" not in _seen(reply)
+
+
+async def test_cookie_state_changes_to_an_app_come_only_from_aikore_or_its_own_public_port(main: Main) -> None:
+    main.app[ROUTES].set("demo", port=main.app[ROUTES].get("demo").port, state="running", public_port=19005)
+    main.app[DESKTOP_ROUTES].table.set("demo", port=main.app[ROUTES].get("demo").port, state="running")
+    cookie = {"Cookie": f"{COOKIE_NAME}={main.session_cookie()}"}
+    for prefix in ("/app/demo", "/desktop/demo"):
+        for origin, status in ((main.url, 200), ("http://127.0.0.1:19005", 200), (None, 200),
+                               ("http://127.0.0.1:19006", 403), ("http://evil.example", 403), ("null", 403)):
+            for method in ("POST", "PUT", "DELETE"):
+                headers = {**cookie, **({"Origin": origin} if origin else {})}
+                reply = await _send(main, method, f"{prefix}/echo/x", headers)
+                assert reply.status == status, (prefix, origin, method)
+    # The referer stands for a missing Origin, as on AiKore's own endpoints.
+    reply = await _send(main, "POST", "/app/demo/echo/x", {**cookie, "Referer": "http://127.0.0.1:19006/page"})
+    assert reply.status == 403
+    # Reading is left alone, and a bearer script is no browser.
+    assert (await _send(main, "GET", "/app/demo/echo/", {**cookie, "Origin": "http://127.0.0.1:19006"})).status == 200
+    bearer = {"Authorization": f"Bearer {TOKEN}", "Origin": "http://127.0.0.1:19006"}
+    assert (await _send(main, "POST", "/app/demo/echo/", bearer)).status == 200

@@ -62,6 +62,10 @@ def test_public_port_page_cannot_use_the_cookie_against_the_api(running_demo: tu
     assert proc.request("POST", "/api/instances/1/stop", headers=evil, auth=False).status == 403
     assert proc.request("DELETE", "/api/instances/1", headers=evil, auth=False).status == 403
     assert proc.request("GET", "/api/instances/1", auth=True).json()["status"] == "running"
-    foreign = f"http://127.0.0.1:{public_port}"
+    # Another port of the same host (another instance's public port, say) is another origin.
+    foreign = f"http://127.0.0.1:{public_port + 1}"
     assert asyncio.run(_ws_status(f"{proc.base}/app/{name}/ws", cookie, origin=foreign)) == 403
     assert asyncio.run(_ws_status(f"{proc.base}/app/{name}/ws", cookie, origin=proc.base)) == 101
+    # The instance's own public port serves the same app: its pages may use /app/<name>/ too.
+    own = f"http://127.0.0.1:{public_port}"
+    assert asyncio.run(_ws_status(f"{proc.base}/app/{name}/ws", cookie, origin=own)) == 101

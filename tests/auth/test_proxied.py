@@ -50,6 +50,8 @@ async def setup(aiohttp_server: Callable[..., TestServer], tmp_path: Path) -> As
     auth = Auth(Settings(data_dir=tmp_path, token=TOKEN, port=main_server.port or 0))
     auth.load()
     main_app.middlewares.append(gate(auth))
+    # What aikore.routing provides: the instance's public port by its name.
+    auth.public_port_of = lambda name: public_port if name == "demo" else None
     table = proxy.RouteTable()
     table.set("demo", port=upstream.port, state="running", public_port=public_port)
     session = proxy.client_session()
@@ -105,13 +107,14 @@ async def test_websocket_with_the_bearer_token_reaches_the_app(setup: Setup, whe
         assert (await ws.receive_str()) == "hello"
 
 
-async def test_app_websocket_with_the_cookie_works_only_from_the_dashboard_origin(setup: Setup) -> None:
+async def test_app_websocket_with_the_cookie_works_only_from_the_dashboard_or_its_public_port(setup: Setup) -> None:
     url = f"{setup.main}/app/demo/ws"
-    async with setup.http.ws_connect(url, headers=_cookie(setup), origin=setup.main) as ws:
-        await ws.send_str("ok")
-        assert (await ws.receive_str()) == "ok"
+    for origin in (setup.main, setup.public):
+        async with setup.http.ws_connect(url, headers=_cookie(setup), origin=origin) as ws:
+            await ws.send_str("ok")
+            assert (await ws.receive_str()) == "ok"
     with pytest.raises(aiohttp.WSServerHandshakeError) as err:
-        await setup.http.ws_connect(url, headers=_cookie(setup), origin=setup.public)
+        await setup.http.ws_connect(url, headers=_cookie(setup), origin=f"http://127.0.0.1:{setup.public_port + 1}")
     assert err.value.status == 403
 
 
@@ -170,3 +173,24 @@ async def test_the_apps_own_authorization_is_passed_through(setup: Setup) -> Non
         seen = (await resp.json())["headers"]
     assert seen["Authorization"] == "token jupyter-own-token"
     assert "Cookie" not in seen
+
+
+@pytest.mark.parametrize("method", ["POST", "PUT", "PATCH", "DELETE"])
+async def test_cookie_state_changes_into_an_app_need_its_own_page(setup: Setup, method: str) -> None:
+    other_port = f"http://127.0.0.1:{setup.public_port + 1}"
+    cases = [
+        (f"{setup.main}/app/demo/upload", setup.main, True),
+        (f"{setup.main}/app/demo/upload", setup.public, True),
+        (f"{setup.main}/app/demo/upload", other_port, False),
+        (f"{setup.public}/upload", setup.public, True),
+        (f"{setup.public}/upload", setup.main, False),
+        (f"{setup.public}/upload", other_port, False),
+    ]
+    for url, origin, allowed in cases:
+        async with setup.http.request(method, url, data=b"x" * 100,
+                                      headers={**_cookie(setup), "Origin": origin}) as resp:
+            # The demo app answers POST /upload, and 405 to the other methods: either way it was reached.
+            reached = resp.status in (200, 405)
+            assert reached == allowed, (method, url, origin, resp.status)
+            if not allowed:
+                assert resp.status == 403
