@@ -15,6 +15,7 @@ from aikore.config import Settings
 from aikore.resources import builtin_blueprints_dir
 from aikore.store.blueprints import BlueprintCatalog
 from aikore.store.db import Store
+from aikore.store.private import private_data_dir
 from aikore.store.workspace import Workspace
 
 STORE = web.AppKey("store", Store)
@@ -31,6 +32,8 @@ def setup_store(app: web.Application, settings: Settings) -> None:
         for folder in (settings.data_dir, settings.instances_dir, settings.models_dir, settings.blueprints_dir):
             assert folder is not None
             folder.mkdir(parents=True, exist_ok=True)
+        # Whatever the umask: the token, the database and every instance's logs live in here.
+        private_data_dir(settings.data_dir, settings.instances_dir)
         await app[STORE].open()
         yield
         await app[STORE].close()

@@ -22,6 +22,7 @@ import aiosqlite
 
 from aikore.store import faults
 from aikore.store.instance import FIELDS, Instance
+from aikore.store.private import private_database
 
 # Each entry moves the schema from version i to i+1. Never edit a released entry: append one.
 MIGRATIONS: Sequence[str] = (
@@ -132,6 +133,7 @@ class Store:
         if version and self.backups_dir is not None:
             await asyncio.to_thread(self._backup, version)
         try:
+            private_database(self.path)
             self._db = await aiosqlite.connect(self.path, isolation_level=None)
         except (OSError, sqlite3.Error) as exc:
             raise faults.Unusable(self._unwritable(str(exc))) from None

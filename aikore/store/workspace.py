@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 from aikore.store.blueprints import Blueprint, load_blueprint
+from aikore.store.private import private_folder
 
 SCRIPT = "launch.sh"
 SCRIPT_BACKUP = "launch.sh.bak"
@@ -74,6 +75,7 @@ class Workspace:
         self.instances_dir.mkdir(parents=True, exist_ok=True)
         staging = self.instances_dir / f"{_TMP_PREFIX}{name}.{os.getpid()}-{time.monotonic_ns()}"
         staging.mkdir()
+        private_folder(staging)
         try:
             (staging / CONF_DIR).mkdir()
             (staging / OUTPUT_DIR).mkdir()

@@ -101,7 +101,9 @@ class RotatingFile:
             self._landed += written
 
     def _open(self) -> None:
-        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        # Private whatever the umask, an older log included: apps print tokens and keys.
+        os.fchmod(self._fd, 0o600)
         self.size = os.fstat(self._fd).st_size
 
     def _failed(self, exc: OSError) -> None:
