@@ -15,7 +15,7 @@ from aiohttp import hdrs, web
 from yarl import URL
 
 from aikore import __version__
-from aikore.api.common import json_response, read_json_object, reject_unknown
+from aikore.api.common import json_response, read_body, read_json_object, reject_unknown
 from aikore.errors import AikoreError, render
 from aikore.http import AUTH, Auth
 from aikore.http.credentials import TooManyAttempts
@@ -177,9 +177,11 @@ async def _read_form(request: web.Request) -> dict[str, str]:
     """A small urlencoded form; anything odd (too big, not UTF-8) is a 400 page, never a 500."""
     if request.content_length is not None and request.content_length > MAX_FORM:
         raise web.HTTPRequestEntityTooLarge(max_size=MAX_FORM, actual_size=request.content_length)
-    raw = await request.content.read(MAX_FORM + 1)
-    if len(raw) > MAX_FORM:
-        raise web.HTTPRequestEntityTooLarge(max_size=MAX_FORM, actual_size=len(raw))
+    try:
+        # All of it, however many TCP pieces it comes in (one read returns only what has arrived).
+        raw = await read_body(request, MAX_FORM)
+    except AikoreError:
+        raise web.HTTPRequestEntityTooLarge(max_size=MAX_FORM, actual_size=MAX_FORM + 1) from None
     try:
         fields = parse_qs(raw.decode("utf-8"), keep_blank_values=True, errors="strict", max_num_fields=10)
     except (UnicodeDecodeError, ValueError):
