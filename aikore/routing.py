@@ -38,7 +38,7 @@ PUBLIC_PORT_MOUNTS = web.AppKey("public_port_mounts", list)
 
 
 # How long a stop waits for proxied requests to end once told to (websockets say "going away").
-_CLOSE_PROXIED_WITHIN = 2.0
+_CLOSE_PROXIED_WITHIN = 1.0
 
 
 class ProxiedRequests:
@@ -61,12 +61,17 @@ class ProxiedRequests:
         return len(self._tasks)
 
     async def close(self, within: float = _CLOSE_PROXIED_WITHIN) -> None:
-        """End every proxied request (a websocket's relay closes both sides with 1001 going away)."""
-        tasks = list(self._tasks)
-        for task in tasks:
-            task.cancel()
-        if tasks:
-            await asyncio.wait(tasks, timeout=within)
+        """End every proxied request (a websocket's relay closes both sides with 1001 going away).
+
+        A peer that does not answer the close within ``within`` is cut off: cancelled again.
+        """
+        pending = set(self._tasks)
+        for _ in range(2):
+            for task in pending:
+                task.cancel()
+            if not pending:
+                return
+            _, pending = await asyncio.wait(pending, timeout=within)
 
 
 PROXIED = web.AppKey("proxied_requests", ProxiedRequests)

@@ -39,11 +39,10 @@ class RotatingFile:
     """Append-only log file rotated by size; the current file is ``path``, older ones ``path.N``.
 
     A write never fails: on a full disk (or any write error) the bytes are dropped and counted,
-    and the instance's output keeps flowing through the pipe. At most every ``RETRY`` seconds a
-    later write tries again; the first one that lands starts with a line saying how much was lost.
+    and the instance's output keeps flowing through the pipe. Every later write tries again (a
+    refused write costs one system call); the first that lands starts with a line saying how much
+    was lost.
     """
-
-    RETRY = 1.0
 
     def __init__(self, path: Path, max_bytes: int, backups: int) -> None:
         self.path = path
@@ -53,14 +52,15 @@ class RotatingFile:
         self.dropped = 0
         self._fd: int | None = None
         self._error = ""
-        self._retry_at = 0.0
+        # Whether the file ends at a line end (a dropped write may have cut a line).
+        self._line_start = True
         # Bytes of the current ``write`` that reached the file.
         self._landed = 0
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             self._open()
         except OSError as exc:
-            self._failed(exc)
+            self._error = exc.strerror or str(exc)
 
     def write(self, data: bytes) -> None:
         """Append ``data``; a file ends at a line end once the next line would pass ``max_bytes``."""
@@ -75,7 +75,7 @@ class RotatingFile:
         except OSError as exc:
             # What did not land (a partial write counts what did) is dropped, not retried.
             self.dropped += len(data) - self._landed
-            self._failed(exc)
+            self._error = exc.strerror or str(exc)
 
     def _write_rotating(self, data: bytes) -> None:
         while self.size + len(data) > self.max_bytes:
@@ -96,6 +96,7 @@ class RotatingFile:
         while view:
             assert self._fd is not None
             written = os.write(self._fd, view)
+            self._line_start = view[written - 1 : written] == b"\n" if written else self._line_start
             view = view[written:]
             self.size += written
             self._landed += written
@@ -106,31 +107,21 @@ class RotatingFile:
         os.fchmod(self._fd, 0o600)
         self.size = os.fstat(self._fd).st_size
 
-    def _failed(self, exc: OSError) -> None:
-        self._error = exc.strerror or str(exc)
-        self._retry_at = time.monotonic() + self.RETRY
-
     def _recover(self) -> bool:
-        """Try again (not more often than ``RETRY``); on success, say first what was dropped."""
-        if time.monotonic() < self._retry_at:
-            return False
+        """Try again; on success, say first (on a line of its own) what was dropped."""
         try:
             if self._fd is None:
                 self._open()
             if self.dropped:
-                note = f"[aikore] {self.dropped} bytes of output were dropped: {self._error} ({stamp()})\n"
+                cut = "" if self._line_start else "\n"
+                note = f"{cut}[aikore] {self.dropped} bytes of output were dropped: {self._error} ({stamp()})\n"
                 self._landed = 0
                 self._write(note.encode())
         except OSError as exc:
-            self._failed(exc)
+            self._error = exc.strerror or str(exc)
             return False
         self.dropped = 0
         return True
-
-    def write_last(self, data: bytes) -> None:
-        """The final line: tried at once (and the drop note with it), whatever the retry pace."""
-        self._retry_at = 0.0
-        self.write(data)
 
     def rotate(self) -> None:
         if self._fd is not None:
@@ -231,7 +222,7 @@ def run(
         os.close(write_fd)
         pump(read_fd, child, out)
         code = exit_status(child.wait())
-    out.write_last(f"===== {stamp()} exited with code {code} =====\n".encode())
+    out.write(f"===== {stamp()} exited with code {code} =====\n".encode())
     out.close()
     if status is not None:
         write_status(status, code)

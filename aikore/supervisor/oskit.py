@@ -212,12 +212,13 @@ class RealOsKit:
         With ``owners``, the socket listening on ``port`` must belong to a process of one of those
         launches: when another program took the port first, its answers are not the instance's.
         """
-        if owners and not await asyncio.to_thread(_listener_is_ours, port, owners):
-            key = (port, owners[0].marker)
-            if key not in self._impostors:
-                self._impostors.add(key)
-                log.warning("port %s: another program listens there, not launch %s; not ready", port, key[1])
-            return False
+        if owners:
+            ours = await asyncio.to_thread(_listener_is_ours, port, owners)
+            if ours is False and (port, owners[0].marker) not in self._impostors:
+                self._impostors.add((port, owners[0].marker))
+                log.warning("port %s: another program listens there, not launch %s; not ready", port, owners[0].marker)
+            if not ours:
+                return False
         if self._session is None:
             self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=_PROBE_TIMEOUT))
         try:
@@ -340,13 +341,13 @@ def _holds_socket(pids: Iterable[int], inodes: set[int]) -> bool:
     return False
 
 
-def _listener_is_ours(port: int, owners: Sequence[Owner]) -> bool:
-    """Whether a process of one of the launches holds the socket listening on ``port``."""
+def _listener_is_ours(port: int, owners: Sequence[Owner]) -> bool | None:
+    """Whether a process of one of the launches holds the socket listening on ``port`` (None: nothing listens)."""
     inodes = _listening_inodes(port)
     if inodes is None:
         return True  # no /proc/net here: the answer is taken on trust, as before
     if not inodes:
-        return False
+        return None
     if any(_holds_socket(_tree(owner.handle, owner.cgroup), inodes) for owner in owners):
         return True
     # A server that daemonised out of the tree (no cgroup to hold it) still carries the marker.

@@ -661,9 +661,11 @@ class InstanceProcess:
         """
         try:
             instance = await self.change_state(new, **fields)
-        except StorageError:
+        except StorageError as exc:
             self._unfinished = (new, fields, after)
             if self._finisher is None or self._finisher.done():
+                log.warning("instance %s: cannot record a change yet (%s -> %s: %s); retrying every %g s",
+                            self.id, self.state, new, exc.message, STORE_RETRY)
                 self._finisher = asyncio.create_task(self._finish_later(), name=f"aikore-finish-{self.id}")
             raise
         self._unfinished = None

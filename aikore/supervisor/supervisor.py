@@ -44,7 +44,7 @@ from aikore.supervisor.ports import PortPool
 from aikore.supervisor.process import CompanionFactory, InstanceProcess, RestartPlan
 from aikore.supervisor.records import MAIN, GroupRecords
 from aikore.supervisor.restarts import PendingRestart, PendingRestarts
-from aikore.supervisor.states import ACTIVE_STATES, ERROR, STOPPED_STATES
+from aikore.supervisor.states import ACTIVE_STATES, ERROR, STOPPED_STATES, STOPPING
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -124,13 +124,18 @@ class Supervisor:
         self.kit.tidy_cgroups(await self.records.cgroups())
 
     async def _take_over(self, proc: InstanceProcess, recorded: bool) -> None:
-        if proc.state in ACTIVE_STATES:
-            if await proc.adopt():
-                # It was being stopped when AiKore went away: finished in the background, so AiKore
-                # answers at once however long the grace periods are.
-                self._spawn(proc.stop())
+        if proc.state == STOPPING:
+            # It was being stopped when AiKore went away: that stop is finished in the background,
+            # so AiKore answers at once however long the grace periods (or leftovers) take.
+            self._spawn(self._finish_stop(proc))
+        elif proc.state in ACTIVE_STATES:
+            await proc.adopt()
         elif recorded:
             await proc.roll_back_interrupted_start()
+
+    async def _finish_stop(self, proc: InstanceProcess) -> None:
+        if await proc.adopt():
+            await proc.stop()
 
     async def _finish_interrupted_folders(self) -> None:
         """A create or delete a crash interrupted is completed, so a row and its folder go together."""
