@@ -43,8 +43,30 @@ BLUEPRINTS = {
     ),
     # Writes a line every 20 ms besides serving: log rotation and follow.
     "chatty": '( i=0; while :; do i=$((i+1)); echo "tick $i"; sleep 0.02; done ) &\n' + _DEMO,
+    # Writes a 1 KB line every 5 ms besides serving: a full disk is felt at once.
+    "flood": "( while :; do printf '%01000d\\n' 0; sleep 0.005; done ) &\n" + _DEMO,
     # Shows the environment it got; ready like the demo.
     "envshow": 'echo "rebuild=$AIKORE_REBUILD_ENV cuda=$CUDA_VISIBLE_DEVICES"\n' + _DEMO,
+    # A helper that leaves everything a plain stop looks for: its tree (double fork), its session
+    # and group (setsid) and the launch marker (an empty environment); it ignores SIGTERM too.
+    "escaper": (
+        "\"$AIKORE_PYTHON\" -c 'import os, signal\n"
+        "if os.fork(): os._exit(0)\n"
+        "os.setsid()\n"
+        "if os.fork(): os._exit(0)\n"
+        "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+        "open(\"escaped.pid.tmp\", \"w\").write(str(os.getpid()))\n"
+        "os.rename(\"escaped.pid.tmp\", \"escaped.pid\")\n"
+        "os.execve(\"/bin/sleep\", [\"sleep\", \"1003\"], {})' &\n" + _DEMO
+    ),
+    # Its launch script ignores SIGTERM and stays (the app itself does not): a stop takes the grace.
+    "stubborn": (
+        "trap '' TERM\n"
+        '"$AIKORE_PYTHON" -m aikore.demo --host "$WEBUI_HOST" --port "$WEBUI_PORT" &\n'
+        "while :; do sleep 0.2; done\n"
+    ),
+    # Binds its port only after two seconds (another program may take it meanwhile).
+    "slowbind": "sleep 2\n" + _DEMO,
 }
 
 

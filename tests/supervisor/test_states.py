@@ -336,3 +336,114 @@ async def test_a_companion_with_a_ready_path_holds_starting_until_it_answers_too
     kit.silent_ports.clear()
     await until(lambda: published[-1].status == RUNNING, what="running once the companion answers")
     await sup.shutdown()
+
+
+class FlakyStore(Store):
+    """A store whose disk can be made full: every change is refused while ``full``."""
+
+    full = False
+
+    async def write(self, sql: str, params=()):
+        from aikore.store.faults import disk_full
+
+        if self.full:
+            raise disk_full("test: no space left")
+        return await super().write(sql, params)
+
+
+@pytest.fixture
+async def flaky(tmp_path: Path) -> AsyncIterator[FlakyStore]:
+    store = FlakyStore(tmp_path / "flaky.db")
+    await store.open()
+    yield store
+    await store.close()
+
+
+async def test_an_exit_the_database_refuses_to_record_leaves_the_state_as_stored_and_is_recorded_later(
+    tmp_path: Path, flaky: FlakyStore
+) -> None:
+    kit, published = FakeKit(), []
+    kit.ready = True
+    sup = _supervisor(tmp_path, flaky, kit, published)
+    inst = await flaky.insert_instance(name="a", blueprint="demo")
+    await sup.startup()
+    await sup.start(inst.id)
+    await until(lambda: published[-1].status == RUNNING, what="running")
+    flaky.full = True
+    kit.spawned[0][0].exit = Exit(2)
+    await kit.sleep(5.0)
+    proc = sup.get(inst.id)
+    # Memory never runs ahead of the database: both still say running.
+    assert proc.state == RUNNING == (await flaky.get_instance(inst.id)).status  # type: ignore[union-attr]
+    assert published[-1].status == RUNNING
+    flaky.full = False
+    await until(lambda: published[-1].status == ERROR, what="the exit, recorded once the disk has room")
+    assert published[-1].exit_code == 2 and (await flaky.get_instance(inst.id)).status == ERROR  # type: ignore[union-attr]
+
+
+async def test_a_stop_the_database_refuses_changes_nothing_and_the_instance_stays_watched(
+    tmp_path: Path, flaky: FlakyStore
+) -> None:
+    from aikore.store.faults import StorageError
+
+    kit, published = FakeKit(), []
+    kit.ready = True
+    sup = _supervisor(tmp_path, flaky, kit, published)
+    inst = await flaky.insert_instance(name="a", blueprint="demo")
+    await sup.startup()
+    await sup.start(inst.id)
+    await until(lambda: published[-1].status == RUNNING, what="running")
+    flaky.full = True
+    with pytest.raises(StorageError) as refused:
+        await sup.stop(inst.id)
+    assert refused.value.status == 507
+    assert sup.get(inst.id).state == RUNNING and kit.terminated == []
+    flaky.full = False
+    kit.spawned[0][0].exit = Exit(1)
+    await until(lambda: published[-1].status == ERROR, what="a later crash, still noticed")
+
+
+async def test_a_start_whose_launch_cannot_be_recorded_spawns_nothing(tmp_path: Path, flaky: FlakyStore) -> None:
+    from aikore.store.faults import StorageError
+
+    kit, published = FakeKit(), []
+    sup = _supervisor(tmp_path, flaky, kit, published)
+    inst = await flaky.insert_instance(name="a", blueprint="demo")
+    await sup.startup()
+    flaky.full = True
+    with pytest.raises(StorageError):
+        await sup.start(inst.id)
+    assert kit.spawned == [] and sup.get(inst.id).state == STOPPED and sup.ports.reserved() == {}
+
+
+async def test_a_pending_on_failure_restart_is_cancelled_when_the_policy_becomes_never(
+    tmp_path: Path, store: Store
+) -> None:
+    class GatedKit(FakeKit):
+        """The restart's delay ends only when the test opens the gate (virtual time would rush past)."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.gate = asyncio.Event()
+
+        async def sleep(self, seconds: float) -> None:
+            if seconds >= 5.0:
+                await self.gate.wait()
+            await super().sleep(seconds)
+
+    kit, published = GatedKit(), []
+    kit.ready = True
+    sup = _supervisor(tmp_path, store, kit, published)
+    sup.backoff = Backoff(base=5.0)
+    inst = await store.insert_instance(name="a", blueprint="demo", restart_policy="on-failure")
+    await sup.startup()
+    await sup.start(inst.id)
+    await until(lambda: published[-1].status == RUNNING, what="running")
+    kit.spawned[0][0].exit = Exit(1)
+    await until(lambda: "restarting in 5 s" in (published[-1].status_message or ""), what="the restart to be due")
+    await until(sup.pending.load, what="the pending restart to be kept in the database")
+    await sup.update(inst.id, {"restart_policy": "never"})
+    kit.gate.set()
+    await kit.sleep(20.0)
+    assert len(kit.spawned) == 1, "the restart the old policy scheduled must not happen"
+    assert await sup.pending.load() == {}
