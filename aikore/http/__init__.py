@@ -2,7 +2,7 @@
 
 One module per concern: ``credentials`` (token, password), ``sessions`` (the signed cookie),
 ``identity`` (who a request is), ``authorize`` (the one decision), ``gate`` (the middleware that
-carries it out), ``origin`` (CSRF), ``rebinding`` (the no-auth Host guard), ``forwarded`` (the
+carries it out), ``origin`` (CSRF), ``rebinding`` (the Host allowlist), ``forwarded`` (the
 client behind trusted proxies), ``ratelimit`` (failed logins), ``security_headers``, ``banner``
 (the startup login line) and ``secretfiles`` (where the secrets are kept).
 """
