@@ -501,9 +501,8 @@ class InstanceProcess:
     async def _spawn_failed(self, message: str) -> Instance | None:
         # STOPPED/ERROR -> STARTING -> ERROR: the attempt is visible, then why it failed.
         await self.change_state(STARTING, pid=None, pid_create_time=None, port=None, exit_code=None)
-        failed = await self.change_state(ERROR, status_message=message)
-        self.host.stopped(failed)
-        return failed
+        # Through _finish: if the database refuses the ERROR now, it is recorded later, never lost.
+        return await self._finish(ERROR, self.host.stopped, status_message=message)
 
     def _watch(self, keep_deadline: bool = False) -> None:
         if not keep_deadline:

@@ -245,9 +245,7 @@ class Supervisor:
             self._check_free(fields["name"], fields.get("public_port"), exclude_id=None)
             with _storage_errors():
                 staging = self.workspace.prepare(fields["name"], blueprint.path)
-            instance = await _to_the_end(self._create(fields, staging))
-        self.publish(instance)
-        return instance
+            return await _to_the_end(self._create(fields, staging))
 
     async def _create(self, fields: dict[str, Any], staging: Path) -> Instance:
         # Row first, then the folder into place; a crash between them leaves the staged folder,
@@ -265,6 +263,7 @@ class Supervisor:
             self.workspace.discard(staging)
             raise
         self._procs[instance.id] = InstanceProcess(instance, self)
+        self.publish(instance)
         return instance
 
     async def update(self, instance_id: int, changes: dict[str, Any]) -> Instance:
@@ -328,13 +327,11 @@ class Supervisor:
                 await proc.stop("deleting the instance")
                 if proc.state not in STOPPED_STATES:
                     raise AikoreError("instance_running", "instance is still running; stop it first", 409)
-                instance, retired = await _to_the_end(self._remove(proc))
+                return await _to_the_end(self._remove(proc))
             except BaseException:
                 if self._procs.get(instance_id) is proc:
                     proc.retired = False
                 raise
-        self.events.publish(InstanceDeleted(instance))
-        return instance, retired
 
     async def _remove(self, proc: InstanceProcess) -> tuple[Instance, Path | None]:
         # Folder aside first (atomically, under a name that says what it is for), then the row,
@@ -356,6 +353,7 @@ class Supervisor:
             except OSError as exc:
                 log.warning("instance %r: its folder stays at %s until the next start (%s)", instance.name, moved, exc)
                 retired = moved
+        self.events.publish(InstanceDeleted(instance))
         await proc.close()
         return instance, retired
 
