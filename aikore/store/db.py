@@ -102,6 +102,7 @@ MIGRATIONS: Sequence[str] = (
 
 # Backups kept in <data>/backups/ (one per start): aikore-<UTC time>-v<schema version>.db.
 BACKUPS_KEPT = 10
+_SQLITE_CANTOPEN = 14
 _BACKUP_PREFIX = "aikore-"
 
 # API field name → column name, where they differ (the column keeps the original design's name).
@@ -158,12 +159,12 @@ class Store:
         try:
             con = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True)
         except sqlite3.Error as exc:
-            raise faults.Unusable(self._damaged(str(exc))) from None
+            raise faults.Unusable(self._unreadable(exc)) from None
         try:
             checked = [row[0] for row in con.execute("PRAGMA quick_check")]
             version = int(con.execute("PRAGMA user_version").fetchone()[0])
         except sqlite3.Error as exc:
-            raise faults.Unusable(self._damaged(str(exc))) from None
+            raise faults.Unusable(self._unreadable(exc)) from None
         finally:
             con.close()
         if checked != ["ok"]:
@@ -187,6 +188,13 @@ class Store:
                 f"start and changed nothing. {self._restore_hint()} To start from scratch instead, move "
                 f"{self.instances_dir} aside."
             )
+
+    def _unreadable(self, exc: sqlite3.Error) -> str:
+        # Reading a WAL database needs its -shm file: "cannot open" in a folder that cannot be
+        # written is not damage.
+        if getattr(exc, "sqlite_errorcode", 0) & 0xFF == _SQLITE_CANTOPEN:
+            return self._unwritable(str(exc))
+        return self._damaged(str(exc))
 
     def _damaged(self, detail: str) -> str:
         return (

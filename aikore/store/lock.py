@@ -29,10 +29,15 @@ class DataDirLock:
     @classmethod
     def acquire(cls, data_dir: Path) -> DataDirLock:
         """Lock ``data_dir`` or raise ``Unusable`` naming the AiKore that holds it."""
-        data_dir.mkdir(parents=True, exist_ok=True)
         path = data_dir / LOCK_FILE
-        # O_CLOEXEC (Python's default): no instance inherits it, so the lock dies with AiKore.
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            data_dir.mkdir(parents=True, exist_ok=True)
+            # O_CLOEXEC (Python's default): no instance inherits it, so the lock dies with AiKore.
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:
+            raise Unusable(
+                f"cannot lock the data dir {data_dir} ({path}: {exc.strerror or exc}); AiKore needs it writable"
+            ) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
