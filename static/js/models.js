@@ -290,8 +290,12 @@ function setupDownloadForm() {
     await busy($("#download-submit"), async () => {
       try {
         const d = await request("POST", "/api/models/downloads", downloadBody(form));
-        downloads.set(d.id, d);
-        renderDownload(d);
+        // The events stream may already have brought a later state of this download (a 404 fails
+        // within milliseconds, before this answer is read): the answer must not turn it back to queued.
+        if (!downloads.has(d.id)) {
+          downloads.set(d.id, d);
+          renderDownload(d);
+        }
         form.elements.url.value = "";
         form.elements.filename.value = "";
         form.elements.sha256.value = "";
