@@ -36,7 +36,7 @@ from tests.helpers import AikoreProcess
 TOKEN = "fuzz-token-0123456789abcdef"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 # Not fuzzed: endless streams (a generated request would never finish) and the login endpoint
-# (its failures would rate-limit this very client; tests/auth covers it).
+# (its failures would rate-limit this very client; tests/http covers it).
 _NOT_FUZZED = r"(/stream$|^/api/events$|^/api/auth/login$)"
 
 

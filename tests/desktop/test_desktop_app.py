@@ -10,7 +10,7 @@ from typing import Any
 from selkies.Xlib import display as xdisplay
 
 from tests.helpers import AikoreProcess, wait_until
-from tests.persistent.conftest import marked, needs_desktop
+from tests.desktop.conftest import marked, needs_desktop
 
 pytestmark = needs_desktop
 

@@ -46,7 +46,7 @@ async def test_create_copies_blueprint_and_lists_it(client: TestClient, settings
     assert inst["name"] == "demo1" and inst["blueprint"] == "demo" and inst["gpu_ids"] == "0,1"
     assert inst["status"] == "stopped" and inst["autostart"] is True and inst["url"] == "/app/demo1/"
     script = settings.instances_dir / "demo1" / "launch.sh"
-    assert script.read_text() == (Path(__file__).parent.parent / "blueprints" / "demo.sh").read_text()
+    assert script.read_text() == (Path(__file__).parents[2] / "blueprints" / "demo.sh").read_text()
     listed = await (await client.get("/api/instances")).json()
     assert [i["id"] for i in listed] == [inst["id"]]
     one = await (await client.get(f"/api/instances/{inst['id']}")).json()

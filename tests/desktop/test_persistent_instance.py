@@ -13,7 +13,7 @@ from playwright.sync_api import sync_playwright
 
 from aikore.desktop.display import lock_path
 from tests.helpers import AikoreProcess, free_port, wait_until
-from tests.persistent.conftest import BROWSER, desktop_browser_hits, marked, needs_desktop
+from tests.desktop.conftest import BROWSER, desktop_browser_hits, marked, needs_desktop
 
 pytestmark = needs_desktop
 

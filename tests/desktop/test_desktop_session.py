@@ -19,7 +19,7 @@ from aikore.desktop.display import lock_path, socket_path
 from aikore.desktop.session import _sandbox_refused, browser_command
 from aikore.errors import AikoreError
 from tests.helpers import free_port, wait_until
-from tests.persistent.conftest import BROWSER, desktop_browser_hits, marked, needs_desktop
+from tests.desktop.conftest import BROWSER, desktop_browser_hits, marked, needs_desktop
 
 pytestmark = needs_desktop
 
