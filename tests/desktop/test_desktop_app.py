@@ -9,8 +9,8 @@ from typing import Any
 
 from selkies.Xlib import display as xdisplay
 
-from tests.helpers import AikoreProcess, wait_until
 from tests.desktop.conftest import marked, needs_desktop
+from tests.helpers import AikoreProcess, wait_until
 
 pytestmark = needs_desktop
 

@@ -18,8 +18,8 @@ from aikore.desktop.companion import Programs, find_programs, read_state, sessio
 from aikore.desktop.display import lock_path, socket_path
 from aikore.desktop.session import _sandbox_refused, browser_command
 from aikore.errors import AikoreError
-from tests.helpers import free_port, wait_until
 from tests.desktop.conftest import BROWSER, desktop_browser_hits, marked, needs_desktop
+from tests.helpers import free_port, wait_until
 
 pytestmark = needs_desktop
 

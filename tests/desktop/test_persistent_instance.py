@@ -12,8 +12,8 @@ import psutil
 from playwright.sync_api import sync_playwright
 
 from aikore.desktop.display import lock_path
-from tests.helpers import AikoreProcess, free_port, wait_until
 from tests.desktop.conftest import BROWSER, desktop_browser_hits, marked, needs_desktop
+from tests.helpers import AikoreProcess, free_port, wait_until
 
 pytestmark = needs_desktop
 

@@ -20,10 +20,10 @@ import psutil
 import pytest
 from playwright.sync_api import sync_playwright
 
+from tests.desktop.conftest import desktop_browser_hits
 from tests.docker.container import Container, run_container, start_demo
 from tests.docker.engine import Docker
 from tests.helpers import AikoreProcess, launch_chromium, wait_until
-from tests.desktop.conftest import desktop_browser_hits
 
 # A cold build (base bootstrap, Debian packages, PyPI) runs in the first test's setup.
 pytestmark = pytest.mark.timeout(1500)
