@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import os
 import signal
@@ -73,6 +74,10 @@ async def serve(settings: Settings) -> int:
 
 
 async def _serve_on(settings: Settings, sockets: list[socket.socket], lock: DataDirLock) -> int:
+    # The port bound: the one asked for, or the one the OS chose for --port 0 - the settings carry it
+    # from here on, since links built from them (a public port's login redirect) must name it.
+    port = int(sockets[0].getsockname()[1])
+    settings = dataclasses.replace(settings, port=port)
     app = create_app(settings)
     # Header limits raised for the proxy (cookies grow with many apps on one host).
     # Request heads bounded in size and time: before its head is complete a client is anonymous.
@@ -88,8 +93,6 @@ async def _serve_on(settings: Settings, sockets: list[socket.socket], lock: Data
         return 1
     for sock in sockets:
         await web.SockSite(runner, sock, backlog=128).start()
-    # The port bound: the one asked for, or the one the OS chose for --port 0.
-    port = int(sockets[0].getsockname()[1])
     url = dashboard_url(settings, port)
     lock.describe(f"AiKore pid {os.getpid()} serving {url}")
     print(f"AiKore dashboard: {url}", flush=True)

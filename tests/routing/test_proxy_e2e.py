@@ -100,6 +100,12 @@ async def test_stopped_unknown_and_public_port(aikore: AikoreProcess) -> None:
         # The public port runs the same auth gate as the main port, websocket upgrades included.
         async with stranger.get(f"http://127.0.0.1:{port}/info", headers={"Accept": "application/json"}) as resp:
             assert resp.status == 401
+        # A browser is sent to the login of AiKore's main port - the one really bound (this aikore
+        # runs with --port 0, so the settings alone would have named port 0).
+        async with stranger.get(f"http://127.0.0.1:{port}/page", headers={"Accept": "text/html"},
+                                allow_redirects=False) as resp:
+            assert resp.status == 302
+            assert resp.headers["Location"].startswith(f"http://127.0.0.1:{aikore.port}/login?next="), resp.headers
         with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
             await stranger.ws_connect(f"ws://127.0.0.1:{port}/ws")
         assert refused.value.status == 401
