@@ -25,6 +25,15 @@ from aikore.http.security_headers import CONTENT_SECURITY_POLICY
 MAX_FORM = 8 * 1024
 MAX_NEXT = 2048
 MAX_SECRET = 1024
+# Why the browser was sent to the login page (?reason=, set by the gate and the dashboard): said on
+# the page, so a user knows whether to look for a new token or just log in again.
+REASONS = {
+    "token": ("error", "The token in that link is not right. Enter the current one, "
+              "or use the login URL AiKore printed."),
+    "ended": ("notice", "Your session has ended. Log in again."),
+    "logged-out": ("notice", "You have logged out."),
+    "logged-out-elsewhere": ("notice", "You logged out in another tab or window."),
+}
 
 
 def safe_next(value: object, request: web.Request) -> str:
@@ -121,9 +130,11 @@ def _end_session(request: web.Request) -> None:
 # -- the login page ------------------------------------------------------------------------------
 
 
-def _page(request: web.Request, next_url: str, error: str | None = None, status: int = 200) -> web.Response:
+def _page(
+    request: web.Request, next_url: str, error: str | None = None, status: int = 200, notice: str | None = None
+) -> web.Response:
     auth: Auth = request.app[AUTH]
-    context = {"version": __version__, "mode": auth.mode, "next": next_url, "error": error}
+    context = {"version": __version__, "mode": auth.mode, "next": next_url, "error": error, "notice": notice}
     resp = aiohttp_jinja2.render_template("login.html", request, context, status=status)
     resp.headers[hdrs.CACHE_CONTROL] = "no-store"
     target = URL(next_url)
@@ -141,7 +152,8 @@ async def login_page(request: web.Request) -> web.StreamResponse:
     next_url = safe_next(request.query.get("next"), request)
     if not auth.enabled or _identity(request).via == "session":
         raise web.HTTPFound(next_url)
-    return _page(request, next_url)
+    kind, text = REASONS.get(request.query.get("reason", ""), ("", None))
+    return _page(request, next_url, error=text if kind == "error" else None, notice=text if kind == "notice" else None)
 
 
 async def login_form(request: web.Request) -> web.StreamResponse:
@@ -168,7 +180,8 @@ async def login_form(request: web.Request) -> web.StreamResponse:
 
 async def logout_form(request: web.Request) -> web.StreamResponse:
     _end_session(request)
-    resp = web.Response(status=303, headers={hdrs.LOCATION: "/login", hdrs.CACHE_CONTROL: "no-store"})
+    location = "/login?reason=logged-out"
+    resp = web.Response(status=303, headers={hdrs.LOCATION: location, hdrs.CACHE_CONTROL: "no-store"})
     request.app[AUTH].sessions.clear_cookie(resp)
     return resp
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any, TypeVar
 
 from aiohttp import web
@@ -18,6 +18,8 @@ from aiohttp import web
 from aikore.api.instances import instance_json
 from aikore.api.models import download_json
 from aikore.events import EVENTS
+from aikore.http import AUTH
+from aikore.http.identity import ANONYMOUS, IDENTITY
 from aikore.models.events import DownloadChanged, DownloadRemoved, ModelsChanged
 from aikore.supervisor import SUPERVISOR
 from aikore.supervisor.events import InstanceChanged, InstanceDeleted, InstanceRenamed
@@ -50,37 +52,62 @@ async def open_sse(request: web.Request) -> web.StreamResponse:
 async def pump(
     request: web.Request, resp: web.StreamResponse, source: AsyncIterator[T], render: Callable[[T], bytes | None]
 ) -> None:
-    """Write ``source`` items to an open SSE response until it ends, the client goes, or AiKore stops."""
-    closing = request.app[STREAMS_CLOSING]
-    closed = asyncio.ensure_future(closing.wait())
-    pending: asyncio.Future[T] = asyncio.ensure_future(anext(source))
+    """Write ``source`` items to an open SSE response until it ends, the client goes, AiKore stops or
+    the browser session that opened it logs out (told as ``event: session_ended``; its reconnect is
+    then answered 401)."""
+    with _logout_of(request) as logged_out:
+        signals = [request.app[STREAMS_CLOSING], *([logged_out] if logged_out else [])]
+        closed = asyncio.ensure_future(_any_set(signals))
+        pending: asyncio.Future[T] = asyncio.ensure_future(anext(source))
+        try:
+            while True:
+                done, _ = await asyncio.wait({pending, closed}, timeout=KEEPALIVE, return_when=asyncio.FIRST_COMPLETED)
+                if closed in done:
+                    if logged_out and logged_out.is_set():
+                        await resp.write(sse("session_ended", {"reason": "logged-out"}))
+                    return
+                if pending not in done:
+                    await resp.write(b": keepalive\n\n")
+                    continue
+                try:
+                    item = pending.result()
+                except StopAsyncIteration:
+                    return
+                chunk = render(item)
+                if chunk:
+                    await resp.write(chunk)
+                pending = asyncio.ensure_future(anext(source))
+        except (ConnectionResetError, ConnectionError):
+            return  # the client went away
+        finally:
+            closed.cancel()
+            pending.cancel()
+            with contextlib.suppress(BaseException):
+                await pending
+            aclose = getattr(source, "aclose", None)
+            if aclose is not None:
+                with contextlib.suppress(Exception):
+                    await aclose()
+
+
+@contextlib.contextmanager
+def _logout_of(request: web.Request) -> Iterator[asyncio.Event | None]:
+    """Set when the browser session that made ``request`` logs out (None: not made by a session)."""
+    session = request.get(IDENTITY, ANONYMOUS).session
+    if session is None:
+        yield None
+        return
+    with request.app[AUTH].sessions.watch(session) as logged_out:
+        yield logged_out
+
+
+async def _any_set(events: list[asyncio.Event]) -> None:
+    waits = [asyncio.ensure_future(event.wait()) for event in events]
     try:
-        while True:
-            done, _ = await asyncio.wait({pending, closed}, timeout=KEEPALIVE, return_when=asyncio.FIRST_COMPLETED)
-            if closed in done:
-                return
-            if pending not in done:
-                await resp.write(b": keepalive\n\n")
-                continue
-            try:
-                item = pending.result()
-            except StopAsyncIteration:
-                return
-            chunk = render(item)
-            if chunk:
-                await resp.write(chunk)
-            pending = asyncio.ensure_future(anext(source))
-    except (ConnectionResetError, ConnectionError):
-        return  # the client went away
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
     finally:
-        closed.cancel()
-        pending.cancel()
-        with contextlib.suppress(BaseException):
-            await pending
-        aclose = getattr(source, "aclose", None)
-        if aclose is not None:
-            with contextlib.suppress(Exception):
-                await aclose()
+        for wait in waits:
+            wait.cancel()
 
 
 def render_event(app: web.Application, event: object) -> bytes | None:
@@ -132,7 +159,9 @@ OPENAPI_PATHS: dict[str, Any] = {
                 "`event: instance` (data: the Instance) or `event: instance_deleted` (data: `{id, name}`); "
                 "model downloads: `event: download` (data: the ModelDownload, at most 4 a second each), "
                 "`event: download_removed` (`{id}`), `event: models_changed` (`{kind}`: re-read /api/models). "
-                "Comment lines keep the connection alive."
+                "Comment lines keep the connection alive. When the browser session that opened the stream "
+                "logs out (in any tab), `event: session_ended` (`{reason: \"logged-out\"}`) and the stream ends; "
+                "every live stream of that session (logs, outputs) ends then too."
             ),
             "responses": {"200": {"description": "An endless event stream", "content": {"text/event-stream": {}}}},
         }

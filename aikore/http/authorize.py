@@ -152,7 +152,7 @@ def _identify(facts: RequestFacts, auth: Auth) -> Identity | Refuse | Redirect:
 
 def _unauthenticated(facts: RequestFacts, auth: Auth, *, failed_token: bool = False) -> Refuse | Redirect:
     if facts.wants_html and _is_page(facts):
-        return Redirect(_login_location(facts, auth), failed_token=failed_token)
+        return Redirect(_login_location(facts, auth, failed_token=failed_token), failed_token=failed_token)
     error = AikoreError(
         "unauthorized", "authentication required: log in, or send 'Authorization: Bearer <token>'", 401,
         headers={hdrs.WWW_AUTHENTICATE: 'Bearer realm="AiKore"'},
@@ -183,16 +183,19 @@ def _is_page(facts: RequestFacts) -> bool:
     return facts.method in _PAGE_METHODS and not facts.upgrade and not api
 
 
-def _login_location(facts: RequestFacts, auth: Auth) -> str:
+def _login_location(facts: RequestFacts, auth: Auth, *, failed_token: bool = False) -> str:
+    # A wrong ?token= is said on the login page and never kept in where to come back to.
+    back = _without_token(facts.path_qs) if failed_token else facts.path_qs
+    reason = {"reason": "token"} if failed_token else {}
     if not facts.public_port:
-        return str(URL("/login").with_query(next=facts.path_qs))
+        return str(URL("/login").with_query(next=back, **reason))
     # The login page lives on the dashboard port of the same host; come back here afterwards.
     peer = facts.peer
-    here = f"{peer.scheme}://{peer.host}{facts.path_qs}"
+    here = f"{peer.scheme}://{peer.host}{back}"
     hostname = URL(f"//{peer.host}").raw_host or "127.0.0.1"
     if ":" in hostname:
         hostname = f"[{hostname}]"
-    return str(URL(f"{peer.scheme}://{hostname}:{auth.settings.port}/login").with_query(next=here))
+    return str(URL(f"{peer.scheme}://{hostname}:{auth.settings.port}/login").with_query(next=here, **reason))
 
 
 def _without_token(path_qs: str) -> str:

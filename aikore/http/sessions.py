@@ -8,12 +8,14 @@ session would have expired anyway.
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import contextlib
 import hashlib
 import hmac
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,6 +53,8 @@ class Sessions:
         # Cookie values whose signature was checked: a browser sends the same one request after
         # request. Only the HMAC is remembered; expiry and logout are checked every time.
         self._verified: dict[str, Session] = {}
+        # Live streams opened by a session, set when it logs out so they end at once.
+        self._watchers: dict[str, set[asyncio.Event]] = {}
 
     def load(self, fingerprint: bytes) -> None:
         """Read or create the session key; ``fingerprint`` binds sessions to the current credentials."""
@@ -95,6 +99,21 @@ class Sessions:
         self._revoked = {sid: exp for sid, exp in self._revoked.items() if exp > now}
         self._revoked[session.id] = session.expires_at
         save_revoked(self._revoked_path, self._revoked)
+        for ended in self._watchers.pop(session.id, set()):
+            ended.set()
+
+    @contextlib.contextmanager
+    def watch(self, session: Session) -> Iterator[asyncio.Event]:
+        """An event set when ``session`` logs out, while the caller (a live stream) holds it."""
+        ended = asyncio.Event()
+        watchers = self._watchers.setdefault(session.id, set())
+        watchers.add(ended)
+        try:
+            yield ended
+        finally:
+            watchers.discard(ended)
+            if not watchers and self._watchers.get(session.id) is watchers:
+                del self._watchers[session.id]
 
     def set_cookie(self, response: web.StreamResponse, session: Session, peer: Peer) -> None:
         response.set_cookie(

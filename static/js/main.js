@@ -1,7 +1,7 @@
 // Dashboard entry point: views by URL hash, initial load, and the two live streams.
 
 import { api, onUnauthorized } from "./api.js";
-import { $, $$, h } from "./dom.js";
+import { $, $$ } from "./dom.js";
 import { setupEditor } from "./editor.js";
 import { openFiles, setupFiles } from "./files.js";
 import { renderAll, setupInstances } from "./instances.js";
@@ -16,6 +16,12 @@ import { setupTerminal } from "./terminal.js";
 const VIEWS = ["instances", "system", "models"];
 const TITLES = { instances: "Instances", system: "System", models: "Models" };
 const streamStates = { events: "connecting", stats: "connecting" };
+const streams = [];
+// The session cookie is shared by every tab of this browser, their streams are not: a logout in
+// one tab tells the others at once, so none keeps showing "Live" with a session that has ended.
+const sessionChannel = "BroadcastChannel" in window ? new BroadcastChannel("aikore-session") : null;
+let sessionEnded = false;
+let loggingOut = false;
 
 function route() {
   const wanted = location.hash.replace(/^#\/?/, "");
@@ -69,7 +75,7 @@ async function loadBlueprints() {
 const HIDDEN_GRACE_MS = 30_000;
 
 function startStreams() {
-  const streams = [
+  streams.push(
     new LiveStream("/api/events", {
       onState: (s) => {
         setStreamState("events", s);
@@ -85,6 +91,8 @@ function startStreams() {
         },
         instance: (data) => upsertInstance(data),
         instance_deleted: (data) => removeInstance(data.id),
+        // The server ends the stream of a session logged out anywhere (another browser window too).
+        session_ended: () => loggingOut || endSession("logged-out-elsewhere"),
         ...modelEvents,
       },
     }),
@@ -92,7 +100,7 @@ function startStreams() {
       onState: (s) => setStreamState("stats", s),
       handlers: { stats: (sample) => setStats(sample) },
     }),
-  ];
+  );
   streams.forEach((stream) => stream.start());
   let idle = null;
   document.addEventListener("visibilitychange", () => {
@@ -105,8 +113,41 @@ function startStreams() {
   });
 }
 
+/** The session is over (logged out here or in another tab, or expired): stop and show the login. */
+function endSession(reason) {
+  if (sessionEnded) return;
+  sessionEnded = true;
+  streams.forEach((stream) => stream.stop());
+  const next = location.pathname + location.hash;
+  location.replace(`/login?${new URLSearchParams({ next, reason })}`);
+}
+
+/** Log out through the API so the other tabs are told only once the session really has ended. */
+async function logout(event) {
+  event.preventDefault();
+  // This tab's own streams would hear the logout as one from elsewhere.
+  loggingOut = true;
+  streams.forEach((stream) => stream.stop());
+  try {
+    await api.logout();
+  } catch {
+    event.target.submit(); // the plain form still logs out, without telling the other tabs
+    return;
+  }
+  sessionChannel?.postMessage("logged-out");
+  endSession("logged-out");
+}
+
+function watchSession() {
+  onUnauthorized(() => loggingOut || endSession("ended"));
+  sessionChannel?.addEventListener("message", (event) => {
+    if (event.data === "logged-out" && !loggingOut) endSession("logged-out-elsewhere");
+  });
+  $(".logout-form")?.addEventListener("submit", logout);
+}
+
 function init() {
-  onUnauthorized(() => banner("Your session has ended.", h("a", { href: "/", text: "Log in again" })));
+  watchSession();
   setupInstances();
   setupLogs();
   setupEditor();

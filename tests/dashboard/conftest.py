@@ -116,6 +116,52 @@ def dashboard(
         assert not board.errors, "the page reported errors:\n" + "\n".join(board.errors)
 
 
+@pytest.fixture(scope="module")
+def shared_aikore(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AikoreProcess]:
+    """One real aikore (token auth, the fake two-GPU NVML) for every test of a module: each test
+    uses instance names of its own, so they do not meet."""
+    data = tmp_path_factory.mktemp("shared") / "data"
+    env = {"PYTHONPATH": os.pathsep.join([str(FAKE_PYNVML), str(REPO)])}
+    args = ["--token", TOKEN, "--stop-timeout", "5", "--monitor-interval", "1"]
+    server = AikoreProcess(data_dir=data, extra_args=args, env=env)
+    server.token = TOKEN
+    server.start()
+    yield server
+    try:
+        server.stop(timeout=60)
+    except Exception:
+        server.kill()
+
+
+@pytest.fixture
+def shared_dashboard(
+    browser: Browser, shared_aikore: AikoreProcess, request: pytest.FixtureRequest
+) -> Iterator[Callable[..., Dashboard]]:
+    """Factory: ``shared_dashboard(viewport=)`` → a new browser context (not logged in) on the module's aikore."""
+    opened: list[Dashboard] = []
+
+    def open_page(viewport: dict[str, int] | None = None) -> Dashboard:
+        context = browser.new_context(viewport=viewport or DESKTOP, color_scheme="dark")
+        page = context.new_page()
+        page.set_default_timeout(15_000)
+        board = Dashboard(server=shared_aikore, page=page)
+        page.on("pageerror", lambda exc: board.errors.append(f"page error: {exc}"))
+        page.on("console", lambda msg: _console(board, msg))
+        opened.append(board)
+        return board
+
+    yield open_page
+    for board in opened:
+        name = re.sub(r"[^\w.-]+", "_", request.node.name)
+        try:
+            board.shot(f"last-{name}")
+        except Exception:
+            pass
+        board.page.context.close()
+    for board in opened:
+        assert not board.errors, "the page reported errors:\n" + "\n".join(board.errors)
+
+
 def _console(board: Dashboard, message: ConsoleMessage) -> None:
     # Failed requests are the API answering 4xx on purpose (tested where they matter) or a live
     # stream cut by a restart; script errors are never expected.
