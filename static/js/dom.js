@@ -69,6 +69,18 @@ export function openDialog(dialog, { onClose } = {}) {
   }
 }
 
+let toastTimer = null;
+
+/** Say briefly, at the bottom of the screen, that an action was done (or failed out of view). */
+export function toast(message, { error = false } = {}) {
+  const el = $("#toast");
+  clearTimeout(toastTimer);
+  el.textContent = message;
+  el.classList.toggle("error", error);
+  el.hidden = !message;
+  if (message) toastTimer = setTimeout(() => { el.hidden = true; }, error ? 10_000 : 5_000);
+}
+
 /** Ask a yes/no question in the confirmation dialog; resolves to true when confirmed. */
 export function confirmAction({ title, text, confirm = "Confirm" }) {
   const dialog = $("#confirm-dialog");

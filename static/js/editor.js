@@ -2,9 +2,9 @@
 
 import { api } from "./api.js";
 import { $, busy, h, openDialog, showError } from "./dom.js";
-import { state, upsertInstance } from "./state.js";
+import { on, state, upsertInstance } from "./state.js";
 
-let current = null; // { id, saved, editor }
+let current = null; // { id, saved, editor, restart: null | "asked" | "down" }
 
 function makeEditor(host, content) {
   host.replaceChildren();
@@ -119,6 +119,8 @@ async function restart() {
       const result = await api.action(id, "restart");
       if (result && result.id === id) upsertInstance(result);
       notice("Restarting with the new script…");
+      if (current?.id === id) current.restart = "asked";
+      followRestart();
       $("#editor-restart").hidden = true;
     } catch (err) {
       showError($("#editor-error"), err.message);
@@ -126,7 +128,23 @@ async function restart() {
   });
 }
 
+/** "Restarting…" until the instance is back up (or failed): it went down first, then came up. */
+function followRestart() {
+  const status = current?.restart ? state.instances.get(current.id)?.status : null;
+  if (!status) return;
+  if (status !== "running") current.restart = "down";
+  if (status === "running" && current.restart === "down") {
+    current.restart = null;
+    notice("Restarted: it runs the new script.");
+  } else if (status === "error") {
+    current.restart = null;
+    notice("");
+    showError($("#editor-error"), `The restart did not come up (${status}); its log says why.`);
+  }
+}
+
 export function setupEditor() {
+  on("instances", followRestart);
   $("#editor-save").addEventListener("click", save);
   $("#editor-restart").addEventListener("click", restart);
   // Closing with unsaved changes asks first (Escape included).

@@ -2,7 +2,7 @@
 
 import { api, ApiError } from "./api.js";
 import { LIVE_FIELDS } from "./config.js";
-import { $, $$, busy, confirmAction, h, openDialog, showError } from "./dom.js";
+import { $, $$, busy, confirmAction, h, openDialog, showError, toast } from "./dom.js";
 import * as fmt from "./format.js";
 import { openEditor } from "./editor.js";
 import { openFiles } from "./files.js";
@@ -242,6 +242,10 @@ function changes(body) {
   return out;
 }
 
+function fieldLabel(field) {
+  return $(`[data-field='${field}']`, $("#instance-row").content)?.getAttribute("aria-label") ?? field;
+}
+
 function isDirty(body) {
   return Object.keys(changes(body)).length > 0;
 }
@@ -277,6 +281,7 @@ async function update(body) {
       for (const input of $$("[data-field]", body)) input.classList.remove("changed");
       rowError(body, null);
       upsertInstance(updated);
+      toast(`Saved ${updated.name}: ${Object.keys(fields).map(fieldLabel).join(", ")}.`);
     } catch (err) {
       rowError(body, err);
     }
@@ -320,8 +325,10 @@ async function onAction(body, control, event) {
   await busy(control, async () => {
     try {
       if (action === "delete") {
+        if (!STOPPED.has(inst.status)) toast(`Stopping and deleting ${inst.name}…`);
         await api.remove(inst.id);
         removeInstance(inst.id);
+        toast(`Deleted ${inst.name}. Its folder is in the trash folder of AiKore's data directory.`);
         return;
       }
       const result = await api.action(inst.id, action);

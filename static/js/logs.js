@@ -9,6 +9,7 @@ import { on, state } from "./state.js";
 // The DOM keeps at most this many lines; the full log is one click away (Download).
 const MAX_LINES = 5000;
 const BACKFILL_LINES = 500;
+const STOPPED = new Set(["stopped", "error"]);
 
 let panel = null;
 
@@ -25,6 +26,7 @@ class LogPanel {
     this.output = $("#logs-output");
     this.output.replaceChildren();
     this.stream = null;
+    this.streamState = "connecting";
   }
 
   start() {
@@ -50,11 +52,27 @@ class LogPanel {
     this.pending = [];
     this.partial = "";
     this.count = 0;
+    this.showState();
   }
 
   setState(s) {
-    const text = { connecting: "Connecting…", live: "Following live output", offline: "Disconnected; retrying…" }[s];
-    $("#logs-state").textContent = this.paused ? "Paused — new lines are kept and shown on resume" : text;
+    this.streamState = s;
+    this.showState();
+  }
+
+  /** What the panel is doing, true to the instance: only a running one has live output to follow. */
+  showState() {
+    const inst = state.instances.get(this.id);
+    let text;
+    if (!inst) text = "This instance was deleted; its log went to the trash folder with it.";
+    else if (this.paused) text = "Paused — new lines are kept and shown on resume";
+    else if (this.streamState !== "live") {
+      text = this.streamState === "offline" ? "Disconnected; retrying…" : "Connecting…";
+    } else if (!STOPPED.has(inst.status)) text = "Following live output";
+    else if (this.count === 0 && this.pending.length === 0) {
+      text = "No output yet: it appears here when the instance starts.";
+    } else text = `Not running (${inst.status}); new output appears here when it starts.`;
+    $("#logs-state").textContent = text;
   }
 
   /** One stream event: a JSON {line}/{text}/{lines} or plain text, possibly many lines. */
@@ -80,6 +98,7 @@ class LogPanel {
     for (const line of lines) fragment.append(this.lineElement(line, term));
     this.output.append(fragment);
     this.count += lines.length;
+    if (this.count === lines.length) this.showState();
     while (this.output.childElementCount > MAX_LINES) this.output.firstElementChild.remove();
     this.updateCount();
     if (follow) this.output.scrollTop = this.output.scrollHeight;
@@ -113,7 +132,7 @@ class LogPanel {
       this.append(lines);
       this.output.scrollTop = this.output.scrollHeight;
     }
-    this.setState(this.stream?.source?.readyState === EventSource.OPEN ? "live" : "connecting");
+    this.showState();
   }
 
   search(term) {
@@ -217,6 +236,15 @@ export function setupLogs() {
   $("#logs-output").classList.toggle("wrap", $("#logs-wrap").checked);
   on("instances", (id) => {
     if (!panel || (id !== null && id !== panel.id)) return;
+    if (!state.instances.has(panel.id)) {
+      // Deleted: its log stream answers 404 from now on; retrying it would say "Disconnected" forever.
+      panel.stop();
+      panel.showState();
+      $("#logs-status").textContent = "deleted";
+      $("#logs-status").dataset.status = "deleted";
+      return;
+    }
+    panel.showState();
     const before = $("#logs-status").dataset.status;
     renderHeader(panel.id);
     if (before !== state.instances.get(panel.id)?.status) renderExit(panel.id);
