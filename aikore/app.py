@@ -20,6 +20,7 @@ from aikore.routing import ROUTES, setup_public_ports, setup_routing
 from aikore.store import setup_store
 from aikore.supervisor import SUPERVISOR, setup_supervisor
 from aikore.terminal import setup_terminal
+from aikore.versions import setup_versions
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +56,8 @@ def create_app(settings: Settings) -> web.Application:
     setup_models(app, settings)
     # Shells end (on shutdown) before the supervisor stops the instances they work in.
     setup_terminal(app)
+    # Updates and rollbacks end (their git and uv killed) before the supervisor stops the instances.
+    setup_versions(app)
     setup_api(app)
     setup_dashboard(app)
     return app

@@ -51,6 +51,8 @@ class Settings:
     allowed_hosts: tuple[str, ...] = ()
     log_max_bytes: int = 10 * 1024 * 1024
     log_backups: int = 5
+    # App updates: snapshots (app commit + exact package set) kept per instance for a rollback.
+    keep_snapshots: int = 3
 
     def __post_init__(self) -> None:
         # Resolve derived paths once so every module sees the same absolute locations.
@@ -290,6 +292,12 @@ OPTIONS: tuple[Option, ...] = (
         "log_max_bytes", "AIKORE_LOG_MAX_BYTES", _positive_int, "rotate an instance log at this size (default 10485760)"
     ),
     Option("log_backups", "AIKORE_LOG_BACKUPS", _positive_int, "rotated log files kept per instance (default 5)"),
+    Option(
+        "keep_snapshots",
+        "AIKORE_KEEP_SNAPSHOTS",
+        _positive_int,
+        "app-update snapshots (commit + package set) kept per instance for a rollback (default 3)",
+    ),
 )
 
 

@@ -20,12 +20,13 @@ from aikore.api import (
     outputs,
     system,
     terminal,
+    versions,
 )
 
 # Each module registers its routes and contributes OPENAPI_PATHS / OPENAPI_SCHEMAS.
 API_MODULES: list[ModuleType] = [
     health, auth, blueprints, instances, actions, logs, events, system, models, terminal, files,
-    outputs,
+    outputs, versions,
 ]
 
 

@@ -450,6 +450,26 @@ class Supervisor:
         await self._answer_when_moved(proc, stop_then_start())
         return proc.instance
 
+    async def while_stopped(
+        self, instance_id: int, work: Callable[[Instance], Awaitable[None]], note: str, reason: str
+    ) -> Instance:
+        """Stop the instance if active, run ``work`` while none of it runs, then start it: one operation.
+
+        An app update or rollback changes files the running app holds open; nothing of the instance
+        may run meanwhile. If ``work`` fails the instance stays stopped and the error goes up.
+        """
+        proc = self.get(instance_id)
+        self._refuse_if_gone(proc)
+        await self._forget_restart(instance_id)
+        async with proc.ops:
+            self._refuse_if_gone(proc)
+            await proc.stop(reason)
+            await work(proc.instance)
+            self._refuse_if_gone(proc)
+            proc.failures = 0
+            await proc.start(note=note)
+        return proc.instance
+
     def instance_pids(self) -> dict[int, tuple[int, ...]]:
         """Instance id -> root pids (the app's group first, then companions) of live instances.
 
