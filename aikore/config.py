@@ -263,7 +263,8 @@ OPTIONS: tuple[Option, ...] = (
         "ready_timeout",
         "AIKORE_READY_TIMEOUT",
         _positive,
-        "seconds an instance may take to answer its health path before it is marked error (default 3600)",
+        "seconds an instance may take to answer its health path, counted from its script's launching phase, "
+        "before it is marked error (default 3600)",
     ),
     Option(
         "monitor_interval",

@@ -38,6 +38,7 @@ def instance_json(
     data["usage"] = _usage(app, instance)
     data["desktop_url"] = desktop_url(instance)
     data["persistent_port"] = live_port(instance)
+    data["progress"] = runtime.progress.to_json() if runtime.progress is not None else None
     return data
 
 
@@ -172,6 +173,33 @@ _DERIVED_PROPERTIES: dict[str, Any] = {
     },
     # null when the instance has no live process.
     "usage": {"anyOf": [{"$ref": "#/components/schemas/InstanceUsage"}, {"type": "null"}]},
+    "progress": {
+        "description": (
+            "The install phase the instance's script reported last (README, Install progress): while it is "
+            "starting, and kept when a start failed in it; null otherwise, or when the script reports none"
+        ),
+        "anyOf": [
+            {
+                "type": "object",
+                "required": ["phase", "fraction", "installing", "since", "started"],
+                "properties": {
+                    "phase": {
+                        "type": "string",
+                        "pattern": "^[a-z][a-z0-9-]{0,39}$",
+                        "description": "cloning, creating-env, installing-torch, installing-requirements, "
+                        "linking-models, launching, or a blueprint's own",
+                    },
+                    "fraction": {"type": ["number", "null"], "minimum": 0, "maximum": 1,
+                                 "description": "How far the phase is, where the script knows (git clones)"},
+                    "installing": {"type": "boolean",
+                                   "description": "Before launching: the ready timeout counts from launch"},
+                    "since": {"type": "number", "description": "Unix time the phase began"},
+                    "started": {"type": "number", "description": "Unix time this start's script began"},
+                },
+            },
+            {"type": "null"},
+        ],
+    },
     # The proxy route's counters (kept across restarts).
     "proxy": {
         "type": "object",

@@ -9,14 +9,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from aikore.store.instance import Instance
+from aikore.supervisor.phases import Progress
 
 
 @dataclass(frozen=True, slots=True)
 class Runtime:
-    """How the instance is served, from its own launch.sh header (edits take effect)."""
+    """How the instance is served, from its own launch.sh header (edits take effect), and where
+    its start is: the install phase its script reported (``starting``), or failed in (``error``)."""
 
     proxy_mode: str = "strip-prefix"
     health: str = "/"
+    progress: Progress | None = None
 
 
 @dataclass(frozen=True, slots=True)

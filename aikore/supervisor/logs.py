@@ -35,6 +35,8 @@ class InstanceLog:
         # Written by the logwriter when its command exits: a re-started AiKore reads exit codes of
         # adopted processes (not its children, so it cannot wait for them) from here.
         self.status_path = self.dir / f"{name}.exit.json"
+        # Written by the logwriter when the command reports an install phase (``phases.Progress``).
+        self.phase_path = self.dir / f"{name}.phase.json"
         self.backups = backups
 
     def files(self) -> list[Path]:

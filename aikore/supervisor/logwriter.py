@@ -7,14 +7,21 @@ starts the instance command with stdout+stderr on a pipe, copies every byte to t
 by size at line boundaries, and exits with the command's exit status. It is the root of the
 instance's own session and process group, so it survives AiKore and is stopped with the instance.
 
+It also follows the install progress a blueprint reports: a line ``::aikore-phase NAME [FRACTION]``
+in the output (README, "Install progress") is kept in the log and written, as the current phase,
+to a small JSON file AiKore reads (``--phase``); a file of its own, so that AiKore never parses the
+log and a re-started AiKore finds the phase of an instance it adopts.
+
 Stdlib only, and nothing from the rest of aikore: it must start fast and never depend on AiKore.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import re
 import select
 import signal
 import subprocess
@@ -28,6 +35,12 @@ from pathlib import Path
 _DRAIN_AFTER_EXIT = 0.5
 _POLL = 0.1
 _CHUNK = 64 * 1024
+PHASE_MARKER = b"::aikore-phase"
+_PHASE_LINE = re.compile(
+    rb"^::aikore-phase[ \t]+([a-z][a-z0-9-]{0,39})(?:[ \t]+(0?\.[0-9]{1,6}|[01](?:\.0{1,6})?))?[ \t]*$"
+)
+# A marker line is short; a longer unfinished line is no marker and is not held in memory.
+_PHASE_LINE_MAX = 200
 
 
 def backup_path(path: Path, index: int) -> Path:
@@ -145,6 +158,64 @@ class RotatingFile:
             self._fd = None
 
 
+class PhaseFile:
+    """The phase the command last reported, kept in ``path`` as JSON (written whole, by rename).
+
+    ``{"pid": <this writer>, "phase": NAME, "fraction": 0..1 or null, "since": <unix time the phase
+    began>, "started": <unix time this launch began>}``; the pid tells AiKore the file belongs to
+    the launch it watches, not to an earlier one.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.started = time.time()
+        self.phase: str | None = None
+        self.since = self.started
+        self._line = b""
+        # Inside a line too long to be a marker: skip to its end.
+        self._skipping = False
+        # A phase file of an earlier launch says nothing about this one.
+        with contextlib.suppress(OSError):
+            path.unlink(missing_ok=True)
+
+    def feed(self, data: bytes) -> None:
+        """Look at output as it passes; whole marker lines change the phase."""
+        parts = data.split(b"\n")
+        for part in parts[:-1]:
+            if not self._skipping:
+                self._consider(self._line + part)
+            self._line, self._skipping = b"", False
+        if not self._skipping:
+            pending = self._line + parts[-1]
+            self._skipping = len(pending) > _PHASE_LINE_MAX
+            self._line = b"" if self._skipping else pending
+
+    def _consider(self, line: bytes) -> None:
+        if PHASE_MARKER not in line:
+            return
+        # What a terminal would show: the text after the last carriage return (progress bars).
+        line = line.rstrip(b"\r").rsplit(b"\r", 1)[-1]
+        found = _PHASE_LINE.match(line)
+        if found is None:
+            return
+        phase = found.group(1).decode()
+        fraction = float(found.group(2)) if found.group(2) else None
+        if phase != self.phase:
+            self.phase, self.since = phase, time.time()
+        self._write({"pid": os.getpid(), "phase": phase, "fraction": fraction, "since": self.since,
+                     "started": self.started})
+
+    def _write(self, state: dict[str, object]) -> None:
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        try:
+            tmp.write_text(json.dumps(state))
+            os.replace(tmp, self.path)
+        except OSError:
+            # A full disk costs the progress display, never the instance's output.
+            with contextlib.suppress(OSError):
+                tmp.unlink(missing_ok=True)
+
+
 def exit_status(returncode: int) -> int:
     """Popen's ``-SIG`` for a signal death becomes the shell's ``128 + SIG``."""
     return 128 - returncode if returncode < 0 else returncode
@@ -154,7 +225,7 @@ def stamp() -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
 
 
-def pump(fd: int, child: subprocess.Popen[bytes], out: RotatingFile) -> None:
+def pump(fd: int, child: subprocess.Popen[bytes], out: RotatingFile, phases: PhaseFile | None = None) -> None:
     """Copy the pipe to the log until every writer closed it, or the command ended and it went quiet."""
     exited_at: float | None = None
     while True:
@@ -166,6 +237,8 @@ def pump(fd: int, child: subprocess.Popen[bytes], out: RotatingFile) -> None:
             if not data:
                 return
             out.write(data)
+            if phases is not None:
+                phases.feed(data)
         elif exited_at is not None:
             return
         if exited_at is not None and time.monotonic() - exited_at > _DRAIN_AFTER_EXIT:
@@ -202,11 +275,12 @@ def _note_signal(signum: int, frame: object) -> None:
 
 def run(
     log: Path, max_bytes: int, backups: int, status: Path | None, banner: str, cmd: Sequence[str],
-    cgroup: Path | None = None,
+    cgroup: Path | None = None, phase: Path | None = None,
 ) -> int:
     # First of all, so that everything the command ever starts is born in the cgroup.
     joined = join_cgroup(cgroup) if cgroup is not None else None
     out = RotatingFile(log, max_bytes, backups)
+    phases = PhaseFile(phase) if phase is not None else None
     out.write(f"\n===== {stamp()} {banner} (logwriter pid {os.getpid()}) =====\n".encode())
     if joined is not None:
         out.write(f"[aikore] could not join cgroup {cgroup}: {joined}; the launch is tracked without it\n".encode())
@@ -220,7 +294,7 @@ def run(
         code = 127
     else:
         os.close(write_fd)
-        pump(read_fd, child, out)
+        pump(read_fd, child, out, phases)
         code = exit_status(child.wait())
     out.write(f"===== {stamp()} exited with code {code} =====\n".encode())
     out.close()
@@ -237,12 +311,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--status", type=Path, default=None)
     parser.add_argument("--banner", default="start")
     parser.add_argument("--cgroup", type=Path, default=None)
+    parser.add_argument("--phase", type=Path, default=None)
     parser.add_argument("cmd", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
     cmd = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
     if not cmd:
         parser.error("a command to run is required after --")
-    return run(args.log, args.max_bytes, args.backups, args.status, args.banner, cmd, args.cgroup)
+    return run(args.log, args.max_bytes, args.backups, args.status, args.banner, cmd, args.cgroup, args.phase)
 
 
 if __name__ == "__main__":

@@ -36,6 +36,7 @@ from aikore.supervisor import crashpoints, logwriter
 from aikore.supervisor.events import Runtime
 from aikore.supervisor.logs import MAIN_LOG, InstanceLog
 from aikore.supervisor.oskit import MARKER, Exit, Handle, OsKit, Owner
+from aikore.supervisor.phases import CAUSE_LINES, Progress, failure_cause, read_progress
 from aikore.supervisor.ports import PortPool, PortsExhausted, is_free
 from aikore.supervisor.records import MAIN, GroupRecord, GroupRecords
 from aikore.supervisor.states import ACTIVE_STATES, ERROR, RUNNING, STARTING, STOPPED, STOPPING, can_change
@@ -161,7 +162,7 @@ class ProcessGroup:
             sys.executable, "-I", logwriter.__file__,
             "--log", str(log.path), "--max-bytes", str(settings.log_max_bytes),
             "--backups", str(settings.log_backups), "--status", str(log.status_path),
-            "--banner", launch.banner,
+            "--banner", launch.banner, "--phase", str(log.phase_path),
             *(["--cgroup", launch.cgroup] if launch.cgroup else []),
             "--", *launch.argv,
         ]
@@ -232,6 +233,9 @@ class InstanceProcess:
         self.port: int | None = None
         self.health = "/"
         self.ready_at: float | None = None
+        # The install phase the start's script reported (phases.py): while starting, and kept in
+        # error when the start failed in it.
+        self.progress: Progress | None = None
         self.failures = 0
         self._port_retries = 0
         self._deadline = 0.0
@@ -302,7 +306,7 @@ class InstanceProcess:
                 self.host.ports.release(port, instance.name)
                 return await self._spawn_failed(f"cannot start: {exc}")
             main = groups[MAIN]
-            self.groups, self.port = groups, port
+            self.groups, self.port, self.progress = groups, port, None
             self.health = self.host.runtime(instance).health
             try:
                 crashpoints.reach("start:spawned")
@@ -327,6 +331,7 @@ class InstanceProcess:
                 return None
             await self._cancel_watcher()
             if self.state != STOPPING:
+                self.progress = None
                 try:
                     # STARTING/RUNNING -> STOPPING
                     await self.change_state(STOPPING, status_message=reason)
@@ -499,6 +504,7 @@ class InstanceProcess:
             log.warning("instance %s: records of an abandoned start stay until the database takes changes", self.id)
 
     async def _spawn_failed(self, message: str) -> Instance | None:
+        self.progress = None
         # STOPPED/ERROR -> STARTING -> ERROR: the attempt is visible, then why it failed.
         await self.change_state(STARTING, pid=None, pid_create_time=None, port=None, exit_code=None)
         # Through _finish: if the database refuses the ERROR now, it is recorded later, never lost.
@@ -553,6 +559,7 @@ class InstanceProcess:
                 await self._died(groups, group, ended)
                 return True
         if self.state == STARTING:
+            self._follow_progress(groups)
             now = self.host.kit.monotonic()
             if now >= self._deadline:
                 await self._never_ready(groups)
@@ -562,6 +569,26 @@ class InstanceProcess:
                 if await self._answers(groups):
                     await self._became_ready(groups)
         return False
+
+    def _follow_progress(self, groups: dict[str, ProcessGroup]) -> None:
+        """Publish a new install phase; while installing, the ready timeout waits (it counts from launch)."""
+        main = groups.get(MAIN)
+        if main is None:
+            return
+        progress = read_progress(main.log.phase_path, main.handle.pid)
+        if progress != self.progress:
+            self.progress = progress
+            self.host.publish(self.instance)
+        if progress is not None and progress.installing:
+            self._deadline = self.host.kit.monotonic() + self.host.settings.ready_timeout
+
+    def _phase_failure(self, main: ProcessGroup, exited: str) -> str:
+        """``exited with code 128`` -> ``failed while cloning: could not resolve github.com (exit code 128)``."""
+        self.progress = read_progress(main.log.phase_path, main.handle.pid) or self.progress
+        if self.progress is None:
+            return exited
+        cause = failure_cause(main.log.tail(CAUSE_LINES))
+        return f"failed while {self.progress.label}" + (f": {cause}" if cause else "") + f" ({exited})"
 
     async def _answers(self, groups: dict[str, ProcessGroup]) -> bool:
         """Ready means the app's health path answers, and every companion that has a ready path.
@@ -584,6 +611,7 @@ class InstanceProcess:
         async with self.lock:
             if self.groups is not groups or self.state != STARTING:
                 return
+            self.progress = None
             # STARTING -> RUNNING
             await self.change_state(RUNNING, status_message=None)
             self.ready_at = self.host.kit.monotonic()
@@ -595,7 +623,10 @@ class InstanceProcess:
                 return
             code = ended.code if ended.code is not None else group.log.last_exit(group.handle.pid)
             who = "" if group.role == MAIN else f"{group.role} "
-            taken = await self._fail(f"{who}exited with code {code}" if code is not None else f"{who}exited", code)
+            message = f"{who}exited with code {code}" if code is not None else f"{who}exited"
+            if group.role == MAIN and self.state == STARTING:
+                message = self._phase_failure(group, message)
+            taken = await self._fail(message, code)
         if taken is not None:
             async with self.ops:
                 with contextlib.suppress(AikoreError):

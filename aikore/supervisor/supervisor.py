@@ -230,9 +230,12 @@ class Supervisor:
         return self.get(instance_id).instance
 
     def runtime(self, instance: Instance) -> Runtime:
-        """How the instance is served, from its own launch.sh header (re-read when the file changed)."""
+        """How the instance is served, from its own launch.sh header (re-read when the file changed),
+        and its start's install progress."""
         meta = self.workspace.metadata(instance.name, instance.blueprint)
-        return Runtime(proxy_mode=meta.proxy_mode, health=meta.health)
+        proc = self._procs.get(instance.id)
+        progress = proc.progress if proc is not None else None
+        return Runtime(proxy_mode=meta.proxy_mode, health=meta.health, progress=progress)
 
     async def create(self, fields: dict[str, Any]) -> Instance:
         """A new instance from a blueprint: its folder (with launch.sh) and its row appear together."""
