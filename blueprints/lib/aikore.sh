@@ -8,6 +8,7 @@
 # It checks the environment AiKore gives every blueprint (DESIGN.md, "Blueprint contract"), fills
 # in defaults so a script can also be run by hand from its instance folder, and loads the helpers:
 #   log.sh     aik_log, aik_die
+#   progress.sh aik_phase         install phases AiKore shows while an instance starts
 #   gitref.sh  aik_git_checkout   clone an app at a pinned ref; update only when asked
 #   pyenv.sh   aik_python_env, aik_torch, aik_pip_install, aik_pip_requirements
 #   models.sh  aik_link_models, aik_link_dir   shared model folders under AIKORE_MODELS_DIR
@@ -32,6 +33,8 @@ AIK_LIB_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
 # shellcheck source=log.sh
 source "$AIK_LIB_DIR/log.sh"
+# shellcheck source=progress.sh
+source "$AIK_LIB_DIR/progress.sh"
 # shellcheck source=gitref.sh
 source "$AIK_LIB_DIR/gitref.sh"
 # shellcheck source=pyenv.sh

@@ -13,7 +13,8 @@ aik_git_checkout() {
 				aik_die "$dir exists but is not a git checkout; move it away to let AiKore clone $url"
 		fi
 		aik_log "cloning $url at $ref into $dir"
-		git clone --no-checkout "$url" "$dir"
+		aik_phase cloning
+		git clone --progress --no-checkout "$url" "$dir" 2>&1 | _aik_git_progress cloning
 		_aik_git_switch "$dir" "$ref"
 	elif [[ ${AIKORE_UPDATE_APP:-0} == 1 || "$(cat "$stamp" 2>/dev/null)" != "$ref" ]]; then
 		aik_log "updating $dir to $ref"
@@ -24,7 +25,8 @@ aik_git_checkout() {
 			aik_die "$dir has local changes (${changed[*]:0:5}); commit or stash them" \
 				"(git -C '$dir' stash) before updating"
 		fi
-		git -C "$dir" fetch --tags --force origin
+		aik_phase fetching
+		git -C "$dir" fetch --progress --tags --force origin 2>&1 | _aik_git_progress fetching
 		_aik_git_switch "$dir" "$ref"
 	else
 		aik_log "keeping $dir at $ref ($(git -C "$dir" rev-parse --short HEAD))"

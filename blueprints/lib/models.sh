@@ -9,6 +9,7 @@
 aik_link_models() {
 	local base=$1 pair
 	shift
+	aik_phase linking-models
 	for pair in "$@"; do
 		aik_link_dir "$AIKORE_MODELS_DIR/${pair#*=}" "$base/${pair%%=*}"
 	done

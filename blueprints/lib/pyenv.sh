@@ -21,6 +21,7 @@ aik_python_env() {
 		# A folder without a python is what an interrupted creation leaves: start it again.
 		rm -rf -- "$dir"
 		aik_log "creating Python ${AIKORE_VENV_PYTHON:-$want} environment in $dir"
+		aik_phase creating-env
 		uv venv --seed --python "${AIKORE_VENV_PYTHON:-$want}" "$dir"
 	else
 		aik_log "reusing Python environment $dir"
@@ -46,6 +47,7 @@ aik_torch() {
 		aik_log "AIKORE_TORCH_PINS: ${AIK_TORCH_PINS[*]} in place of the blueprint's $*"
 	fi
 	printf '%s\n' "${AIK_TORCH_PINS[@]}" >"$AIK_CONSTRAINTS"
+	local AIK_INSTALL_PHASE=installing-torch
 	aik_pip_install --index-url "${AIKORE_TORCH_INDEX:-https://download.pytorch.org/whl/cu128}" \
 		"${AIK_TORCH_PINS[@]}"
 	export PIP_CONSTRAINT=$AIK_CONSTRAINTS UV_CONSTRAINT=$AIK_CONSTRAINTS
@@ -64,6 +66,8 @@ aik_pip_install() {
 		aik_log "already installed: $*"
 		return 0
 	fi
+	# The caller's phase (aik_torch's, dynamically scoped), reported only when something installs.
+	aik_phase "${AIK_INSTALL_PHASE:-installing-requirements}"
 	uv pip install "${args[@]}" "$@"
 	mkdir -p "${stamp%/*}"
 	printf '%s\n' "$*" >"$stamp"

@@ -23,5 +23,6 @@ aik_launch() {
 		done <"$INSTANCE_CONF_DIR/launch_args.txt"
 	fi
 	aik_log "launching: $* ${extra[*]}"
+	aik_phase launching
 	exec "$@" "${extra[@]}"
 }
