@@ -8,6 +8,7 @@ import { openEditor } from "./editor.js";
 import { openFiles } from "./files.js";
 import { openLogs } from "./logs.js";
 import { openOutputs } from "./outputs.js";
+import { progressDetail, statusText, tickProgress } from "./progress.js";
 import { removeInstance, state, upsertInstance, usageOf, on } from "./state.js";
 import { openTerminal } from "./terminal.js";
 
@@ -25,6 +26,14 @@ export function setupInstances() {
   $("#add-instance-btn").addEventListener("click", openAddDialog);
   $$("[data-action='open-add']").forEach((btn) => btn.addEventListener("click", openAddDialog));
   $("#add-form").addEventListener("submit", submitAdd);
+  tickProgress(renderProgress);
+}
+
+function renderProgress() {
+  for (const [id, body] of rows) {
+    const inst = state.instances.get(id);
+    if (inst) show(body, "progress").textContent = progressDetail(inst);
+  }
 }
 
 export function renderAll() {
@@ -97,8 +106,10 @@ function renderRow(body, inst) {
     input.title = input.disabled ? "Stop the instance to change this" : "";
   }
   const badge = show(body, "status");
-  badge.textContent = inst.status;
+  badge.textContent = statusText(inst);
   badge.dataset.status = inst.status;
+  badge.toggleAttribute("data-installing", badge.textContent !== inst.status);
+  show(body, "progress").textContent = progressDetail(inst);
   show(body, "blueprint").textContent = blueprintName(inst.blueprint);
   show(body, "pid").textContent = inst.pid ?? fmt.DASH;
   renderPort(body, inst);
