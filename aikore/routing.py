@@ -91,8 +91,16 @@ class Routing:
         if mode not in proxy.MODES:
             log.warning("instance %s has unknown proxy mode %r; using strip-prefix", instance.name, mode)
             mode = proxy.STRIP_PREFIX
+        # The install phase, where the instance's script reports one (getattr: a Runtime without
+        # install progress has none), for the "Starting…" page.
+        progress = getattr(runtime, "progress", None)
+        phase = None
+        if progress is not None and instance.status == "starting":
+            fraction = f" ({round(progress.fraction * 100)}%)" if progress.fraction is not None else ""
+            phase = f"{'installing: ' if progress.installing else ''}{progress.label}{fraction}"
         self.table.set(
-            instance.name, port=instance.port, mode=mode, state=instance.status, public_port=instance.public_port
+            instance.name, port=instance.port, mode=mode, state=instance.status, public_port=instance.public_port,
+            exit_code=instance.exit_code, phase=phase, since=progress.started if progress is not None else None,
         )
         self._dirty.set()
 

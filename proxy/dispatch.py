@@ -57,7 +57,7 @@ def path_handler(
         name = request.match_info["name"]
         route = table.get(name)
         if route is None:
-            return pages.unknown_instance()
+            return pages.unknown_instance(pages.dashboard_for(prefix))
         if route.mode == PORT_ONLY:
             return pages.port_only()
         raw = request.rel_url.raw_path_qs
@@ -67,7 +67,7 @@ def path_handler(
             # Apps such as ComfyUI derive their API base from the page URL's directory.
             raise web.HTTPTemporaryRedirect(f"{mount}/{rest}")
         if not route.live:
-            return pages.stopped()
+            return pages.stopped(route, pages.dashboard_for(prefix))
         strip = route.mode == STRIP_PREFIX
         scrub = request.get(SCRUB)
         target = scrub_target(rest if strip else raw, scrub)
@@ -100,7 +100,7 @@ def port_handler(
         if route is None:
             return pages.unknown_instance()
         if not route.live:
-            return pages.stopped()
+            return pages.stopped(route)
         scrub = request.get(SCRUB)
         target = scrub_target(request.rel_url.raw_path_qs, scrub)
         client = peer(request)

@@ -42,7 +42,9 @@ async def forward_http(
     try:
         upstream = await pool.request(host, port, request.method, target, headers, body)
     except UpstreamConnectError:
-        return pages.starting() if route.state == STARTING else pages.bad_gateway()
+        if route.state == STARTING:
+            return pages.starting(route, pages.dashboard_for(prefix))
+        return pages.bad_gateway()
     except UpstreamError:
         return pages.bad_gateway()
     try:

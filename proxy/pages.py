@@ -7,7 +7,12 @@ app's own answers are passed through untouched.
 
 from __future__ import annotations
 
+import html
+import time
+
 from aiohttp import web
+
+from .table import Route
 
 # Inline styles only; nothing else may load, nothing may be submitted, only this origin may frame.
 SECURITY_HEADERS = {
@@ -19,22 +24,40 @@ SECURITY_HEADERS = {
     "Cache-Control": "no-store",
 }
 
-_STARTING_HTML = b"""<!doctype html>
-<html><head><meta charset="utf-8"><meta http-equiv="refresh" content="2">
-<title>Starting</title>
-<style>body{font-family:system-ui,sans-serif;background:#111;color:#ddd;display:grid;
-place-items:center;height:100vh;margin:0}</style></head>
-<body><div><h1>Starting&hellip;</h1>
-<p>This app is starting. This page reloads itself until it answers.</p></div></body></html>
+_PAGE = """<!doctype html>
+<html><head><meta charset="utf-8">{refresh}<title>{title}</title>
+<style>body{{font-family:system-ui,sans-serif;background:#111;color:#ddd;display:grid;
+place-items:center;min-height:100vh;margin:0}}div{{max-width:40rem;padding:1rem}}a{{color:#5eb1ff}}</style></head>
+<body><div><h1>{heading}</h1>
+{body}{back}</div></body></html>
 """
 
-_STOPPED_HTML = b"""<!doctype html>
-<html><head><meta charset="utf-8"><title>Not running</title>
-<style>body{font-family:system-ui,sans-serif;background:#111;color:#ddd;display:grid;
-place-items:center;height:100vh;margin:0}</style></head>
-<body><div><h1>This instance is not running</h1>
-<p>It is stopped. Start it from the AiKore dashboard, then reload this page.</p></div></body></html>
-"""
+
+def _page(title: str, heading: str, lines: list[str], dashboard: str | None, refresh: bool = False) -> bytes:
+    """One of the proxy's pages; every text is escaped (none comes from the request)."""
+    back = (
+        f'<p><a href="{html.escape(dashboard)}">Back to the AiKore dashboard</a></p>'
+        if dashboard else "<p>Manage it from the AiKore dashboard.</p>"
+    )
+    return _PAGE.format(
+        refresh='<meta http-equiv="refresh" content="2">' if refresh else "",
+        title=html.escape(title),
+        heading=html.escape(heading),
+        body="".join(f"<p>{html.escape(line)}</p>\n" for line in lines),
+        back=back,
+    ).encode()
+
+
+def _elapsed(seconds: float) -> str:
+    seconds = max(0, int(seconds))
+    minutes, rest = divmod(seconds, 60)
+    return f"{minutes} min {rest} s" if minutes else f"{rest} s"
+
+
+def dashboard_for(prefix: str) -> str | None:
+    """Where the pages link back to: apps mounted under a prefix share the main port, whose root is
+    the dashboard; a public port serves the app at its root and has no dashboard to link to."""
+    return "/" if prefix else None
 
 
 def _text(status: int, text: str) -> web.Response:
@@ -46,9 +69,10 @@ def _html(status: int, body: bytes, extra: dict[str, str] | None = None) -> web.
     return web.Response(status=status, body=body, content_type="text/html", headers=headers)
 
 
-def unknown_instance() -> web.Response:
-    """404: no instance by that name."""
-    return _text(404, "404 Not Found: no such instance")
+def unknown_instance(dashboard: str | None = None) -> web.Response:
+    """404: no instance by that name (which is not repeated: it comes from the request)."""
+    body = _page("Not found", "No such instance", ["No instance has this name (any more)."], dashboard)
+    return _html(404, body)
 
 
 def port_only() -> web.Response:
@@ -56,14 +80,25 @@ def port_only() -> web.Response:
     return _text(404, "404 Not Found: this instance is served on its public port only")
 
 
-def stopped() -> web.Response:
-    """503: the instance exists but is not running."""
-    return _html(503, _STOPPED_HTML)
+def stopped(route: Route, dashboard: str | None = None) -> web.Response:
+    """503: the instance exists but is not running: stopped, or crashed (with its exit code)."""
+    if route.state == "error":
+        code = f" with exit code {route.exit_code}" if route.exit_code is not None else ""
+        lines = [f"{route.name} crashed{code}.", "Its log says why; start it again from the dashboard."]
+    else:
+        lines = [f"{route.name} is {route.state}.", "Start it from the AiKore dashboard, then reload this page."]
+    return _html(503, _page("Not running", "This instance is not running", lines, dashboard))
 
 
-def starting() -> web.Response:
-    """503 with a page that refreshes itself until the app answers."""
-    return _html(503, _STARTING_HTML, {"Retry-After": "2"})
+def starting(route: Route, dashboard: str | None = None, *, now: float | None = None) -> web.Response:
+    """503 with a page that refreshes itself until the app answers, saying how far the start is."""
+    lines = [f"{route.name} is starting. This page reloads itself until it answers."]
+    if route.phase:
+        lines.append(f"Now: {route.phase}.")
+    if route.since is not None:
+        lines.append(f"Starting for {_elapsed((now or time.time()) - route.since)}.")
+    body = _page("Starting", "Starting\u2026", lines, dashboard, refresh=True)
+    return _html(503, body, {"Retry-After": "2"})
 
 
 def bad_gateway() -> web.Response:

@@ -28,6 +28,11 @@ class Route:
     mode: str = STRIP_PREFIX
     state: str = "stopped"
     public_port: int | None = None
+    # What the proxy's own pages say about it: a crash's exit code, the install phase a starting
+    # instance reports, and since when (Unix time) it is in its state.
+    exit_code: int | None = None
+    phase: str | None = None
+    since: float | None = None
     requests: int = 0
     bytes_in: int = 0
     bytes_out: int = 0
@@ -81,17 +86,29 @@ class RouteTable:
         mode: str = STRIP_PREFIX,
         state: str,
         public_port: int | None = None,
+        exit_code: int | None = None,
+        phase: str | None = None,
+        since: float | None = None,
     ) -> Route:
-        """Add or update a route in place, keeping its counters across restarts."""
+        """Add or update a route in place, keeping its counters across restarts.
+
+        ``since`` defaults to now when the state changes (kept while it does not).
+        """
         if mode not in MODES:
             raise ValueError(f"proxy mode {mode!r} is not one of {sorted(MODES)}")
         route = self._routes.get(name)
         if route is None:
             route = self._routes[name] = Route(name)
+        if since is None and (route.state != state or route.since is None):
+            since = time.time()
         route.port = port
         route.mode = mode
         route.state = state
         route.public_port = public_port
+        route.exit_code = exit_code
+        route.phase = phase
+        if since is not None:
+            route.since = since
         return route
 
     def remove(self, name: str) -> Route | None:

@@ -73,7 +73,9 @@ async def forward_websocket(
         # Answer with the app's refusal rather than accepting and closing at once.
         return pages.upstream_status(exc.status if exc.status >= 400 else 502)
     except aiohttp.ClientConnectorError:
-        return pages.starting() if route.state == STARTING else pages.bad_gateway()
+        if route.state == STARTING:
+            return pages.starting(route, pages.dashboard_for(prefix))
+        return pages.bad_gateway()
     except aiohttp.ClientError:
         return pages.bad_gateway()
     async with upstream:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+import time
+
 import aiohttp
 
 from .conftest import Proxied
@@ -20,10 +23,16 @@ def _assert_no_echo(body: str) -> None:
     assert "alert" not in body.lower()
 
 
-async def test_unknown_instance_is_a_plain_404(proxied: Proxied, client) -> None:
+DASHBOARD_LINK = '<a href="/">Back to the AiKore dashboard</a>'
+
+
+async def test_unknown_instance_is_a_404_page_linking_back_to_the_dashboard(proxied: Proxied, client) -> None:
     status, ctype, body = await _get(client, f"{proxied.url}/app/nobody{HOSTILE}")
     assert status == 404
-    assert ctype.startswith("text/plain")
+    assert ctype.startswith("text/html")
+    assert "No such instance" in body
+    assert DASHBOARD_LINK in body
+    assert "nobody" not in body, "the name comes from the request: never repeated"
     _assert_no_echo(body)
 
 
@@ -33,14 +42,19 @@ async def test_stopped_instance_is_a_503_page_saying_so(proxied: Proxied, client
     assert status == 503
     assert ctype.startswith("text/html")
     assert "not running" in body
+    assert "demo is stopped." in body
+    assert DASHBOARD_LINK in body
     _assert_no_echo(body)
 
 
-async def test_errored_instance_is_a_503_too(proxied: Proxied, client) -> None:
-    proxied.table.set("demo", port=proxied.upstream.port, state="error")
+async def test_a_crashed_instance_is_a_503_saying_it_crashed_with_its_exit_code(proxied: Proxied, client) -> None:
+    proxied.table.set("demo", port=proxied.upstream.port, state="error", exit_code=3)
     status, _, body = await _get(client, proxied.app_url("demo", "/echo/"))
     assert status == 503
     assert "not running" in body
+    assert "demo crashed with exit code 3." in body
+    assert "stopped" not in body
+    assert DASHBOARD_LINK in body
 
 
 async def test_starting_instance_gets_a_self_refreshing_page_until_it_answers(
@@ -51,7 +65,15 @@ async def test_starting_instance_gets_a_self_refreshing_page_until_it_answers(
     assert status == 503
     assert ctype.startswith("text/html")
     assert '<meta http-equiv="refresh"' in body
+    assert DASHBOARD_LINK in body
+    assert re.search(r"Starting for \d+ s\.", body)
     _assert_no_echo(body)
+    # The install phase the script reports, and how long the start has taken.
+    proxied.table.set("demo", port=closed_port, state="starting", phase="installing: cloning (40%)",
+                      since=time.time() - 75)
+    _, _, body = await _get(client, proxied.app_url("demo", "/"))
+    assert "Now: installing: cloning (40%)." in body
+    assert re.search(r"Starting for 1 min 1[5-9] s\.", body)
     # As soon as the app listens, a starting instance is served normally.
     proxied.table.set("demo", port=proxied.upstream.port, state="starting")
     status, _, _ = await _get(client, proxied.app_url("demo", "/echo/"))
