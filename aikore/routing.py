@@ -91,9 +91,8 @@ class Routing:
         if mode not in proxy.MODES:
             log.warning("instance %s has unknown proxy mode %r; using strip-prefix", instance.name, mode)
             mode = proxy.STRIP_PREFIX
-        # The install phase, where the instance's script reports one (getattr: a Runtime without
-        # install progress has none), for the "Starting…" page.
-        progress = getattr(runtime, "progress", None)
+        # The install phase the instance's script reports, for the "Starting…" page.
+        progress = runtime.progress
         phase = None
         if progress is not None and instance.status == "starting":
             fraction = f" ({round(progress.fraction * 100)}%)" if progress.fraction is not None else ""
