@@ -1,12 +1,14 @@
-// The launch.sh editor: CodeMirror 5 with shell highlighting, save (the API keeps a .bak), restart.
+// Script editor tabs of the tools pane, one per instance: its launch.sh in CodeMirror 5 with shell
+// highlighting, save (the API keeps a .bak), and a restart offered when it runs.
 
 import { api } from "./api.js";
-import { $, busy, h, openDialog, showError } from "./dom.js";
+import { $, busy, h, showError } from "./dom.js";
 import { on, state, upsertInstance } from "./state.js";
+import { openTool, registerReopener } from "./workspace.js";
 
-let current = null; // { id, saved, editor, restart: null | "asked" | "down" }
+const editors = new Map(); // instance id -> ScriptEditor
 
-function makeEditor(host, content) {
+function makeEditor(host, content, save) {
   host.replaceChildren();
   // CodeMirror is a classic script (window.CodeMirror); without it a plain textarea still works.
   if (window.CodeMirror) {
@@ -17,14 +19,12 @@ function makeEditor(host, content) {
       indentUnit: 2,
       tabSize: 2,
       lineWrapping: false,
-      // Tab indents; Escape (closing the dialog) is the keyboard way out, so focus is never stuck.
-      // CodeMirror takes Escape for itself; here it closes the dialog, as everywhere else.
-      extraKeys: { "Ctrl-S": () => save(), "Cmd-S": () => save(), Esc: () => requestClose() },
+      // Tab indents, so Escape hands focus back to the tab strip: the keyboard is never stuck.
+      extraKeys: { "Ctrl-S": save, "Cmd-S": save, Esc: () => host.closest("[role='tabpanel']")?.focus() },
       screenReaderLabel: "launch.sh",
     });
     return {
       get: () => cm.getValue(),
-      set: (text) => cm.setValue(text),
       onChange: (fn) => cm.on("change", fn),
       focus: () => cm.focus(),
       refresh: () => cm.refresh(),
@@ -35,125 +35,136 @@ function makeEditor(host, content) {
   host.append(area);
   return {
     get: () => area.value,
-    set: (text) => { area.value = text; },
     onChange: (fn) => area.addEventListener("input", fn),
     focus: () => area.focus(),
     refresh: () => {},
   };
 }
 
-function dirtyText() {
-  return current && current.editor.get() !== current.saved ? "Unsaved changes" : "";
-}
+class ScriptEditor {
+  constructor(id, root) {
+    this.id = id;
+    this.root = root;
+    this.saved = null;
+    this.editor = null;
+    this.restarting = null; // null | "asked" | "down"
+  }
 
-function updateDirty() {
-  $("#editor-dirty").textContent = dirtyText();
-}
+  el(name) {
+    return $(`.editor-${name}`, this.root);
+  }
 
-function confirmDiscard() {
-  return !dirtyText() || window.confirm("Discard unsaved changes to launch.sh?");
-}
+  get dirty() {
+    return this.editor !== null && this.editor.get() !== this.saved;
+  }
 
-function requestClose() {
-  if (confirmDiscard()) $("#editor-dialog").close();
-}
+  updateDirty() {
+    this.el("dirty").textContent = this.dirty ? "Unsaved changes" : "";
+  }
 
-function notice(text) {
-  const el = $("#editor-notice");
-  el.textContent = text;
-  el.hidden = !text;
-}
+  notice(text) {
+    const el = this.el("notice");
+    el.textContent = text;
+    el.hidden = !text;
+  }
 
-export async function openEditor(id) {
-  const inst = state.instances.get(id);
-  if (!inst) return;
-  $("#editor-title").textContent = `Edit script — ${inst.name}`;
-  showError($("#editor-error"), "");
-  notice("");
-  $("#editor-restart").hidden = true;
-  $("#editor-dirty").textContent = "";
-  const dialog = $("#editor-dialog");
-  openDialog(dialog, { onClose: () => { current = null; } });
-  const host = $("#editor-host");
-  host.replaceChildren(h("p", { class: "muted loading", text: "Loading launch.sh…" }));
-  try {
-    const script = await api.script(id);
-    current = { id, saved: script.content, editor: makeEditor(host, script.content) };
-    current.editor.onChange(updateDirty);
-    current.editor.refresh();
-    current.editor.focus();
-  } catch (err) {
-    host.replaceChildren();
-    showError($("#editor-error"), err.message);
+  async load(focus) {
+    const host = this.el("host");
+    host.replaceChildren(h("p", { class: "muted loading", text: "Loading launch.sh…" }));
+    try {
+      const script = await api.script(this.id);
+      this.saved = script.content;
+      this.editor = makeEditor(host, script.content, () => this.save());
+      this.editor.onChange(() => this.updateDirty());
+      this.editor.refresh();
+      if (focus) this.editor.focus();
+    } catch (err) {
+      host.replaceChildren();
+      showError(this.el("error"), err.message);
+    }
+  }
+
+  async save() {
+    if (!this.editor) return;
+    const content = this.editor.get();
+    await busy(this.el("save"), async () => {
+      try {
+        await api.saveScript(this.id, content);
+        this.saved = content;
+        showError(this.el("error"), "");
+        this.updateDirty();
+        const inst = state.instances.get(this.id);
+        const running = inst && ["running", "starting"].includes(inst.status);
+        this.notice(running
+          ? "Saved (previous version kept as launch.sh.bak). The running instance uses the old script until it restarts."
+          : "Saved (previous version kept as launch.sh.bak). It takes effect at the next start.");
+        this.el("restart").hidden = !running;
+      } catch (err) {
+        showError(this.el("error"), err.message);
+      }
+    });
+  }
+
+  async restart() {
+    await busy(this.el("restart"), async () => {
+      try {
+        const result = await api.action(this.id, "restart");
+        if (result && result.id === this.id) upsertInstance(result);
+        this.notice("Restarting with the new script…");
+        this.restarting = "asked";
+        this.followRestart();
+        this.el("restart").hidden = true;
+      } catch (err) {
+        showError(this.el("error"), err.message);
+      }
+    });
+  }
+
+  /** "Restarting…" until the instance is back up (or failed): it went down first, then came up. */
+  followRestart() {
+    const status = this.restarting ? state.instances.get(this.id)?.status : null;
+    if (!status) return;
+    if (status !== "running") this.restarting = "down";
+    if (status === "running" && this.restarting === "down") {
+      this.restarting = null;
+      this.notice("Restarted: it runs the new script.");
+    } else if (status === "error") {
+      this.restarting = null;
+      this.notice("");
+      showError(this.el("error"), `The restart did not come up (${status}); its log says why.`);
+    }
   }
 }
 
-async function save() {
-  if (!current) return;
-  const { id } = current;
-  const content = current.editor.get();
-  await busy($("#editor-save"), async () => {
-    try {
-      await api.saveScript(id, content);
-      if (!current || current.id !== id) return;
-      current.saved = content;
-      showError($("#editor-error"), "");
-      updateDirty();
-      const inst = state.instances.get(id);
-      const running = inst && ["running", "starting"].includes(inst.status);
-      notice(running
-        ? "Saved (previous version kept as launch.sh.bak). The running instance uses the old script until it restarts."
-        : "Saved (previous version kept as launch.sh.bak). It takes effect at the next start.");
-      $("#editor-restart").hidden = !running;
-    } catch (err) {
-      showError($("#editor-error"), err.message);
-    }
-  });
-}
-
-async function restart() {
-  if (!current) return;
-  const { id } = current;
-  await busy($("#editor-restart"), async () => {
-    try {
-      const result = await api.action(id, "restart");
-      if (result && result.id === id) upsertInstance(result);
-      notice("Restarting with the new script…");
-      if (current?.id === id) current.restart = "asked";
-      followRestart();
-      $("#editor-restart").hidden = true;
-    } catch (err) {
-      showError($("#editor-error"), err.message);
-    }
-  });
-}
-
-/** "Restarting…" until the instance is back up (or failed): it went down first, then came up. */
-function followRestart() {
-  const status = current?.restart ? state.instances.get(current.id)?.status : null;
-  if (!status) return;
-  if (status !== "running") current.restart = "down";
-  if (status === "running" && current.restart === "down") {
-    current.restart = null;
-    notice("Restarted: it runs the new script.");
-  } else if (status === "error") {
-    current.restart = null;
-    notice("");
-    showError($("#editor-error"), `The restart did not come up (${status}); its log says why.`);
+/** Open (or select) the script editor tab of an instance. */
+export function openEditor(id, { focus = true } = {}) {
+  if (!state.instances.has(id)) return;
+  if (editors.has(id)) {
+    openTool({ key: `editor-${id}` });
+    return;
   }
+  const editor = new ScriptEditor(id, $("#editor-panel").content.firstElementChild.cloneNode(true));
+  editors.set(id, editor);
+  editor.el("save").addEventListener("click", () => editor.save());
+  editor.el("restart").addEventListener("click", () => editor.restart());
+  openTool({
+    key: `editor-${id}`,
+    label: () => `Script — ${state.instances.get(id)?.name ?? id}`,
+    panel: editor.root,
+    instanceId: id,
+    persist: { kind: "editor", id },
+    // Unsaved changes are never dropped silently: closing the tab asks first.
+    canClose: () => !editor.dirty || window.confirm("Discard unsaved changes to launch.sh?"),
+    onVisible: (shown) => { if (shown) requestAnimationFrame(() => editor.editor?.refresh()); },
+    onClose: () => editors.delete(id),
+  });
+  editor.root.tabIndex = -1;
+  editor.load(focus);
 }
 
 export function setupEditor() {
-  on("instances", followRestart);
-  $("#editor-save").addEventListener("click", save);
-  $("#editor-restart").addEventListener("click", restart);
-  // Closing with unsaved changes asks first (Escape included).
-  $("#editor-dialog").addEventListener("cancel", (event) => {
-    if (!confirmDiscard()) event.preventDefault();
+  registerReopener("editor", (saved) => openEditor(saved.id, { focus: false }));
+  on("instances", () => {
+    for (const editor of editors.values()) editor.followRestart();
   });
-  for (const button of document.querySelectorAll("#editor-dialog [data-close]")) {
-    button.addEventListener("click", (event) => {
-      if (!confirmDiscard()) event.stopImmediatePropagation();
-    }, { capture: true });
-  }
 }

@@ -2,9 +2,10 @@
 // download of folders, new folder, rename, delete to the trash, and text editing with CodeMirror.
 
 import { request } from "./api.js";
-import { $, busy, confirmAction, h, openDialog, showError } from "./dom.js";
+import { $, busy, confirmAction, h, showError } from "./dom.js";
 import * as fmt from "./format.js";
 import { state } from "./state.js";
+import { findTool, openTool, registerReopener } from "./workspace.js";
 
 const MAX_TEXT = 2 * 1024 * 1024;
 let view = null; // { root, path, instanceId }
@@ -188,8 +189,16 @@ function closeEditor() {
   load();
 }
 
-/** Open the file browser on an instance's folder (by id) or on the models folder ("models"). */
+function discardEdit() {
+  return !editing || editing.get() === editing.saved || window.confirm("Discard unsaved changes?");
+}
+
+/** Open the Files tab on an instance's folder (by id) or on the models folder ("models"). */
 export function openFiles(target) {
+  if (findTool("files") && !discardEdit()) {
+    openTool({ key: "files" });
+    return;
+  }
   const instanceId = target === "models" ? null : target;
   view = { root: target === "models" ? "models" : String(target), path: "", instanceId };
   const select = $("#files-root");
@@ -198,16 +207,26 @@ export function openFiles(target) {
     ...(inst ? [h("option", { value: String(inst.id), text: `${inst.name} folder` })] : []),
     h("option", { value: "models", text: "Shared models folder" }));
   select.value = view.root;
-  $("#files-title").textContent = inst ? `Files — ${inst.name}` : "Files — models";
   $("#files-progress").hidden = true;
   editing = null;
   $("#files-editor").hidden = true;
   $("#files-list").hidden = false;
-  openDialog($("#files-dialog"), { onClose: () => { view = null; editing = null; } });
+  openTool({
+    key: "files",
+    label: () => (view?.instanceId === null ? "Files — models"
+      : `Files — ${state.instances.get(view?.instanceId)?.name ?? "instance"}`),
+    panel: $("#files-panel"),
+    keep: true,
+    instanceId,
+    persist: instanceId === null ? { kind: "files", root: "models" } : { kind: "files", id: instanceId },
+    canClose: discardEdit,
+    onClose: () => { view = null; editing = null; },
+  });
   load("");
 }
 
 export function setupFiles() {
+  registerReopener("files", (saved) => openFiles(saved.id ?? "models"));
   $("#files-root").addEventListener("change", (event) => {
     view.root = event.target.value;
     load("");

@@ -2,6 +2,7 @@
 
 import { api, ApiError } from "./api.js";
 import { LIVE_FIELDS } from "./config.js";
+import { openDesktop } from "./desktop.js";
 import { $, $$, busy, confirmAction, h, openDialog, showError, toast } from "./dom.js";
 import * as fmt from "./format.js";
 import { openEditor } from "./editor.js";
@@ -313,7 +314,7 @@ async function onAction(body, control, event) {
   if (action === "terminal") return openTerminal(inst.id);
   if (action === "files") return openFiles(inst.id);
   if (action === "outputs") return openOutputs(inst.id);
-  if (action === "view") return openDesktop(inst);
+  if (action === "view") return openDesktop(inst.id);
   if (action === "rebuild") {
     const ok = await confirmAction({
       title: `Rebuild ${inst.name}?`,
@@ -349,14 +350,6 @@ async function onAction(body, control, event) {
       rowError(body, err);
     }
   });
-}
-
-function openDesktop(inst) {
-  const dialog = $("#desktop-dialog");
-  $("#desktop-title").textContent = `${inst.name} — desktop`;
-  $("#desktop-newtab").href = inst.desktop_url;
-  $("#desktop-frame").src = inst.desktop_url;
-  openDialog(dialog, { onClose: () => { $("#desktop-frame").src = "about:blank"; } });
 }
 
 // ---- Add instance ----

@@ -1,35 +1,59 @@
-// The logs panel: live follow with ANSI colours, pause/resume, search, download, and why it failed.
+// Logs tabs of the tools pane, one per instance: live follow with ANSI colours, pause/resume,
+// search, download, and why it failed. Several can be open, and seen side by side.
 
 import { AnsiUp } from "/static/vendor/ansi_up/ansi_up.js";
 import { api } from "./api.js";
-import { $, h, openDialog } from "./dom.js";
+import { $, h } from "./dom.js";
 import { LiveStream } from "./live.js";
 import { on, state } from "./state.js";
+import { openTool, registerReopener } from "./workspace.js";
 
 // The DOM keeps at most this many lines; the full log is one click away (Download).
 const MAX_LINES = 5000;
 const BACKFILL_LINES = 500;
+// A browser keeps six HTTP/1.1 connections per host and the page's two streams hold two of them;
+// more log streams than this would leave no connection for the page's own requests.
+const MAX_STREAMS = 3;
 const STOPPED = new Set(["stopped", "error"]);
 
-let panel = null;
+const panels = new Map(); // instance id -> LogPanel
 
 class LogPanel {
-  constructor(id, source) {
+  constructor(id, root) {
     this.id = id;
-    this.source = source;
+    this.root = root;
+    this.source = "instance";
     this.ansi = new AnsiUp();
     this.ansi.use_classes = true;
     this.paused = false;
     this.pending = [];
     this.partial = "";
     this.count = 0;
-    this.output = $("#logs-output");
-    this.output.replaceChildren();
+    this.output = this.el("output");
     this.stream = null;
     this.streamState = "connecting";
+    this.shown = false;
+    this.exitRender = 0;
+  }
+
+  /** One of the panel's own controls, by its class (logs-<name>). */
+  el(name) {
+    return $(`.logs-${name}`, this.root);
+  }
+
+  /** Follow while the tab can be seen (a hidden tab holds no connection); a reconnect replays the tail. */
+  setShown(shown) {
+    this.shown = shown;
+    if (!shown) this.stop();
+    balanceStreams();
+  }
+
+  get streaming() {
+    return this.stream !== null && !this.stream.stopped;
   }
 
   start() {
+    this.stop();
     const url = `/api/instances/${this.id}/logs/stream?tail=${BACKFILL_LINES}&source=${this.source}`;
     this.stream = new LiveStream(url, {
       // A reconnect replays the backfill, so the panel starts over instead of doubling lines.
@@ -45,6 +69,7 @@ class LogPanel {
 
   stop() {
     this.stream?.stop();
+    this.stream = null;
   }
 
   reset() {
@@ -66,13 +91,17 @@ class LogPanel {
     let text;
     if (!inst) text = "This instance was deleted; its log went to the trash folder with it.";
     else if (this.paused) text = "Paused — new lines are kept and shown on resume";
-    else if (this.streamState !== "live") {
+    else if (!this.streaming) {
+      text = this.shown
+        ? `Not following: at most ${MAX_STREAMS} logs are followed at once; close one, or show fewer side by side.`
+        : "Not following while its tab is hidden.";
+    } else if (this.streamState !== "live") {
       text = this.streamState === "offline" ? "Disconnected; retrying…" : "Connecting…";
     } else if (!STOPPED.has(inst.status)) text = "Following live output";
     else if (this.count === 0 && this.pending.length === 0) {
       text = "No output yet: it appears here when the instance starts.";
     } else text = `Not running (${inst.status}); new output appears here when it starts.`;
-    $("#logs-state").textContent = text;
+    this.el("state").textContent = text;
   }
 
   /** One stream event: a JSON {line}/{text}/{lines} or plain text, possibly many lines. */
@@ -93,7 +122,7 @@ class LogPanel {
 
   append(lines) {
     const follow = this.atBottom();
-    const term = $("#logs-search").value.trim().toLowerCase();
+    const term = this.el("search").value.trim().toLowerCase();
     const fragment = document.createDocumentFragment();
     for (const line of lines) fragment.append(this.lineElement(line, term));
     this.output.append(fragment);
@@ -123,7 +152,7 @@ class LogPanel {
 
   togglePause() {
     this.paused = !this.paused;
-    const button = $("#logs-pause");
+    const button = this.el("pause");
     button.textContent = this.paused ? "Resume" : "Pause";
     button.setAttribute("aria-pressed", String(this.paused));
     if (!this.paused && this.pending.length) {
@@ -148,105 +177,138 @@ class LogPanel {
 
   updateCount(matches = null) {
     const total = this.output.childElementCount;
-    const needle = $("#logs-search").value.trim();
+    const needle = this.el("search").value.trim();
     if (needle && matches === null) {
       matches = [...this.output.children].filter((l) => !l.classList.contains("hidden-by-search")).length;
     }
-    $("#logs-count").textContent = needle ? `${matches} of ${total} lines match` : `${total} lines`;
+    this.el("count").textContent = needle ? `${matches} of ${total} lines match` : `${total} lines`;
   }
-}
 
-/** Show why an instance in error stopped: exit code, message and its last lines. */
-let exitRender = 0;
-
-async function renderExit(id) {
-  const box = $("#logs-exit");
-  const mine = ++exitRender;
-  const inst = state.instances.get(id);
-  if (!inst || inst.status !== "error") {
-    box.hidden = true;
-    return;
-  }
-  const code = inst.exit_code === null || inst.exit_code === undefined ? "unknown" : inst.exit_code;
-  // The supervisor's message is one reason line, then "last log lines:" and those lines.
-  const [reason, ...rest] = (inst.status_message || "").split("\n");
-  box.replaceChildren(
-    h("strong", { text: `Exited with code ${code}` }),
-    reason && !/^exited with code/i.test(reason) ? h("span", { text: ` — ${reason}` }) : "",
-  );
-  box.hidden = false;
-  let lines = rest[0]?.startsWith("last log lines") ? rest.slice(1) : [];
-  if (lines.length === 0) {
-    try {
-      const tail = await api.logs(id, 20);
-      lines = Array.isArray(tail?.lines) ? tail.lines : [];
-    } catch {
-      // The exit code is shown already; the live log below has the lines as well.
+  /** Show why an instance in error stopped: exit code, message and its last lines. */
+  async renderExit() {
+    const box = this.el("exit");
+    const mine = ++this.exitRender;
+    const inst = state.instances.get(this.id);
+    if (!inst || inst.status !== "error") {
+      box.hidden = true;
+      return;
+    }
+    const code = inst.exit_code === null || inst.exit_code === undefined ? "unknown" : inst.exit_code;
+    // The supervisor's message is one reason line, then "last log lines:" and those lines.
+    const [reason, ...rest] = (inst.status_message || "").split("\n");
+    box.replaceChildren(
+      h("strong", { text: `Exited with code ${code}` }),
+      reason && !/^exited with code/i.test(reason) ? h("span", { text: ` — ${reason}` }) : "",
+    );
+    box.hidden = false;
+    let lines = rest[0]?.startsWith("last log lines") ? rest.slice(1) : [];
+    if (lines.length === 0) {
+      try {
+        const tail = await api.logs(this.id, 20);
+        lines = Array.isArray(tail?.lines) ? tail.lines : [];
+      } catch {
+        // The exit code is shown already; the live log below has the lines as well.
+      }
+    }
+    if (lines.length && mine === this.exitRender) {
+      box.append(h("pre", { text: lines.join("\n").trim().replace(/\x1b\[[0-9;?]*[A-Za-z]/g, "") }));
     }
   }
-  if (lines.length && mine === exitRender) box.append(h("pre", { text: lines.join("\n").trim().replace(/\x1b\[[0-9;?]*[A-Za-z]/g, "") }));
+
+  renderHeader() {
+    const inst = state.instances.get(this.id);
+    if (!inst) {
+      // Deleted: its log stream answers 404 from now on; retrying it would say "Disconnected" forever.
+      this.stop();
+      this.showState();
+      this.el("status").textContent = "deleted";
+      this.el("status").dataset.status = "deleted";
+      return;
+    }
+    const badge = this.el("status");
+    const before = badge.dataset.status;
+    badge.textContent = inst.status;
+    badge.dataset.status = inst.status;
+    if (before !== inst.status) this.renderExit();
+    this.showState();
+  }
+
+  /** Follow one of the instance's logs: its own ("instance") or its desktop session's. */
+  follow(source) {
+    this.source = source;
+    this.reset();
+    this.el("search").value = "";
+    this.paused = false;
+    this.el("pause").textContent = "Pause";
+    this.el("pause").setAttribute("aria-pressed", "false");
+    const query = source === "instance" ? "" : `?source=${source}`;
+    this.el("download").href = `/api/instances/${this.id}/logs/download${query}`;
+    if (this.streaming) this.start();
+  }
+
+  wire() {
+    this.el("pause").addEventListener("click", () => this.togglePause());
+    this.el("source").addEventListener("change", (event) => this.follow(event.target.value));
+    this.el("search").addEventListener("input", (event) => this.search(event.target.value));
+    const wrap = this.el("wrap");
+    wrap.addEventListener("change", () => this.output.classList.toggle("wrap", wrap.checked));
+    this.output.classList.toggle("wrap", wrap.checked);
+  }
 }
 
-function renderHeader(id) {
+/** Start the streams of shown tabs, up to MAX_STREAMS; the others say why they wait. */
+function balanceStreams() {
+  let budget = MAX_STREAMS;
+  for (const panel of panels.values()) {
+    if (panel.shown && panel.streaming) budget -= 1;
+  }
+  for (const panel of panels.values()) {
+    if (!panel.shown || panel.streaming) continue;
+    if (!state.instances.has(panel.id)) continue;
+    if (budget > 0) {
+      budget -= 1;
+      panel.start();
+    } else {
+      panel.showState();
+    }
+  }
+}
+
+/** Open (or select) the Logs tab of an instance in the tools pane. */
+export function openLogs(id, { focus = true } = {}) {
   const inst = state.instances.get(id);
   if (!inst) return;
-  $("#logs-title").textContent = `Logs — ${inst.name}`;
-  const badge = $("#logs-status");
-  badge.textContent = inst.status;
-  badge.dataset.status = inst.status;
-}
-
-/** Follow one of the instance's logs: its own ("instance") or its desktop session's. */
-function follow(id, source) {
-  panel?.stop();
-  panel = new LogPanel(id, source);
-  $("#logs-search").value = "";
-  $("#logs-pause").textContent = "Pause";
-  $("#logs-pause").setAttribute("aria-pressed", "false");
-  const query = source === "instance" ? "" : `?source=${source}`;
-  $("#logs-download").href = `/api/instances/${id}/logs/download${query}`;
-  panel.start();
-}
-
-export function openLogs(id) {
-  const inst = state.instances.get(id);
-  $("#logs-source").value = "instance";
-  $("#logs-source-label").hidden = !inst?.persistent_mode;
-  follow(id, "instance");
-  renderHeader(id);
-  renderExit(id);
-  openDialog($("#logs-dialog"), {
+  if (panels.has(id)) {
+    openTool({ key: `logs-${id}` });
+    return;
+  }
+  const panel = new LogPanel(id, $("#logs-panel").content.firstElementChild.cloneNode(true));
+  panels.set(id, panel);
+  panel.wire();
+  panel.el("source-label").hidden = !inst.persistent_mode;
+  panel.follow("instance");
+  openTool({
+    key: `logs-${id}`,
+    label: () => `Logs — ${state.instances.get(id)?.name ?? id}`,
+    panel: panel.root,
+    instanceId: id,
+    // A deleted instance's log tab stays, saying so, until closed: its last lines may be wanted.
+    closeWithInstance: false,
+    persist: { kind: "logs", id },
+    onVisible: (shown) => panel.setShown(shown),
     onClose: () => {
-      panel?.stop();
-      panel = null;
+      panel.stop();
+      panels.delete(id);
+      balanceStreams();
     },
   });
-  $("#logs-output").focus();
+  panel.renderHeader();
+  if (focus && panel.shown) panel.output.focus();
 }
 
 export function setupLogs() {
-  $("#logs-pause").addEventListener("click", () => panel?.togglePause());
-  $("#logs-source").addEventListener("change", (event) => {
-    if (panel) follow(panel.id, event.target.value);
-  });
-  $("#logs-search").addEventListener("input", (event) => panel?.search(event.target.value));
-  $("#logs-wrap").addEventListener("change", (event) => {
-    $("#logs-output").classList.toggle("wrap", event.target.checked);
-  });
-  $("#logs-output").classList.toggle("wrap", $("#logs-wrap").checked);
-  on("instances", (id) => {
-    if (!panel || (id !== null && id !== panel.id)) return;
-    if (!state.instances.has(panel.id)) {
-      // Deleted: its log stream answers 404 from now on; retrying it would say "Disconnected" forever.
-      panel.stop();
-      panel.showState();
-      $("#logs-status").textContent = "deleted";
-      $("#logs-status").dataset.status = "deleted";
-      return;
-    }
-    panel.showState();
-    const before = $("#logs-status").dataset.status;
-    renderHeader(panel.id);
-    if (before !== state.instances.get(panel.id)?.status) renderExit(panel.id);
+  registerReopener("logs", (saved) => openLogs(saved.id, { focus: false }));
+  on("instances", () => {
+    for (const panel of panels.values()) panel.renderHeader();
   });
 }

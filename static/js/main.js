@@ -1,6 +1,7 @@
 // Dashboard entry point: views by URL hash, initial load, and the two live streams.
 
 import { api, onUnauthorized } from "./api.js";
+import { setupDesktop } from "./desktop.js";
 import { $, $$ } from "./dom.js";
 import { setupEditor } from "./editor.js";
 import { openFiles, setupFiles } from "./files.js";
@@ -10,8 +11,10 @@ import { setupLogs } from "./logs.js";
 import { modelEvents, resyncModels, setupModels, showModels } from "./models.js";
 import { setupOutputs } from "./outputs.js";
 import { removeInstance, setBlueprints, setInstances, setStats, upsertInstance } from "./state.js";
+import { setupStrip } from "./strip.js";
 import { loadHistory, setupSystem, showSystem } from "./system.js";
 import { setupTerminal } from "./terminal.js";
+import { setupWorkspace, showView } from "./workspace.js";
 
 const VIEWS = ["instances", "system", "models"];
 const TITLES = { instances: "Instances", system: "System", models: "Models" };
@@ -32,6 +35,7 @@ function route() {
     else link.removeAttribute("aria-current");
   }
   document.title = `${TITLES[view]} · AiKore`;
+  showView(TITLES[view]);
   showSystem(view === "system");
   showModels(view === "models");
 }
@@ -148,9 +152,12 @@ function watchSession() {
 
 function init() {
   watchSession();
+  setupWorkspace();
+  setupStrip();
   setupInstances();
   setupLogs();
   setupEditor();
+  setupDesktop();
   setupSystem();
   setupModels();
   setupTerminal();

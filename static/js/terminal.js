@@ -2,8 +2,9 @@
 
 import { Terminal } from "/static/vendor/xterm/xterm.mjs";
 import { request } from "./api.js";
-import { $, h, openDialog } from "./dom.js";
+import { $, h } from "./dom.js";
 import { state } from "./state.js";
+import { openTool } from "./workspace.js";
 
 const tabs = []; // { id, title, term, ws, host, tab, session, keep }
 let active = null;
@@ -155,16 +156,20 @@ async function refreshDetached() {
   list.hidden = !mine.length;
 }
 
-/** Open the terminal dialog with a new shell: an instance's (by id) or AiKore's own (null). */
+/** Open a new shell in the Terminal tab: an instance's (by id) or AiKore's own (null). */
 export function openTerminal(instanceId) {
   const inst = instanceId === null ? null : state.instances.get(instanceId);
   if (instanceId !== null && !inst) return;
   const title = inst ? inst.name : "aikore";
   context = { instanceId, title };
-  $("#terminal-title").textContent = `Terminal — ${title}`;
-  openDialog($("#terminal-dialog"), {
+  openTool({
+    key: "terminal",
+    label: () => "Terminal",
+    panel: $("#terminal-panel"),
+    keep: true,
+    onVisible: (shown) => { if (shown && active) requestAnimationFrame(() => fit(active)); },
     onClose: () => {
-      // Closing the dialog closes every tab's socket: shells end unless kept.
+      // Closing the tab closes every shell's socket: shells end unless kept.
       while (tabs.length) closeTab(tabs[0]);
       context = null;
     },
@@ -187,12 +192,6 @@ export function setupTerminal() {
   });
   $("#terminal-paste").addEventListener("click", () => { if (active) paste(active); });
   $("#aikore-shell").addEventListener("click", () => openTerminal(null));
-  const dialog = $("#terminal-dialog");
-  // Escape and Tab belong to the shell (vim, completion), not to the dialog.
-  dialog.addEventListener("cancel", (event) => {
-    if (dialog.contains(document.activeElement) && document.activeElement.closest(".terminal-host")) {
-      event.preventDefault();
-    }
-  });
+  // Keys typed into a shell belong to it (Delete, arrows), not to the page around it.
   $("#terminal-panes").addEventListener("keydown", (event) => event.stopPropagation());
 }

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, ConsoleMessage, Page, expect, sync_playwright
+from playwright.sync_api import Browser, ConsoleMessage, Locator, Page, expect, sync_playwright
 
 from tests.helpers import REPO, AikoreProcess, launch_chromium
 
@@ -64,6 +64,17 @@ class Dashboard:
 
     def row(self, name: str) -> str:
         return f"tbody.instance[data-name='{name}']"
+
+    def tool(self, kind: str, instance_id: int | None = None) -> Locator:
+        """A tab's panel in the tools pane: ``tool("logs", 3)``, ``tool("terminal")``."""
+        suffix = "" if instance_id is None else f"-{instance_id}"
+        return self.page.locator(f"#tool-{kind}{suffix}")
+
+    def close_tool(self, kind: str, instance_id: int | None = None) -> None:
+        """Close a tab the keyboard way: focus it, then Delete."""
+        suffix = "" if instance_id is None else f"-{instance_id}"
+        self.page.locator(f"#tool-{kind}{suffix}-tab").focus()
+        self.page.keyboard.press("Delete")
 
     def shot(self, name: str, readme: bool = False, full_page: bool = False) -> Path:
         """Screenshot into test-artifacts/ (and docs/screenshots/ for the README ones, on request)."""

@@ -38,12 +38,13 @@ def test_a_log_says_when_there_is_nothing_to_follow_and_when_its_instance_is_del
     board.login()
     page = board.page
     page.locator(board.row("fb-empty")).locator("[data-action='logs']").click()
-    state = page.locator("#logs-state")
+    logs = board.tool("logs", created["id"])
+    state = logs.locator(".logs-state")
     expect(state).to_have_text("No output yet: it appears here when the instance starts.")
 
     board.api("DELETE", f"/api/instances/{created['id']}")
     expect(state).to_have_text("This instance was deleted; its log went to the trash folder with it.")
-    expect(page.locator("#logs-status")).to_have_text("deleted")
+    expect(logs.locator(".logs-status")).to_have_text("deleted")
     expect(state).not_to_contain_text("Following")
 
 
@@ -57,13 +58,14 @@ def test_restart_from_the_editor_says_when_the_new_script_runs(shared_dashboard:
     expect(row.locator("[data-show='status']")).to_have_text("running", timeout=RUNNING_TIMEOUT)
 
     row.locator("[data-action='script']").click()
-    expect(page.locator("#editor-host .CodeMirror")).to_contain_text("aikore.demo")
-    page.locator("#editor-host .CodeMirror-code").click()
+    editor = board.tool("editor", created["id"])
+    expect(editor.locator(".editor-host .CodeMirror")).to_contain_text("aikore.demo")
+    editor.locator(".editor-host .CodeMirror-code").click()
     page.keyboard.press("Control+End")
     page.keyboard.type("\n# second version")
-    page.click("#editor-save")
-    page.click("#editor-restart")
-    notice = page.locator("#editor-notice")
+    editor.locator(".editor-save").click()
+    editor.locator(".editor-restart").click()
+    notice = editor.locator(".editor-notice")
     expect(notice).to_have_text("Restarting with the new script…")
     expect(notice).to_have_text("Restarted: it runs the new script.", timeout=RUNNING_TIMEOUT)
     lines = board.api("GET", f"/api/instances/{created['id']}/logs?tail=100")["lines"]
@@ -71,9 +73,10 @@ def test_restart_from_the_editor_says_when_the_new_script_runs(shared_dashboard:
     assert board.api("GET", f"/api/instances/{created['id']}/script")["content"].endswith("# second version")
 
     # A stopped instance's log is not "followed" either: it says it is not running.
-    page.click("#editor-dialog [data-close]")
+    board.close_tool("editor", created["id"])
     board.api("POST", f"/api/instances/{created['id']}/stop")
     expect(row.locator("[data-show='status']")).to_have_text("stopped", timeout=RUNNING_TIMEOUT)
     row.locator("[data-action='logs']").click()
-    expect(page.locator("#logs-output")).to_contain_text("demo: starting fb-restart")
-    expect(page.locator("#logs-state")).to_have_text("Not running (stopped); new output appears here when it starts.")
+    logs = board.tool("logs", created["id"])
+    expect(logs.locator(".logs-output")).to_contain_text("demo: starting fb-restart")
+    expect(logs.locator(".logs-state")).to_have_text("Not running (stopped); new output appears here when it starts.")

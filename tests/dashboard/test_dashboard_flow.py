@@ -57,36 +57,39 @@ def test_token_login_create_start_open_logs_edit_stop_delete(dashboard: Callable
 
     # Logs: live output with the demo's start line; search filters, pause holds new lines back.
     row.locator("[data-action='logs']").click()
-    output = page.locator("#logs-output")
+    logs = board.tool("logs", instance["id"])
+    output = logs.locator(".logs-output")
     expect(output).to_contain_text("demo: starting journey", timeout=30_000)
-    expect(page.locator("#logs-state")).to_have_text("Following live output")
-    expect(page.locator("#logs-download")).to_have_attribute("href", f"/api/instances/{instance['id']}/logs/download")
+    expect(output).to_be_focused()
+    expect(logs.locator(".logs-state")).to_have_text("Following live output")
+    expect(logs.locator(".logs-download")).to_have_attribute(
+        "href", f"/api/instances/{instance['id']}/logs/download")
     board.shot("logs")
-    page.fill("#logs-search", "demo: starting")
-    expect(page.locator("#logs-count")).to_have_text(re.compile(r"^\d+ of \d+ lines match$"))
+    logs.locator(".logs-search").fill("demo: starting")
+    expect(logs.locator(".logs-count")).to_have_text(re.compile(r"^\d+ of \d+ lines match$"))
     expect(output.locator(".line:not(.hidden-by-search)").first).to_contain_text("demo: starting journey")
-    page.fill("#logs-search", "")
-    page.click("#logs-pause")
-    expect(page.locator("#logs-pause")).to_have_attribute("aria-pressed", "true")
-    page.click("#logs-pause")
-    expect(page.locator("#logs-pause")).to_have_text("Pause")
-    page.keyboard.press("Escape")
-    expect(page.locator("#logs-dialog")).to_be_hidden()
-    expect(row.locator("[data-action='logs']")).to_be_focused()
+    logs.locator(".logs-search").fill("")
+    logs.locator(".logs-pause").click()
+    expect(logs.locator(".logs-pause")).to_have_attribute("aria-pressed", "true")
+    logs.locator(".logs-pause").click()
+    expect(logs.locator(".logs-pause")).to_have_text("Pause")
+    board.close_tool("logs", instance["id"])
+    expect(logs).to_have_count(0)
 
     # Edit the script while it runs: saved, and a restart is offered.
     row.locator("[data-action='script']").click()
-    expect(page.locator("#editor-host .CodeMirror")).to_contain_text("aikore.demo")
-    page.locator("#editor-host .CodeMirror-code").click()
+    editor = board.tool("editor", instance["id"])
+    expect(editor.locator(".editor-host .CodeMirror")).to_contain_text("aikore.demo")
+    editor.locator(".editor-host .CodeMirror-code").click()
     page.keyboard.press("Control+End")
     page.keyboard.type("\n# tuned from the dashboard")
-    page.click("#editor-save")
-    expect(page.locator("#editor-notice")).to_contain_text("until it restarts")
-    expect(page.locator("#editor-restart")).to_be_visible()
+    editor.locator(".editor-save").click()
+    expect(editor.locator(".editor-notice")).to_contain_text("until it restarts")
+    expect(editor.locator(".editor-restart")).to_be_visible()
     script = board.api("GET", f"/api/instances/{instance['id']}/script")["content"]
     assert script.rstrip().endswith("# tuned from the dashboard")
-    page.click("#editor-dialog [data-close]")
-    expect(page.locator("#editor-dialog")).to_be_hidden()
+    board.close_tool("editor", instance["id"])
+    expect(editor).to_have_count(0)
 
     # Stop, then delete (with confirmation).
     row.locator("[data-action='stop']").click()
@@ -110,10 +113,11 @@ def test_an_instance_that_fails_shows_its_exit_code_and_last_lines(dashboard: Ca
     expect(row.locator("[data-show='note']")).to_contain_text("exit code 3")
 
     row.locator("[data-action='logs']").click()
-    exit_box = page.locator("#logs-exit")
+    logs = board.tool("logs", created["id"])
+    exit_box = logs.locator(".logs-exit")
     expect(exit_box).to_contain_text("Exited with code 3")
     expect(exit_box.locator("pre")).to_contain_text("about to fail")
-    expect(page.locator("#logs-output")).to_contain_text("about to fail")
+    expect(logs.locator(".logs-output")).to_contain_text("about to fail")
     board.shot("logs-error")
 
 
@@ -171,15 +175,16 @@ def test_logs_follow_live_in_colour_pause_holds_lines_and_download_has_all(
     board.login()
     page = board.page
     page.locator(f"{board.row('ticker')} [data-action='logs']").click()
-    output = page.locator("#logs-output")
+    logs = board.tool("logs", created["id"])
+    output = logs.locator(".logs-output")
     expect(output).to_contain_text("tick 3", timeout=30_000)
     expect(output.locator(".ansi-red-fg")).to_have_text("red alert")
     expect(output.locator(".ansi-green-fg")).to_have_text("bold green")
     assert "\x1b" not in output.inner_text()
 
     # Paused: the view stands still while the log grows; resuming shows what came meanwhile.
-    page.click("#logs-pause")
-    expect(page.locator("#logs-state")).to_contain_text("Paused")
+    logs.locator(".logs-pause").click()
+    expect(logs.locator(".logs-state")).to_contain_text("Paused")
     shown = output.locator(".line").count()
     last_tick = _last_tick(output.inner_text())
 
@@ -189,17 +194,17 @@ def test_logs_follow_live_in_colour_pause_holds_lines_and_download_has_all(
 
     wait_until(grew, what="five more ticks in the log")
     assert output.locator(".line").count() == shown
-    page.click("#logs-pause")
-    expect(page.locator("#logs-state")).to_have_text("Following live output")
+    logs.locator(".logs-pause").click()
+    expect(logs.locator(".logs-state")).to_have_text("Following live output")
     wait_until(lambda: _last_tick(output.inner_text()) >= last_tick + 5, what="held lines shown on resume")
 
-    page.fill("#logs-search", "red alert")
+    logs.locator(".logs-search").fill("red alert")
     expect(output.locator(".line:not(.hidden-by-search)")).to_have_count(1)
-    expect(page.locator("#logs-count")).to_have_text(re.compile(r"^1 of \d+ lines match$"))
-    page.fill("#logs-search", "")
+    expect(logs.locator(".logs-count")).to_have_text(re.compile(r"^1 of \d+ lines match$"))
+    logs.locator(".logs-search").fill("")
 
     with page.expect_download() as download_info:
-        page.click("#logs-download")
+        logs.locator(".logs-download").click()
     downloaded = download_info.value
     assert downloaded.suggested_filename == "ticker.log"
     text = open(downloaded.path(), encoding="utf-8").read()

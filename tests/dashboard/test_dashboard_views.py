@@ -153,28 +153,29 @@ def test_script_editor_highlights_saves_and_keeps_the_previous_version(dashboard
     board.login()
     page = board.page
     page.click(f"{board.row('scripted')} [data-action='script']")
-    editor = page.locator("#editor-host .CodeMirror")
+    tool = board.tool("editor", created["id"])
+    editor = tool.locator(".editor-host .CodeMirror")
     expect(editor).to_be_visible()
     expect(editor).to_contain_text("AIKORE-METADATA-START")
     # Shell highlighting: comments and keywords get CodeMirror's token classes.
     expect(editor.locator(".cm-comment").first).to_be_visible()
 
-    page.locator("#editor-host .CodeMirror-code").click()
+    tool.locator(".editor-host .CodeMirror-code").click()
     page.keyboard.press("Control+End")
     page.keyboard.type("\necho edited-by-the-dashboard-test")
-    expect(page.locator("#editor-dirty")).to_have_text("Unsaved changes")
+    expect(tool.locator(".editor-dirty")).to_have_text("Unsaved changes")
     board.shot("script-editor")
     page.keyboard.press("Control+s")  # saves from inside the editor, like the Save button
-    expect(page.locator("#editor-notice")).to_contain_text("launch.sh.bak")
-    expect(page.locator("#editor-dirty")).to_have_text("")
-    expect(page.locator("#editor-restart")).to_be_hidden()  # it is not running
+    expect(tool.locator(".editor-notice")).to_contain_text("launch.sh.bak")
+    expect(tool.locator(".editor-dirty")).to_have_text("")
+    expect(tool.locator(".editor-restart")).to_be_hidden()  # it is not running
 
     saved = board.api("GET", f"/api/instances/{created['id']}/script")["content"]
     assert saved.rstrip().endswith("echo edited-by-the-dashboard-test")
     backup = board.server.data_dir / "instances" / "scripted" / "launch.sh.bak"
     assert backup.read_text() == original
 
-    # Unsaved changes are never dropped silently: Escape asks, and "no" keeps the editor open.
+    # Unsaved changes are never dropped silently: closing the tab asks, and "no" keeps it open.
     page.keyboard.type("\n# not saved")
     questions: list[str] = []
 
@@ -183,11 +184,11 @@ def test_script_editor_highlights_saves_and_keeps_the_previous_version(dashboard
         dialog.accept() if accept else dialog.dismiss()
 
     page.once("dialog", lambda dialog: answer(dialog, accept=False))
-    page.keyboard.press("Escape")
-    expect(page.locator("#editor-dialog")).to_be_visible()
+    board.close_tool("editor", created["id"])
+    expect(tool).to_be_visible()
     page.once("dialog", lambda dialog: answer(dialog, accept=True))
-    page.keyboard.press("Escape")
-    expect(page.locator("#editor-dialog")).to_be_hidden()
+    board.close_tool("editor", created["id"])
+    expect(tool).to_have_count(0)
     assert questions == ["Discard unsaved changes to launch.sh?"] * 2
     assert "# not saved" not in board.api("GET", f"/api/instances/{created['id']}/script")["content"]
 
@@ -338,14 +339,15 @@ def test_persistent_instance_offers_its_desktop_and_desktop_log(dashboard: Calla
     expect(plain.locator("[data-action='view']")).to_be_hidden()
 
     desk.locator("[data-action='logs']").click()
-    expect(page.locator("#logs-source")).to_be_visible()
-    page.select_option("#logs-source", "desktop")
-    expect(page.locator("#logs-download")).to_have_attribute(
+    desk_logs = board.tool("logs", created["id"])
+    expect(desk_logs.locator(".logs-source")).to_be_visible()
+    desk_logs.locator(".logs-source").select_option("desktop")
+    expect(desk_logs.locator(".logs-download")).to_have_attribute(
         "href", f"/api/instances/{created['id']}/logs/download?source=desktop"
     )
-    page.keyboard.press("Escape")
     plain.locator("[data-action='logs']").click()
-    expect(page.locator("#logs-source")).to_be_hidden()
+    plain_id = next(i["id"] for i in board.api("GET", "/api/instances") if i["name"] == "plain")
+    expect(board.tool("logs", plain_id).locator(".logs-source")).to_be_hidden()
 
 
 def test_login_form_with_the_token_reaches_the_dashboard_styled_like_it(dashboard: Callable[..., Dashboard]) -> None:

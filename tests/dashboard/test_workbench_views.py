@@ -43,7 +43,7 @@ def test_terminal_runs_a_command_in_the_instance_environment(dashboard: Callable
     page = board.page
     row = page.locator(board.row("studio"))
     row.locator("[data-action='terminal']").click()
-    dialog = page.locator("#terminal-dialog")
+    dialog = board.tool("terminal")
     expect(dialog).to_be_visible()
     screen = dialog.locator(".terminal-host:not([hidden]) .xterm-rows")
     expect(screen).to_contain_text("/instances/studio", timeout=20_000)
@@ -51,10 +51,10 @@ def test_terminal_runs_a_command_in_the_instance_environment(dashboard: Callable
     expect(screen).to_contain_text("name=studio gpus=0")
     expect(screen).to_contain_text("launch.sh")
     board.shot("terminal", readme=True)
-    # A second shell beside the first, then both end with the dialog.
+    # A second shell beside the first, then both end with the Terminal tab.
     page.click("#terminal-new")
     expect(dialog.locator(".terminal-tab")).to_have_count(2)
-    dialog.locator("[data-close]").first.click()
+    page.locator("#tools-tabs [data-tool='terminal'] .tool-close").click()
     expect(dialog).to_be_hidden()
     page.wait_for_function("fetch('/api/terminals').then(r => r.json()).then(l => l.length === 0)")
 
@@ -65,7 +65,7 @@ def test_files_lists_uploads_and_edits(dashboard: Callable[..., Dashboard], tmp_
     _, folder = _instance(board, "studio")
     page = board.page
     page.locator(board.row("studio")).locator("[data-action='files']").click()
-    dialog = page.locator("#files-dialog")
+    dialog = board.tool("files")
     expect(dialog.locator("tr[data-path='launch.sh']")).to_be_visible()
     upload = tmp_path / "workflow.json"
     upload.write_text('{"nodes": []}\n')
@@ -119,7 +119,7 @@ def test_outputs_and_files_fit_a_phone(dashboard: Callable[..., Dashboard]) -> N
     board.shot("outputs-phone")
     page.locator("#outputs-dialog [data-close]").click()
     page.locator(board.row("studio")).locator("[data-action='files']").click()
-    expect(page.locator("#files-dialog tr[data-path='launch.sh']")).to_be_visible()
-    width = page.evaluate("document.querySelector('#files-dialog').scrollWidth")
-    assert width <= PHONE["width"] + 1, width
+    expect(page.locator("#tool-files tr[data-path='launch.sh']")).to_be_visible()
+    width = page.evaluate("[document.documentElement.scrollWidth, document.getElementById('tool-files').scrollWidth]")
+    assert max(width) <= PHONE["width"] + 1, width
     board.shot("files-phone")
