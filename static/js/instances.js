@@ -12,6 +12,7 @@ import { openOutputs } from "./outputs.js";
 import { progressDetail, statusText, tickProgress } from "./progress.js";
 import { removeInstance, state, upsertInstance, usageOf, on } from "./state.js";
 import { openTerminal } from "./terminal.js";
+import { openVersions } from "./versions.js";
 
 const STOPPED = new Set(["stopped", "error"]);
 
@@ -314,6 +315,7 @@ async function onAction(body, control, event) {
   if (action === "terminal") return openTerminal(inst.id);
   if (action === "files") return openFiles(inst.id);
   if (action === "outputs") return openOutputs(inst.id);
+  if (action === "versions") return openVersions(inst.id);
   if (action === "view") return openDesktop(inst.id);
   if (action === "rebuild") {
     const ok = await confirmAction({

@@ -14,6 +14,7 @@ import { removeInstance, setBlueprints, setInstances, setStats, upsertInstance }
 import { setupStrip } from "./strip.js";
 import { loadHistory, setupSystem, showSystem } from "./system.js";
 import { setupTerminal } from "./terminal.js";
+import { setupVersions, setupVersionsDialog } from "./versions.js";
 import { setupWorkspace, showView } from "./workspace.js";
 
 const VIEWS = ["instances", "system", "models"];
@@ -155,6 +156,8 @@ function init() {
   setupWorkspace();
   setupStrip();
   setupInstances();
+  setupVersions();
+  setupVersionsDialog();
   setupLogs();
   setupEditor();
   setupDesktop();

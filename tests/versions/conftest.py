@@ -193,23 +193,32 @@ def versioned(
     """Factory: a real aikore with the ``versioned`` blueprint, offline uv settings, extra args."""
 
     def start(extra_args: list[str] | None = None, env: dict[str, str] | None = None) -> VersionedAikore:
-        blueprints = tmp_path / "blueprints"
-        blueprints.mkdir(exist_ok=True)
-        (blueprints / f"{BLUEPRINT}.sh").write_text(SCRIPT.format(url=upstream.url))
-        offline = {
-            # uv and the venv's Python from the test's own environment; packages only from the wheels.
-            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
-            "AIKORE_VENV_PYTHON": sys.executable,
-            "UV_NO_INDEX": "1",
-            "UV_FIND_LINKS": str(wheels),
-            "UV_CACHE_DIR": str(tmp_path / "uv-cache"),
-            "GIT_CONFIG_NOSYSTEM": "1",
-        }
+        blueprints = versioned_blueprints(tmp_path, upstream)
         server = aikore_process(
             extra_args=["--no-auth", "--blueprints-dir", str(blueprints), "--stop-timeout", "5",
                         *(extra_args or [])],
-            env={**offline, **(env or {})},
+            env={**offline_env(tmp_path, wheels), **(env or {})},
         )
         return VersionedAikore(server, upstream, tmp_path / "data")
 
     return start
+
+
+def versioned_blueprints(tmp_path: Path, upstream: Upstream) -> Path:
+    """A blueprints folder holding the ``versioned`` blueprint that clones ``upstream``."""
+    blueprints = tmp_path / "blueprints"
+    blueprints.mkdir(exist_ok=True)
+    (blueprints / f"{BLUEPRINT}.sh").write_text(SCRIPT.format(url=upstream.url))
+    return blueprints
+
+
+def offline_env(tmp_path: Path, wheels: Path) -> dict[str, str]:
+    """uv and the venv's Python from the test's own environment; packages only from ``wheels``."""
+    return {
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+        "AIKORE_VENV_PYTHON": sys.executable,
+        "UV_NO_INDEX": "1",
+        "UV_FIND_LINKS": str(wheels),
+        "UV_CACHE_DIR": str(tmp_path / "uv-cache"),
+        "GIT_CONFIG_NOSYSTEM": "1",
+    }
