@@ -12,6 +12,7 @@ import codecs
 import contextlib
 import json
 import os
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -24,6 +25,17 @@ _BLOCK = 64 * 1024
 # A tail never reads more than this much, however long the lines (a binary blob in the log...).
 _TAIL_MAX_BYTES = 8 * 1024 * 1024
 _FOLLOW_POLL = 0.25
+
+
+# The logwriter's banner at the top of each launch's output ("===== <time> start of <name> … =====").
+_RUN_START = re.compile(r"^===== .* start of .* =====$")
+
+
+def this_run(lines: list[str]) -> list[str]:
+    """The non-blank lines of the latest launch: those after its start banner (all of them when the
+    banner is further back), so a failure never shows what an earlier run printed."""
+    starts = [i for i, line in enumerate(lines) if _RUN_START.match(line)]
+    return [line for line in lines[starts[-1] + 1 if starts else 0:] if line.strip()]
 
 
 class InstanceLog:

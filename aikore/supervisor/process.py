@@ -34,7 +34,7 @@ from aikore.store.instance import Instance
 from aikore.store.workspace import CONF_DIR, OUTPUT_DIR, Workspace
 from aikore.supervisor import crashpoints, logwriter
 from aikore.supervisor.events import Runtime
-from aikore.supervisor.logs import MAIN_LOG, InstanceLog
+from aikore.supervisor.logs import MAIN_LOG, InstanceLog, this_run
 from aikore.supervisor.oskit import MARKER, Exit, Handle, OsKit, Owner
 from aikore.supervisor.phases import CAUSE_LINES, Progress, failure_cause, read_progress
 from aikore.supervisor.ports import PortPool, PortsExhausted, is_free
@@ -650,14 +650,16 @@ class InstanceProcess:
         cleanup) or leaves the final ``error`` to the finisher (after it).
         """
         main = self.groups.get(MAIN)
-        lines = main.log.tail(LAST_LINES) if main is not None else []
+        lines = this_run(main.log.tail(LAST_LINES)) if main is not None else []
         was_starting, port = self.state == STARTING, self.port
         if stop or await self._anything_left():
             if self.state != STOPPING:
                 # STARTING/RUNNING -> STOPPING: the remaining processes are stopped before ERROR.
                 await self.change_state(STOPPING, status_message=f"{message}; stopping what is left")
             grace = self.host.settings.stop_timeout
-            await self._terminate(grace if stop else min(grace, CRASH_CLEANUP_GRACE))
+            ended = await self._terminate(grace if stop else min(grace, CRASH_CLEANUP_GRACE))
+            # A ready timeout stops the launch itself: its code is the one the stop gave (143).
+            code = code if code is not None else ended
         # Nothing of ours is left, so whoever listens on the port now is another program.
         taken = port if was_starting and not stop and port is not None and not is_free(port) else None
         plan = RestartPlan()

@@ -6,6 +6,7 @@ import { openDesktop } from "./desktop.js";
 import { $, $$, busy, confirmAction, h, openDialog, showError, toast } from "./dom.js";
 import * as fmt from "./format.js";
 import { openEditor } from "./editor.js";
+import { failureLine } from "./failure.js";
 import { openFiles } from "./files.js";
 import { openLogs } from "./logs.js";
 import { openOutputs } from "./outputs.js";
@@ -199,10 +200,7 @@ function renderNote(body, inst) {
   const note = show(body, "note");
   let text = "";
   if (inst.status === "error") {
-    const code = inst.exit_code === null || inst.exit_code === undefined ? "" : ` (exit code ${inst.exit_code})`;
-    // The supervisor appends the last log lines to the message; the row shows its first line only.
-    const reason = (inst.status_message || "the process ended unexpectedly").split("\n")[0];
-    text = `Error${code}: ${reason} — see Logs.`;
+    text = failureLine(inst);
   } else if (inst.status_message && inst.status !== "stopped") {
     text = inst.status_message.split("\n")[0];
   }

@@ -4,6 +4,7 @@
 import { AnsiUp } from "/static/vendor/ansi_up/ansi_up.js";
 import { api } from "./api.js";
 import { $, h } from "./dom.js";
+import { failureOf, thisRun } from "./failure.js";
 import { LiveStream } from "./live.js";
 import { on, state } from "./state.js";
 import { openTool, registerReopener } from "./workspace.js";
@@ -184,7 +185,7 @@ class LogPanel {
     this.el("count").textContent = needle ? `${matches} of ${total} lines match` : `${total} lines`;
   }
 
-  /** Show why an instance in error stopped: exit code, message and its last lines. */
+  /** Show why an instance in error stopped: the reason with its exit code, and this run's last lines. */
   async renderExit() {
     const box = this.el("exit");
     const mine = ++this.exitRender;
@@ -193,26 +194,22 @@ class LogPanel {
       box.hidden = true;
       return;
     }
-    const code = inst.exit_code === null || inst.exit_code === undefined ? "unknown" : inst.exit_code;
-    // The supervisor's message is one reason line, then "last log lines:" and those lines.
-    const [reason, ...rest] = (inst.status_message || "").split("\n");
-    box.replaceChildren(
-      h("strong", { text: `Exited with code ${code}` }),
-      reason && !/^exited with code/i.test(reason) ? h("span", { text: ` — ${reason}` }) : "",
-    );
+    const { headline, cause, notes, lines: sent } = failureOf(inst);
+    box.replaceChildren(h("strong", { text: headline }), notes ? h("span", { text: ` — ${notes}` }) : "");
     box.hidden = false;
-    let lines = rest[0]?.startsWith("last log lines") ? rest.slice(1) : [];
+    let lines = sent;
     if (lines.length === 0) {
       try {
-        const tail = await api.logs(this.id, 20);
-        lines = Array.isArray(tail?.lines) ? tail.lines : [];
+        // Only this run's lines: an earlier run's last words would explain the wrong failure.
+        const tail = await api.logs(this.id, 50);
+        lines = thisRun(Array.isArray(tail?.lines) ? tail.lines : []).slice(-20);
       } catch {
-        // The exit code is shown already; the live log below has the lines as well.
+        // The headline is shown already; the live log below has the lines as well.
       }
     }
-    if (lines.length && mine === this.exitRender) {
-      box.append(h("pre", { text: lines.join("\n").trim().replace(/\x1b\[[0-9;?]*[A-Za-z]/g, "") }));
-    }
+    if (mine !== this.exitRender) return;
+    if (lines.length) box.append(h("pre", { text: lines.join("\n") }));
+    else if (cause) box.append(h("pre", { text: cause }));
   }
 
   renderHeader() {

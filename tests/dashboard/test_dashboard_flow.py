@@ -110,7 +110,7 @@ def test_an_instance_that_fails_shows_its_exit_code_and_last_lines(dashboard: Ca
     row = page.locator(board.row("broken"))
     row.locator("[data-action='start']").click()
     expect(row.locator("[data-show='status']")).to_have_text("error", timeout=RUNNING_TIMEOUT)
-    expect(row.locator("[data-show='note']")).to_contain_text("exit code 3")
+    expect(row.locator("[data-show='note']")).to_have_text("Exited with code 3: about to fail")
 
     row.locator("[data-action='logs']").click()
     logs = board.tool("logs", created["id"])

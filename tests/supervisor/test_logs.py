@@ -11,7 +11,7 @@ from pathlib import Path
 from aiohttp.test_utils import TestClient
 
 from aikore.supervisor import logwriter
-from aikore.supervisor.logs import InstanceLog
+from aikore.supervisor.logs import InstanceLog, this_run
 from aikore.supervisor.states import RUNNING
 from tests.helpers import until
 
@@ -156,3 +156,13 @@ async def test_follow_reads_files_that_rotated_away_between_two_polls(tmp_path: 
     await follow.aclose()
     writer.close()
     assert [line for line in text.splitlines() if line] == [f"burst {i:03d}" for i in range(100)]
+
+
+def test_this_run_is_what_follows_the_last_start_banner_without_blanks() -> None:
+    lines = [
+        "===== 2026-12-04 10:00:00 UTC start of x (logwriter pid 1) =====", "old words",
+        "===== 2026-12-04 10:00:05 UTC exited with code 1 =====",
+        "===== 2026-12-04 10:01:00 UTC start of x (logwriter pid 2) =====", "new words", "", "  ",
+    ]
+    assert this_run(lines) == ["new words"]
+    assert this_run(["no banner in the tail", ""]) == ["no banner in the tail"]
