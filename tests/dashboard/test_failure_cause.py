@@ -24,14 +24,14 @@ def _fail(board: Dashboard, name: str, script: str, **fields: object) -> int:
 def test_a_crash_shows_its_last_meaningful_line_once(shared_dashboard: Callable[..., Dashboard]) -> None:
     board = shared_dashboard()
     script = "echo 'loading the model'\necho 'RuntimeError: CUDA out of memory' >&2\necho\nexit 3\n"
-    _fail(board, "fc-crash", script)
+    instance_id = _fail(board, "fc-crash", script)
     board.login()
     page = board.page
     row = page.locator(board.row("fc-crash"))
     expect(row.locator("[data-show='note']")).to_have_text("Exited with code 3: RuntimeError: CUDA out of memory")
 
     row.locator("[data-action='logs']").click()
-    box = page.locator("#logs-exit")
+    box = board.tool("logs", instance_id).locator(".logs-exit")
     expect(box.locator("strong")).to_have_text("Exited with code 3")
     expect(box.locator("pre")).to_have_text("loading the model\nRuntimeError: CUDA out of memory")
     assert box.inner_text().count("code 3") == 1
@@ -66,7 +66,7 @@ def test_a_ready_timeout_shows_this_runs_code_and_lines(dashboard: Callable[...,
     assert board.api("GET", f"/api/instances/{instance_id}")["exit_code"] == 143
 
     row.locator("[data-action='logs']").click()
-    box = page.locator("#logs-exit")
+    box = board.tool("logs", instance_id).locator(".logs-exit")
     expect(box.locator("strong")).to_contain_text("exit code 143")
     expect(box.locator("pre")).to_have_text("second run: waiting")
     expect(box).not_to_contain_text("first run")
