@@ -10,6 +10,7 @@ from aikore.api import (
     actions,
     auth,
     blueprints,
+    copies,
     events,
     files,
     health,
@@ -18,6 +19,7 @@ from aikore.api import (
     models,
     openapi,
     outputs,
+    satellites,
     system,
     terminal,
     versions,
@@ -26,7 +28,7 @@ from aikore.api import (
 # Each module registers its routes and contributes OPENAPI_PATHS / OPENAPI_SCHEMAS.
 API_MODULES: list[ModuleType] = [
     health, auth, blueprints, instances, actions, logs, events, system, models, terminal, files,
-    outputs, versions,
+    outputs, versions, copies, satellites,
 ]
 
 

@@ -22,6 +22,7 @@ from aikore.http import AUTH
 from aikore.http.identity import ANONYMOUS, IDENTITY
 from aikore.models.events import DownloadChanged, DownloadRemoved, ModelsChanged
 from aikore.supervisor import SUPERVISOR
+from aikore.supervisor.copies import CopyChanged
 from aikore.supervisor.events import InstanceChanged, InstanceDeleted, InstanceRenamed
 
 T = TypeVar("T")
@@ -121,6 +122,8 @@ def render_event(app: web.Application, event: object) -> bytes | None:
         return sse("download", download_json(event.download))
     if isinstance(event, DownloadRemoved):
         return sse("download_removed", {"id": event.download_id})
+    if isinstance(event, CopyChanged):
+        return sse("copy", event.job.to_json())
     if isinstance(event, ModelsChanged):
         return sse("models_changed", {"kind": event.kind})
     return None
@@ -158,7 +161,8 @@ OPENAPI_PATHS: dict[str, Any] = {
                 "First `event: snapshot` with `{\"instances\": [Instance...]}`, then one event per change: "
                 "`event: instance` (data: the Instance) or `event: instance_deleted` (data: `{id, name}`); "
                 "model downloads: `event: download` (data: the ModelDownload, at most 4 a second each), "
-                "`event: download_removed` (`{id}`), `event: models_changed` (`{kind}`: re-read /api/models). "
+                "`event: download_removed` (`{id}`), `event: models_changed` (`{kind}`: re-read /api/models); "
+                "copies of instances: `event: copy` (data: the CopyJob, at most 4 a second each). "
                 "Comment lines keep the connection alive. When the browser session that opened the stream "
                 "logs out (in any tab), `event: session_ended` (`{reason: \"logged-out\"}`) and the stream ends; "
                 "every live stream of that session (logs, outputs) ends then too."

@@ -46,7 +46,9 @@ async def instance_terminal(request: web.Request) -> web.StreamResponse:
     folder = supervisor.workspace.path(instance.name)
     if not folder.is_dir():
         raise AikoreError("not_found", f"instance {instance.name!r} has no folder", 404)
-    env = shell_env(request.app[SETTINGS], instance, folder)
+    parent = supervisor.parent_of(instance)
+    env = shell_env(request.app[SETTINGS], instance, folder,
+                    satellite_of=(parent.name, supervisor.workspace.path(parent.name)) if parent else None)
     return await _serve(request, instance.name, folder, env, instance.id)
 
 

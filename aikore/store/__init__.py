@@ -13,7 +13,7 @@ from aiohttp import web
 
 from aikore.config import Settings
 from aikore.resources import builtin_blueprints_dir
-from aikore.store.blueprints import BlueprintCatalog
+from aikore.store.blueprints import BlueprintCatalog, CustomBlueprints
 from aikore.store.db import Store
 from aikore.store.private import private_data_dir
 from aikore.store.workspace import Workspace
@@ -21,12 +21,14 @@ from aikore.store.workspace import Workspace
 STORE = web.AppKey("store", Store)
 WORKSPACE = web.AppKey("workspace", Workspace)
 BLUEPRINTS = web.AppKey("blueprints", BlueprintCatalog)
+CUSTOM_BLUEPRINTS = web.AppKey("custom_blueprints", CustomBlueprints)
 
 
 def setup_store(app: web.Application, settings: Settings) -> None:
     app[STORE] = Store(settings.db_path, settings.instances_dir, settings.data_dir / "backups")
     app[WORKSPACE] = Workspace(settings.instances_dir, settings.data_dir / "trash")
     app[BLUEPRINTS] = BlueprintCatalog(builtin_blueprints_dir(), settings.blueprints_dir or settings.data_dir)
+    app[CUSTOM_BLUEPRINTS] = CustomBlueprints(app[BLUEPRINTS], settings.data_dir / "trash")
 
     async def store_ctx(app: web.Application) -> AsyncIterator[None]:
         for folder in (settings.data_dir, settings.instances_dir, settings.models_dir, settings.blueprints_dir):

@@ -1,12 +1,20 @@
-"""Blueprints: launch scripts with an ``AIKORE-METADATA`` header, built in or from the custom dir."""
+"""Blueprints: launch scripts with an ``AIKORE-METADATA`` header, built in or from the custom dir.
+
+Built-ins ship with AiKore and are read-only; custom ones live in the custom dir (``<data>/blueprints``
+by default), where the dashboard saves, edits, imports and deletes them (``CustomBlueprints``).
+"""
 
 from __future__ import annotations
 
 import logging
+import os
 import re
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from aikore.errors import AikoreError, invalid
 
 log = logging.getLogger(__name__)
 
@@ -141,3 +149,132 @@ class BlueprintCatalog:
                 except OSError as exc:
                     log.warning("cannot read blueprint %s: %s", path, exc)
         return None
+
+
+# What the dashboard writes into a header: one line each, of a sensible length.
+HEADER_FIELDS = ("name", "category", "description")
+_HEADER_VALUE_MAX = {"name": 80, "category": 60, "description": 1000}
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def set_header(content: str, values: dict[str, str]) -> str:
+    """``content`` with ``aikore.<key>: value`` lines set in its metadata block (added if it has none)."""
+    lines = content.splitlines(keepends=True)
+    stripped = [line.strip() for line in lines]
+    if HEADER_START in stripped and HEADER_END in stripped[stripped.index(HEADER_START):]:
+        start = stripped.index(HEADER_START)
+        end = stripped.index(HEADER_END, start)
+        block = lines[start + 1 : end]
+        for key, value in values.items():
+            line = f"# aikore.{key}: {value}\n"
+            at = next((i for i, old in enumerate(block) if _header_key(old) == key), None)
+            if at is None:
+                block.append(line)
+            else:
+                block[at] = line
+        return "".join([*lines[: start + 1], *block, *lines[end:]])
+    header = [f"{HEADER_START}\n", *(f"# aikore.{k}: {v}\n" for k, v in values.items()), f"{HEADER_END}\n"]
+    if lines and lines[0].startswith("#!"):
+        first = lines[0] if lines[0].endswith("\n") else lines[0] + "\n"
+        return "".join([first, *header, *lines[1:]])
+    return "".join(["#!/usr/bin/env bash\n", *header, *lines])
+
+
+def _header_key(line: str) -> str | None:
+    match = _HEADER_LINE.match(_strip_comment(line.strip())) if line.strip().startswith("#") else None
+    return match.group(1) if match else None
+
+
+def check_header_value(key: str, value: Any) -> str:
+    if not isinstance(value, str):
+        raise invalid(key, "must be a string")
+    value = value.strip()
+    if _CONTROL.search(value):
+        raise invalid(key, "must be one line of text (no line breaks or control characters)")
+    if len(value) > _HEADER_VALUE_MAX[key]:
+        raise invalid(key, f"is limited to {_HEADER_VALUE_MAX[key]} characters")
+    if key == "name" and not value:
+        raise invalid(key, "must not be empty")
+    return value
+
+
+def check_blueprint_id(value: Any) -> str:
+    if not isinstance(value, str) or not BLUEPRINT_ID.fullmatch(value) or value.endswith(".sh"):
+        raise invalid("id", f"{str(value)[:80]!r} is not a valid blueprint id: 1-63 letters, digits, '.', '_' or "
+                      "'-', starting with a letter or digit (it becomes <id>.sh in the custom blueprints folder)")
+    return value
+
+
+class CustomBlueprints:
+    """Writes to the custom dir: built-ins are never changed (a 403 says so)."""
+
+    def __init__(self, catalog: BlueprintCatalog, trash_dir: Path) -> None:
+        self.catalog = catalog
+        self.trash_dir = trash_dir
+
+    def _path(self, blueprint_id: str) -> Path:
+        return self.catalog.custom_dir / f"{check_blueprint_id(blueprint_id)}.sh"
+
+    def _builtin(self, blueprint_id: str) -> bool:
+        return (self.catalog.builtin_dir / f"{blueprint_id}.sh").is_file()
+
+    def editable(self, blueprint_id: str) -> Path:
+        """The custom file of ``blueprint_id``: a 403 for a built-in, a 404 for none."""
+        path = self._path(blueprint_id)
+        if path.is_file():
+            return path
+        if self._builtin(blueprint_id):
+            raise AikoreError(
+                "builtin_read_only",
+                f"{blueprint_id} is a built-in blueprint and is read-only; save it under another id as a custom "
+                "blueprint to change it",
+                403,
+            )
+        raise AikoreError("not_found", f"blueprint {blueprint_id} does not exist", 404)
+
+    def create(self, blueprint_id: str, content: str) -> Blueprint:
+        """A new custom blueprint; its id may clash with neither a built-in nor another custom one."""
+        path = self._path(blueprint_id)
+        if self._builtin(blueprint_id):
+            raise AikoreError("blueprint_exists", f"id: {blueprint_id} is a built-in blueprint's id; pick another",
+                              409, field="id")
+        self.catalog.custom_dir.mkdir(parents=True, exist_ok=True)
+        fresh = self._write_aside(path, content)
+        try:
+            # link() never replaces: two saves under one id cannot both win.
+            os.link(fresh, path)
+        except FileExistsError:
+            raise AikoreError("blueprint_exists", f"id: a custom blueprint {blueprint_id} already exists; pick "
+                              "another id or edit that one", 409, field="id") from None
+        finally:
+            fresh.unlink(missing_ok=True)
+        return load_blueprint(path, builtin=False)
+
+    def replace(self, blueprint_id: str, content: str) -> Blueprint:
+        path = self.editable(blueprint_id)
+        fresh = self._write_aside(path, content)
+        try:
+            os.replace(fresh, path)
+        except BaseException:
+            fresh.unlink(missing_ok=True)
+            raise
+        return load_blueprint(path, builtin=False)
+
+    def remove(self, blueprint_id: str) -> Path:
+        """Move the file to ``<trash>/blueprints/`` (nothing is erased); instances made from it keep their copy."""
+        path = self.editable(blueprint_id)
+        target_dir = self.trash_dir / "blueprints"
+        target_dir.mkdir(parents=True, exist_ok=True)
+        target = target_dir / f"{blueprint_id}-{time.strftime('%Y%m%d-%H%M%S')}-{time.monotonic_ns() % 10**6}.sh"
+        os.rename(path, target)
+        return target
+
+    def _write_aside(self, path: Path, content: str) -> Path:
+        fresh = path.with_name(f".{path.name}.{os.getpid()}-{time.monotonic_ns()}.new")
+        try:
+            fresh.write_text(content, encoding="utf-8")
+            fresh.chmod(0o644)
+        except BaseException:
+            fresh.unlink(missing_ok=True)
+            raise
+        return fresh

@@ -98,6 +98,11 @@ MIGRATIONS: Sequence[str] = (
         attempt INTEGER NOT NULL
     );
     """,
+    # 7: satellites: an instance that runs its parent's app and environment. No ON DELETE: the
+    # database itself refuses to delete a parent that still has satellites.
+    """
+    ALTER TABLE instances ADD COLUMN parent_id INTEGER REFERENCES instances(id);
+    """,
 )
 
 # Backups kept in <data>/backups/ (one per start): aikore-<UTC time>-v<schema version>.db.

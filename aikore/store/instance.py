@@ -105,6 +105,9 @@ class Instance:
         schema=_RESOLUTION, check=lambda x, r: v.check_resolution(x), create=True, patch=True, live=True))
     desktop_fps: int = field(default=v.DEFAULT_FPS, metadata=_setting(
         schema=_FPS, check=lambda x, r: v.check_fps(x), create=True, patch=True, live=True))
+    # Satellites: set once, by POST /api/instances/{id}/satellites; never by a create or a PATCH.
+    parent_id: int | None = field(default=None, metadata=_setting(schema={
+        **_NULL_INT, "description": "A satellite's parent: the instance whose app and environment it runs"}))
 
     def replace(self, **changes: Any) -> Instance:
         return dataclasses.replace(self, **changes)

@@ -122,6 +122,8 @@ class Host(Protocol):
 
     def stopped(self, instance: Instance) -> None: ...
 
+    def parent_of(self, instance: Instance) -> Instance | None: ...
+
 
 @dataclass(frozen=True)
 class Launch:
@@ -186,9 +188,13 @@ class ProcessGroup:
 
 def instance_env(
     settings: Settings, instance: Instance, folder: Path, port: int, rebuild: bool,
-    base: Mapping[str, str] | None = None,
+    base: Mapping[str, str] | None = None, satellite_of: tuple[str, Path] | None = None,
 ) -> dict[str, str]:
-    """The environment contract of DESIGN.md on top of AiKore's own environment (minus secrets)."""
+    """The environment contract of DESIGN.md on top of AiKore's own environment (minus secrets).
+
+    ``satellite_of``: (parent name, parent folder) of a satellite, which runs from its parent's
+    install folder (INSTANCE_CONF_DIR) with its own settings folder (AIKORE_OWN_CONF_DIR).
+    """
     env = {k: v for k, v in (os.environ if base is None else base).items() if k not in _SECRET_ENV}
     root_path = f"/app/{instance.name}"
     # Python apps otherwise buffer their output and the log lags behind what they did.
@@ -199,7 +205,8 @@ def instance_env(
             "WEBUI_HOST": "127.0.0.1",
             "INSTANCE_NAME": instance.name,
             "INSTANCE_ID": str(instance.id),
-            "INSTANCE_CONF_DIR": str(folder / CONF_DIR),
+            "INSTANCE_CONF_DIR": str((satellite_of[1] if satellite_of else folder) / CONF_DIR),
+            "AIKORE_OWN_CONF_DIR": str(folder / CONF_DIR),
             "INSTANCE_OUTPUT_DIR": str(folder / OUTPUT_DIR),
             "AIKORE_ROOT_PATH": root_path,
             "GRADIO_ROOT_PATH": root_path,
@@ -211,6 +218,8 @@ def instance_env(
             "AIKORE_PYTHON": sys.executable,
         }
     )
+    if satellite_of is not None:
+        env["AIKORE_SATELLITE_OF"] = satellite_of[0]
     return env
 
 
@@ -433,6 +442,14 @@ class InstanceProcess:
 
     # -- internals --------------------------------------------------------------------------
 
+    def _satellite_of(self, instance: Instance) -> tuple[str, Path] | None:
+        if instance.parent_id is None:
+            return None
+        parent = self.host.parent_of(instance)
+        if parent is None:
+            raise AikoreError("parent_gone", f"{instance.name} is a satellite of an instance that is gone", 409)
+        return parent.name, self.host.workspace.path(parent.name)
+
     def _refuse_if_active(self) -> None:
         if self.state in ACTIVE_STATES:
             raise AikoreError("instance_active", f"instance is {self.state}; stop it first", 409)
@@ -443,7 +460,7 @@ class InstanceProcess:
     def _plan(self, instance: Instance, port: int, rebuild: bool) -> tuple[list[Launch], dict[str, Any]]:
         kit, settings = self.host.kit, self.host.settings
         folder = self.host.workspace.path(instance.name)
-        env = instance_env(settings, instance, folder, port, rebuild)
+        env = instance_env(settings, instance, folder, port, rebuild, satellite_of=self._satellite_of(instance))
         banner = f"start of {instance.name}" + (" (rebuild: AIKORE_REBUILD_ENV=1)" if rebuild else "")
         # Asked before anything runs: a companion that cannot start stops the launch early, and
         # what companions add to the app's own environment (a desktop app's DISPLAY) is known.

@@ -38,6 +38,7 @@ from aikore.store.faults import StorageError
 from aikore.store.instance import LIVE_FIELDS, Instance
 from aikore.store.workspace import Workspace
 from aikore.supervisor import crashpoints
+from aikore.supervisor.copies import Copies
 from aikore.supervisor.events import InstanceChanged, InstanceDeleted, InstanceRenamed, Runtime
 from aikore.supervisor.oskit import OsKit, RealOsKit
 from aikore.supervisor.ports import PortPool
@@ -100,6 +101,9 @@ class Supervisor:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._autostart: asyncio.Task[None] | None = None
         self._closing = False
+        # Names of copies under way: taken for their staging folder until the copy ends.
+        self._reserved: set[str] = set()
+        self.copies = Copies(self)
         # Held only for the name and public-port checks and the changes they guard (a create, a
         # rename, the removal of a deleted row): short, and never across a stop or a start.
         self._registry = asyncio.Lock()
@@ -183,6 +187,7 @@ class Supervisor:
         but none starts anything any more.
         """
         self._closing = True
+        self.copies.cancel_all()
         waits = [t for t in [self._autostart, *self._restarts.values()] if t is not None]
         for task in waits:
             task.cancel()
@@ -307,6 +312,8 @@ class Supervisor:
         new_name = changes.get("name")
         self._check_free(new_name, changes.get("public_port"), exclude_id=proc.id)
         if new_name is not None:
+            self._refuse_if_satellites_active(proc, "renaming it (its folder moves)")
+        if new_name is not None:
             with _storage_errors():
                 self.workspace.rename(old.name, new_name)
         try:
@@ -323,6 +330,7 @@ class Supervisor:
         async with proc.ops:
             if proc.retired or self._procs.get(instance_id) is not proc:
                 raise not_found("instance", instance_id)
+            self.refuse_if_satellites(proc, "deleting it")
             # From here nothing starts it again: the restart policy, a port retry, autostart.
             proc.retired = True
             try:
@@ -341,6 +349,8 @@ class Supervisor:
         # then the trash: a crash at any point leaves what the next start completes.
         async with self._registry:
             instance = proc.instance
+            # Again under the lock: a satellite created while this one was stopping.
+            self.refuse_if_satellites(proc, "deleting it")
             with _storage_errors():
                 moved = self.workspace.begin_delete(instance.name, instance.id)
             crashpoints.reach("delete:folder")
@@ -378,6 +388,8 @@ class Supervisor:
 
     def _check_free(self, name: str | None, public_port: int | None, exclude_id: int | None) -> None:
         others = [i for i in self.instances() if i.id != exclude_id]
+        if name is not None and name in self._reserved:
+            raise AikoreError("name_taken", f"name: a copy named {name!r} is being made", 409, field="name")
         if name is not None:
             if any(i.name == name for i in others):
                 raise AikoreError("name_taken", f"name: an instance named {name!r} already exists", 409, field="name")
@@ -405,6 +417,96 @@ class Supervisor:
             # The checks ran under the lock, so only another AiKore on the same DB gets here.
             raise AikoreError("conflict", "name or public_port was taken meanwhile; retry", 409) from None
 
+    # -- satellites and copies ----------------------------------------------------------------
+
+    def satellites(self, parent_id: int) -> list[Instance]:
+        """The instances that run ``parent_id``'s app and environment."""
+        return [i for i in self.instances() if i.parent_id == parent_id]
+
+    def parent_of(self, instance: Instance) -> Instance | None:
+        """A satellite's parent (whose install folder it launches from); None for other instances."""
+        if instance.parent_id is None:
+            return None
+        proc = self._procs.get(instance.parent_id)
+        return proc.instance if proc is not None else None
+
+    def refuse_if_satellites(self, proc: InstanceProcess, doing: str) -> None:
+        """A 409 naming the satellites that run on this instance's app and environment."""
+        names = [i.name for i in self.satellites(proc.id)]
+        if names:
+            raise AikoreError(
+                "has_satellites",
+                f"{proc.instance.name} has satellites running on its app and environment "
+                f"({', '.join(names)}); delete them before {doing}",
+                409,
+            )
+
+    def refuse_rebuild(self, proc: InstanceProcess) -> None:
+        """Rebuilding recreates the environment: never a satellite's (it has none), nor a parent's."""
+        parent = self.parent_of(proc.instance)
+        if parent is not None:
+            raise AikoreError(
+                "satellite_has_no_environment",
+                f"{proc.instance.name} is a satellite of {parent.name} and has no environment of its own; "
+                f"rebuild {parent.name} instead (after deleting its satellites)",
+                409,
+            )
+        self.refuse_if_satellites(proc, "rebuilding its environment")
+
+    def _refuse_if_satellites_active(self, proc: InstanceProcess, doing: str) -> None:
+        active = [i.name for i in self.satellites(proc.id) if self._procs[i.id].state not in STOPPED_STATES]
+        if active:
+            raise AikoreError(
+                "satellites_active",
+                f"satellites of {proc.instance.name} are running ({', '.join(active)}); stop them before {doing}",
+                409,
+            )
+
+    async def create_satellite(self, parent_id: int, fields: dict[str, Any]) -> Instance:
+        """A new instance that launches its parent's script on the parent's app and environment."""
+        parent = self.get(parent_id)
+        async with self._registry:
+            if parent.retired:
+                raise not_found("instance", parent_id)
+            if parent.instance.parent_id is not None:
+                raise AikoreError(
+                    "satellite_of_satellite",
+                    f"{parent.instance.name} is itself a satellite; make a satellite of its parent instead",
+                    409,
+                )
+            self._check_free(fields["name"], fields.get("public_port"), exclude_id=None)
+            with _storage_errors():
+                staging = self.workspace.prepare(fields["name"], self.workspace.script_path(parent.instance.name))
+            fields = {**fields, "blueprint": parent.instance.blueprint, "parent_id": parent_id}
+            return await _to_the_end(self._create(fields, staging))
+
+    async def stage(self, name: str, public_port: int | None, script: Path) -> Path:
+        """copies.Host: a staging folder with ``script``, its name held until ``release``."""
+        async with self._registry:
+            self._check_free(name, public_port, exclude_id=None)
+            with _storage_errors():
+                staging = self.workspace.prepare(name, script)
+            self._reserved.add(name)
+            return staging
+
+    async def add_staged(self, fields: dict[str, Any], staging: Path) -> Instance:
+        """copies.Host: the row for a built staging folder, and the folder into place."""
+        async with self._registry:
+            self._reserved.discard(fields["name"])
+            if self._closing:
+                raise AikoreError("shutting_down", "AiKore is shutting down", 503)
+            parent_id = fields.get("parent_id")
+            if parent_id is not None and (parent_id not in self._procs or self._procs[parent_id].retired):
+                raise AikoreError("parent_gone", "the satellite's parent was deleted meanwhile", 409)
+            self._check_free(fields["name"], fields.get("public_port"), exclude_id=None)
+            return await _to_the_end(self._create(fields, staging))
+
+    def release(self, name: str) -> None:
+        self._reserved.discard(name)
+
+    def spawn(self, coro: Any) -> asyncio.Task[Any]:
+        return self._spawn(coro)
+
     # -- actions ----------------------------------------------------------------------------
 
     async def start(self, instance_id: int, rebuild: bool = False) -> Instance:
@@ -413,6 +515,8 @@ class Supervisor:
         # name and spawning; other instances wait for nothing.
         async with proc.ops:
             self._refuse_if_gone(proc)
+            if rebuild:
+                self.refuse_rebuild(proc)
             await self._forget_restart(instance_id)
             proc.failures = 0
             await proc.start(rebuild=rebuild, note="rebuilding the environment" if rebuild else None)
@@ -438,6 +542,8 @@ class Supervisor:
         """Stop (if active) then start; returns once the state moved."""
         proc = self.get(instance_id)
         self._refuse_if_gone(proc)
+        if rebuild:
+            self.refuse_rebuild(proc)
         await self._forget_restart(instance_id)
         proc.failures = 0
         note = "rebuilding the environment" if rebuild else None

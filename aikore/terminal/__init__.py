@@ -16,7 +16,6 @@ from aiohttp import web
 from aikore.config import Settings
 from aikore.errors import AikoreError
 from aikore.store.instance import Instance
-from aikore.store.workspace import CONF_DIR
 from aikore.supervisor.process import instance_env
 from aikore.terminal.session import TerminalSession
 
@@ -83,11 +82,14 @@ async def _terminals_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 def shell_env(
-    settings: Settings, instance: Instance, folder: Path, base: Mapping[str, str] | None = None
+    settings: Settings, instance: Instance, folder: Path, base: Mapping[str, str] | None = None,
+    satellite_of: tuple[str, Path] | None = None,
 ) -> dict[str, str]:
-    """What the instance's launch.sh sees, with its Python environment activated when it has one."""
-    env = instance_env(settings, instance, folder, instance.port or 0, rebuild=False, base=base)
-    venv = folder / CONF_DIR / VENV_DIR
+    """What the instance's launch.sh sees, with its Python environment activated when it has one
+    (a satellite's: its parent's)."""
+    env = instance_env(settings, instance, folder, instance.port or 0, rebuild=False, base=base,
+                       satellite_of=satellite_of)
+    venv = Path(env["INSTANCE_CONF_DIR"]) / VENV_DIR
     if (venv / "bin" / "python").exists():
         env["VIRTUAL_ENV"] = str(venv)
         env["PATH"] = f"{venv / 'bin'}{os.pathsep}{env.get('PATH', os.defpath)}"

@@ -13,6 +13,7 @@
 #   pyenv.sh   aik_python_env, aik_torch, aik_pip_install, aik_pip_requirements
 #   models.sh  aik_link_models, aik_link_dir   shared model folders under AIKORE_MODELS_DIR
 #   run.sh     aik_gradio_env, aik_launch      listen on WEBUI_HOST:WEBUI_PORT under the sub-path
+#   satellite.sh  aik_is_satellite              a satellite runs its parent's install, changing nothing
 #
 # Knobs a user may set (in the instance's launch.sh or AiKore's environment):
 #   AIKORE_REBUILD_ENV=1      delete and recreate the instance's Python environment (AiKore sets it
@@ -22,7 +23,7 @@
 #   AIKORE_TORCH_INDEX=...    wheel index for torch (default: PyTorch's CUDA 12.8 index)
 #   AIKORE_TORCH_PINS=...     torch pins in place of the blueprint's, space-separated
 #                             ("torch==2.14.1 torchvision==0.29.1"): a machine that needs another build
-#   $INSTANCE_CONF_DIR/launch_args.txt   extra launch arguments, one or more per line
+#   $AIKORE_OWN_CONF_DIR/launch_args.txt   extra launch arguments, one or more per line
 # uv and git read their own settings from the environment AiKore passes on, e.g. UV_FIND_LINKS (a
 # folder of wheels, such as a torch build kept on disk), UV_CACHE_DIR, GIT_CONFIG_GLOBAL (a
 # url.<mirror>.insteadOf for machines that cannot reach GitHub).
@@ -35,6 +36,8 @@ AIK_LIB_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 source "$AIK_LIB_DIR/log.sh"
 # shellcheck source=progress.sh
 source "$AIK_LIB_DIR/progress.sh"
+# shellcheck source=satellite.sh
+source "$AIK_LIB_DIR/satellite.sh"
 # shellcheck source=gitref.sh
 source "$AIK_LIB_DIR/gitref.sh"
 # shellcheck source=pyenv.sh
@@ -49,6 +52,8 @@ aik_init_env() {
 	export WEBUI_HOST=${WEBUI_HOST:-127.0.0.1}
 	export INSTANCE_NAME=${INSTANCE_NAME:-$(basename "$PWD")}
 	export INSTANCE_CONF_DIR=${INSTANCE_CONF_DIR:-$PWD/config}
+	# A satellite's own settings folder; INSTANCE_CONF_DIR is then its parent's install folder.
+	export AIKORE_OWN_CONF_DIR=${AIKORE_OWN_CONF_DIR:-$INSTANCE_CONF_DIR}
 	export INSTANCE_OUTPUT_DIR=${INSTANCE_OUTPUT_DIR:-$PWD/output}
 	export AIKORE_ROOT_PATH=${AIKORE_ROOT_PATH:-/app/$INSTANCE_NAME}
 	export GRADIO_ROOT_PATH=${GRADIO_ROOT_PATH:-$AIKORE_ROOT_PATH}
@@ -60,7 +65,7 @@ aik_init_env() {
 	export HF_HOME=${HF_HOME:-$AIKORE_MODELS_DIR/huggingface}
 	# Python output straight to the log file, not held in a buffer until the app exits.
 	export PYTHONUNBUFFERED=1
-	mkdir -p "$INSTANCE_CONF_DIR" "$INSTANCE_OUTPUT_DIR" "$AIKORE_MODELS_DIR"
+	mkdir -p "$INSTANCE_CONF_DIR" "$AIKORE_OWN_CONF_DIR" "$INSTANCE_OUTPUT_DIR" "$AIKORE_MODELS_DIR"
 	aik_log "instance $INSTANCE_NAME: $WEBUI_HOST:$WEBUI_PORT under $AIKORE_ROOT_PATH," \
 		"GPUs ${CUDA_VISIBLE_DEVICES-all}"
 }

@@ -6,6 +6,10 @@
 aik_git_checkout() {
 	local url=$1 dir=$2 ref=$3
 	local stamp=$dir/.git/aikore-ref
+	if aik_is_satellite; then
+		_aik_satellite_uses "$dir/.git" "app checkout"
+		return 0
+	fi
 	if [[ ! -d $dir/.git ]]; then
 		# Never clone over files someone put there; an empty leftover folder is fine.
 		if [[ -d $dir ]]; then

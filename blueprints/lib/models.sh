@@ -20,6 +20,10 @@ aik_link_models() {
 # switching an instance to shared folders loses nothing.
 aik_link_dir() {
 	local shared=$1 link=$2 item
+	if _aik_in_parent "$link"; then
+		aik_log "satellite of $AIKORE_SATELLITE_OF: leaving $link as its parent links it"
+		return 0
+	fi
 	mkdir -p -- "$shared" "$(dirname -- "$link")"
 	if [[ -L $link ]]; then
 		[[ $(readlink -- "$link") == "$shared" ]] && return 0

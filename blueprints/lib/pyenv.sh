@@ -11,7 +11,9 @@ AIK_TORCH_PINS=()
 
 aik_python_env() {
 	local dir=$1 want=${2:-3.12}
-	if [[ $AIKORE_REBUILD_ENV == 1 && -e $dir ]]; then
+	if aik_is_satellite; then
+		_aik_satellite_uses "$dir/bin/python" "Python environment"
+	elif [[ $AIKORE_REBUILD_ENV == 1 && -e $dir ]]; then
 		aik_log "AIKORE_REBUILD_ENV=1: removing $dir"
 		rm -rf -- "$dir"
 	fi
@@ -46,7 +48,7 @@ aik_torch() {
 		read -ra AIK_TORCH_PINS <<<"$AIKORE_TORCH_PINS"
 		aik_log "AIKORE_TORCH_PINS: ${AIK_TORCH_PINS[*]} in place of the blueprint's $*"
 	fi
-	printf '%s\n' "${AIK_TORCH_PINS[@]}" >"$AIK_CONSTRAINTS"
+	aik_is_satellite || printf '%s\n' "${AIK_TORCH_PINS[@]}" >"$AIK_CONSTRAINTS"
 	local AIK_INSTALL_PHASE=installing-torch
 	aik_pip_install --index-url "${AIKORE_TORCH_INDEX:-https://download.pytorch.org/whl/cu128}" \
 		"${AIK_TORCH_PINS[@]}"
@@ -56,6 +58,10 @@ aik_torch() {
 # uv pip install into the instance environment, with the torch pins, once per distinct request.
 aik_pip_install() {
 	[[ -n $AIK_VENV ]] || aik_die "aik_pip_install before aik_python_env"
+	if aik_is_satellite; then
+		aik_log "satellite of $AIKORE_SATELLITE_OF: not installing $*"
+		return 0
+	fi
 	local key stamp args=(--python "$AIK_VENV/bin/python")
 	if [[ -s $AIK_CONSTRAINTS ]]; then
 		args+=(--constraint "$AIK_CONSTRAINTS")

@@ -12,15 +12,17 @@ aik_gradio_env() {
 }
 
 # aik_launch CMD ARGS...: runs the app with the user's extra arguments from
-# $INSTANCE_CONF_DIR/launch_args.txt appended (split on whitespace, never evaluated by a shell).
+# $AIKORE_OWN_CONF_DIR/launch_args.txt appended (split on whitespace, never evaluated by a shell):
+# a satellite's own, not its parent's.
 aik_launch() {
 	local extra=() line words
-	if [[ -f $INSTANCE_CONF_DIR/launch_args.txt ]]; then
+	local args_file=${AIKORE_OWN_CONF_DIR:-$INSTANCE_CONF_DIR}/launch_args.txt
+	if [[ -f $args_file ]]; then
 		while IFS= read -r line || [[ -n $line ]]; do
 			[[ $line =~ ^[[:space:]]*(#|$) ]] && continue
 			read -ra words <<<"$line"
 			extra+=("${words[@]}")
-		done <"$INSTANCE_CONF_DIR/launch_args.txt"
+		done <"$args_file"
 	fi
 	aik_log "launching: $* ${extra[*]}"
 	aik_phase launching
