@@ -441,17 +441,19 @@ class Supervisor:
                 409,
             )
 
-    def refuse_rebuild(self, proc: InstanceProcess) -> None:
-        """Rebuilding recreates the environment: never a satellite's (it has none), nor a parent's."""
+    def refuse_reinstall(self, instance_id: int, doing: str) -> None:
+        """Rebuilding, updating or rolling back changes the install: never a satellite's (it has none of
+        its own), nor a parent's while satellites run on it."""
+        proc = self.get(instance_id)
         parent = self.parent_of(proc.instance)
         if parent is not None:
             raise AikoreError(
                 "satellite_has_no_environment",
-                f"{proc.instance.name} is a satellite of {parent.name} and has no environment of its own; "
-                f"rebuild {parent.name} instead (after deleting its satellites)",
+                f"{proc.instance.name} is a satellite of {parent.name} and has no app or environment of its own; "
+                f"{doing} {parent.name} instead (after deleting its satellites)",
                 409,
             )
-        self.refuse_if_satellites(proc, "rebuilding its environment")
+        self.refuse_if_satellites(proc, f"{doing} it")
 
     def _refuse_if_satellites_active(self, proc: InstanceProcess, doing: str) -> None:
         active = [i.name for i in self.satellites(proc.id) if self._procs[i.id].state not in STOPPED_STATES]
@@ -516,7 +518,7 @@ class Supervisor:
         async with proc.ops:
             self._refuse_if_gone(proc)
             if rebuild:
-                self.refuse_rebuild(proc)
+                self.refuse_reinstall(proc.id, "rebuilding")
             await self._forget_restart(instance_id)
             proc.failures = 0
             await proc.start(rebuild=rebuild, note="rebuilding the environment" if rebuild else None)
@@ -543,7 +545,7 @@ class Supervisor:
         proc = self.get(instance_id)
         self._refuse_if_gone(proc)
         if rebuild:
-            self.refuse_rebuild(proc)
+            self.refuse_reinstall(proc.id, "rebuilding")
         await self._forget_restart(instance_id)
         proc.failures = 0
         note = "rebuilding the environment" if rebuild else None

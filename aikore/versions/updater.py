@@ -96,6 +96,7 @@ class Updater:
         """Snapshot, move the pin to ``ref`` (default: the newest release) and start again."""
         if ref is not None and not REF_PATTERN.match(ref):
             raise AikoreError("invalid_field", f"ref: {ref!r} is not a tag name", 422, field="ref")
+        self.supervisor.refuse_reinstall(instance_id, "updating")
         self._begin(instance_id, "update", ref or "latest")
         return await self._to_the_end(instance_id, self._update(instance_id, ref))
 
@@ -144,6 +145,7 @@ class Updater:
 
     async def rollback(self, instance_id: int, snapshot_id: str | None) -> tuple[Instance, Snapshot]:
         """Put the snapshot's commit, packages and pin back (default: the newest) and start again."""
+        self.supervisor.refuse_reinstall(instance_id, "rolling back")
         self._begin(instance_id, "rollback", snapshot_id or "last snapshot")
         return await self._to_the_end(instance_id, self._rollback(instance_id, snapshot_id))
 

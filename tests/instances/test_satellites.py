@@ -66,7 +66,11 @@ def test_a_parent_with_satellites_is_neither_deleted_nor_rebuilt_and_every_refus
     refused(tiny, "DELETE", url, None, 409, "main", "sat", "delete them")
     assert named(tiny, "main") is not None and (folder(tiny, "main") / "launch.sh").exists()
     refused(tiny, "POST", f"{url}/rebuild", None, 409, "sat", "rebuilding")
-    refused(tiny, "POST", f"/api/instances/{sat['id']}/rebuild", None, 409, "satellite of main", "rebuild main")
+    refused(tiny, "POST", f"/api/instances/{sat['id']}/rebuild", None, 409, "satellite of main", "rebuilding main")
+    # Updating or rolling back the app is a reinstall too, of the parent's or of nothing of its own.
+    refused(tiny, "POST", f"{url}/version/update", {"ref": "v1"}, 409, "sat", "updating")
+    refused(tiny, "POST", f"{url}/version/rollback", {}, 409, "sat", "rolling back")
+    refused(tiny, "POST", f"/api/instances/{sat['id']}/version/update", {}, 409, "satellite of main")
     refused(tiny, "POST", f"/api/instances/{sat['id']}/satellites", {"name": "moon"}, 409, "sat", "itself a satellite")
     refused(tiny, "POST", f"{url}/satellites", {"name": "x", "blueprint": "demo"}, 400, "blueprint")
     refused(tiny, "POST", f"{url}/satellites", {"name": "sat"}, 409, "sat")
