@@ -24,8 +24,9 @@ _SKIP = frozenset({".git", "node_modules", "__pycache__", "snapshots", "output",
 _CHECKOUT_CALL = re.compile(
     r'^[ \t]*aik_git_checkout[ \t]+(\S+)[ \t]+(\S+)[ \t]+"?\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?"?[ \t]*(?:#.*)?$', re.M
 )
-# A tag, branch or commit: safe to write into a shell default, and what git accepts as a ref.
-REF_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/+-]{0,199}$")
+# A tag, branch or commit: safe to write into a shell default, and what git accepts as a ref
+# (always with fullmatch: "$" would let a trailing newline through).
+REF_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/+-]{0,199}")
 
 
 @dataclass(frozen=True)
@@ -70,7 +71,7 @@ def pin_of(script: str) -> Pin | None:
 
 def with_pin(script: str, pin: Pin, value: str) -> str:
     """The script with the pin's default replaced by ``value`` (a ref REF_PATTERN accepts)."""
-    if not REF_PATTERN.match(value):
+    if not REF_PATTERN.fullmatch(value):
         raise ValueError(f"not a ref: {value!r}")
     pattern = _pin_line(pin.variable)
     return pattern.sub(lambda m: f"{m.group(1)}{m.group(2)}${{{pin.variable}:-{value}}}{m.group(4)}{m.group(5)}",

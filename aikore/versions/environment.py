@@ -9,7 +9,6 @@ records back, so a later update installs its requirements again.
 
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 
@@ -22,16 +21,21 @@ _SKIP = frozenset({".git", "node_modules", "__pycache__", "snapshots", "output",
 
 
 def find_env(folder: Path) -> Path | None:
-    """The shallowest virtual environment under ``folder`` (links are not followed)."""
-    for root, dirs, files in os.walk(folder):
-        here = Path(root)
-        if "pyvenv.cfg" in files and (here / "bin" / "python").exists():
-            return here
-        depth = len(here.relative_to(folder).parts)
-        dirs[:] = [] if depth >= _MAX_DEPTH else sorted(
-            d for d in dirs if d not in _SKIP and not (here / d).is_symlink()
-        )
+    """The shallowest virtual environment under ``folder`` (breadth first; links are not followed)."""
+    level = [folder]
+    for _depth in range(_MAX_DEPTH + 1):
+        found = [here for here in level if (here / "pyvenv.cfg").is_file() and (here / "bin" / "python").exists()]
+        if found:
+            return found[0]
+        level = [child for here in level for child in _subfolders(here)]
     return None
+
+
+def _subfolders(here: Path) -> list[Path]:
+    try:
+        return sorted(p for p in here.iterdir() if p.name not in _SKIP and p.is_dir() and not p.is_symlink())
+    except OSError:
+        return []
 
 
 async def freeze(env_dir: Path, env: dict[str, str]) -> str:

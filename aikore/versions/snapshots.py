@@ -22,7 +22,7 @@ from typing import Any
 FOLDER = "snapshots"
 PACKAGES = "packages.txt"
 _META = "snapshot.json"
-_ID = re.compile(r"^\d{8}T\d{6}Z-[0-9a-f]{4}$")
+_ID = re.compile(r"\d{8}T\d{6}Z-[0-9a-f]{4}")
 
 
 @dataclass(frozen=True)
@@ -55,11 +55,11 @@ class Snapshots:
     def list(self) -> list[Snapshot]:
         if not self.folder.is_dir():
             return []
-        found = [s for p in self.folder.iterdir() if _ID.match(p.name) and (s := self._read(p)) is not None]
+        found = [s for p in self.folder.iterdir() if _ID.fullmatch(p.name) and (s := self._read(p)) is not None]
         return sorted(found, key=lambda s: (s.created_at, s.id), reverse=True)
 
     def get(self, snapshot_id: str) -> Snapshot | None:
-        return self._read(self.folder / snapshot_id) if _ID.match(snapshot_id) else None
+        return self._read(self.folder / snapshot_id) if _ID.fullmatch(snapshot_id) else None
 
     def packages(self, snapshot: Snapshot) -> Path:
         return self.folder / snapshot.id / PACKAGES

@@ -94,7 +94,7 @@ class Updater:
 
     async def update(self, instance_id: int, ref: str | None) -> tuple[Instance, Snapshot, str]:
         """Snapshot, move the pin to ``ref`` (default: the newest release) and start again."""
-        if ref is not None and not REF_PATTERN.match(ref):
+        if ref is not None and not REF_PATTERN.fullmatch(ref):
             raise AikoreError("invalid_field", f"ref: {ref!r} is not a tag name", 422, field="ref")
         self.supervisor.refuse_reinstall(instance_id, "updating")
         self._begin(instance_id, "update", ref or "latest")

@@ -26,11 +26,14 @@ from tests.helpers import AikoreProcess, wait_until
 GIT_ID = ["-c", "user.name=AiKore Test", "-c", "user.email=test@example.invalid", "-c", "commit.gpgsign=false"]
 BLUEPRINT = "versioned"
 
-APP = '''import json, os, sys
+APP = '''import json, os, signal
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from importlib.metadata import version
 
 RELEASE = {release!r}
+# A test makes a stop slow (SIGKILL after the stop timeout) by putting this file there.
+if os.path.exists(os.path.join(os.environ["INSTANCE_CONF_DIR"], "stubborn")):
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 class Handler(BaseHTTPRequestHandler):
     def do_GET(self):

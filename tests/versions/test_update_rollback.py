@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+from pathlib import Path
+
 import psutil
 
 from tests.helpers import wait_until
@@ -109,14 +112,17 @@ def test_refusals_are_clear_and_change_nothing(versioned) -> None:
     board.wait_status(iid, "running")
     bad = board.api("POST", update, {"ref": "v9"}, status=422)["error"]
     assert bad["code"] == "unknown_ref" and bad["field"] == "ref"
-    bad = board.api("POST", update, {"ref": "v2}; rm -rf /"}, status=422)["error"]
-    assert bad["field"] == "ref"
+    for hostile in ("v2}; rm -rf /", "v2\n", "$(id)", "-v2"):
+        assert board.api("POST", update, {"ref": hostile}, status=422)["error"]["field"] == "ref"
     assert board.api("POST", update, {"ref": 2}, status=400)["error"]["field"] == "ref"
     assert board.api("POST", update, {"tag": "v2"}, status=400)["error"]["code"] == "unknown_field"
     assert board.api("POST", update, {"ref": "v1"}, status=409)["error"]["code"] == "up_to_date"
     gone = board.api("POST", rollback, {"snapshot": "20200101T000000Z-abcd"}, status=404)["error"]
     assert gone["code"] == "not_found"
-    assert board.api("POST", rollback, {"snapshot": "../../etc"}, status=404)["error"]["code"] == "not_found"
+    for hostile in ("../../etc", "20200101T000000Z-abcd\n"):
+        assert board.api("POST", rollback, {"snapshot": hostile}, status=404)["error"]["code"] == "not_found"
+    script = board.api("GET", f"/api/instances/{iid}/script")["content"]
+    assert "APP_REF=${APP_REF:-v1}" in script and not (board.folder("app") / "launch.sh.bak").exists()
 
     # Edits to the app's own files are never discarded by an update.
     app_py = board.folder("app") / "config" / "app" / "app.py"
@@ -153,3 +159,40 @@ def test_an_instance_without_a_pinned_app_has_no_version_to_update(versioned) ->
     refused = board.api("POST", f"/api/instances/{iid}/version/update", status=422)["error"]
     assert refused["code"] == "no_pinned_ref"
     wait_until(lambda: board.instance(iid)["status"] == "stopped", 5, what="it stays stopped")
+
+
+def test_one_operation_at_a_time_and_nothing_of_the_old_app_is_left(versioned, tmp_path: Path) -> None:
+    board = versioned(extra_args=["--stop-timeout", "2"])
+    board.upstream.release("v1", V1_REQS)
+    board.upstream.release("v2", V2_REQS)
+    iid = board.create("app")
+    board.api("POST", f"/api/instances/{iid}/start")
+    old = board.wait_status(iid, "running")
+    # The running v1 ignores SIGTERM: the update's stop waits for the stop timeout, then kills.
+    (board.folder("app") / "config" / "stubborn").touch()
+    board.api("POST", f"/api/instances/{iid}/restart")
+    old = wait_until(lambda: (i := board.instance(iid))["status"] == "running" and i["pid"] != old["pid"] and i,
+                     60, what="the restarted, stubborn v1")
+    (board.folder("app") / "config" / "stubborn").unlink()
+
+    answers: list[int] = []
+    first = threading.Thread(target=lambda: answers.append(
+        board.server.request("POST", f"/api/instances/{iid}/version/update", timeout=120).status))
+    first.start()
+    operation = wait_until(lambda: (o := board.api("GET", f"/api/instances/{iid}/version")["operation"])
+                           and o["target"] == "v2" and o, 30, what="the update to v2 to be under way")
+    assert operation["kind"] == "update"
+    second = board.api("POST", f"/api/instances/{iid}/version/update", status=409)["error"]
+    assert second["code"] == "operation_running" and "v2" in second["message"]
+    assert board.api("POST", f"/api/instances/{iid}/version/rollback", status=409)["error"]["code"] in (
+        "operation_running", "instance_busy")
+    first.join(60)
+    assert answers == [200]
+    board.wait_status(iid, "running")
+    assert board.page("app")["release"] == "v2"
+    assert not psutil.pid_exists(old["pid"]), "the v1 app that ignored SIGTERM must have been killed"
+    assert board.api("GET", f"/api/instances/{iid}/version")["operation"] is None
+
+    board.server.stop()
+    left = [p.pid for p in psutil.process_iter(["cmdline"]) if str(tmp_path) in " ".join(p.info["cmdline"] or [])]
+    assert left == [], "no process of the instance, git or uv may outlive AiKore's stop"
