@@ -53,6 +53,8 @@ class Settings:
     log_backups: int = 5
     # App updates: snapshots (app commit + exact package set) kept per instance for a rollback.
     keep_snapshots: int = 3
+    # Instances may run as batch jobs on a Slurm cluster's partitions (this machine a Slurm client).
+    slurm: bool = False
 
     def __post_init__(self) -> None:
         # Resolve derived paths once so every module sees the same absolute locations.
@@ -93,7 +95,11 @@ class Settings:
         if auth == "password" and not password:
             raise ConfigError("AIKORE_AUTH=password needs AIKORE_PASSWORD to be set")
 
-        values: dict[str, object] = {"auth": auth, "password": password}
+        slurm_env = (env.get("AIKORE_SLURM") or "").strip().lower()
+        if slurm_env not in ("", "0", "1", "true", "false", "yes", "no"):
+            raise ConfigError(f"AIKORE_SLURM must be 1 or 0, got {slurm_env!r}")
+        slurm = bool(args.slurm) or slurm_env in ("1", "true", "yes")
+        values: dict[str, object] = {"auth": auth, "password": password, "slurm": slurm}
         for option in OPTIONS:
             flag_value = getattr(args, option.field)
             text = flag_value if flag_value is not None else env.get(option.env)
@@ -318,6 +324,14 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         default=False,
         help="turn authentication off, for trusted setups only [AIKORE_AUTH=none]",
+    )
+    parser.add_argument(
+        "--slurm",
+        dest="slurm",
+        action="store_true",
+        default=False,
+        help="let instances run as batch jobs on this Slurm cluster's partitions (needs the Slurm client "
+        "commands and a data dir the nodes share) [AIKORE_SLURM=1]",
     )
     return parser
 

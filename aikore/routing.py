@@ -100,6 +100,7 @@ class Routing:
         self.table.set(
             instance.name, port=instance.port, mode=mode, state=instance.status, public_port=instance.public_port,
             exit_code=instance.exit_code, phase=phase, since=progress.started if progress is not None else None,
+            host=instance.node_address if instance.slurm_partition else None,
         )
         self._dirty.set()
 

@@ -72,12 +72,13 @@ def path_handler(
         scrub = request.get(SCRUB)
         target = scrub_target(rest if strip else raw, scrub)
         client = peer(request)
+        upstream_host = route.host or host
         if is_upgrade(request):
-            url = URL(f"http://{host}:{route.port}{target}", encoded=True)
+            url = URL(f"http://{upstream_host}:{route.port}{target}", encoded=True)
             return await forward_websocket(request, session, route, url, peer=client, prefix=mount, scrub=scrub)
         return await forward_http(
-            request, upstream, route, host, target, peer=client, prefix=mount, mount=mount if strip else "",
-            scrub=scrub,
+            request, upstream, route, upstream_host, target, peer=client, prefix=mount,
+            mount=mount if strip else "", scrub=scrub,
         )
 
     return handle
@@ -104,11 +105,12 @@ def port_handler(
         scrub = request.get(SCRUB)
         target = scrub_target(request.rel_url.raw_path_qs, scrub)
         client = peer(request)
+        upstream_host = route.host or host
         if is_upgrade(request):
-            url = URL(f"http://{host}:{route.port}{target}", encoded=True)
+            url = URL(f"http://{upstream_host}:{route.port}{target}", encoded=True)
             return await forward_websocket(request, session, route, url, peer=client, prefix="", scrub=scrub)
         return await forward_http(
-            request, upstream, route, host, target, peer=client, prefix="", mount="", scrub=scrub
+            request, upstream, route, upstream_host, target, peer=client, prefix="", mount="", scrub=scrub
         )
 
     return handle

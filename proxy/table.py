@@ -33,6 +33,8 @@ class Route:
     exit_code: int | None = None
     phase: str | None = None
     since: float | None = None
+    # Where the app listens when not on the upstream host (a cluster node); None: the table's host.
+    host: str | None = None
     requests: int = 0
     bytes_in: int = 0
     bytes_out: int = 0
@@ -66,6 +68,7 @@ class Route:
             "mode": self.mode,
             "state": self.state,
             "public_port": self.public_port,
+            "host": self.host,
             **self.metrics(),
         }
 
@@ -89,6 +92,7 @@ class RouteTable:
         exit_code: int | None = None,
         phase: str | None = None,
         since: float | None = None,
+        host: str | None = None,
     ) -> Route:
         """Add or update a route in place, keeping its counters across restarts.
 
@@ -109,6 +113,7 @@ class RouteTable:
         route.phase = phase
         if since is not None:
             route.since = since
+        route.host = host
         return route
 
     def remove(self, name: str) -> Route | None:

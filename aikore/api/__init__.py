@@ -10,6 +10,7 @@ from aikore.api import (
     actions,
     auth,
     blueprints,
+    cluster,
     copies,
     events,
     files,
@@ -27,7 +28,7 @@ from aikore.api import (
 
 # Each module registers its routes and contributes OPENAPI_PATHS / OPENAPI_SCHEMAS.
 API_MODULES: list[ModuleType] = [
-    health, auth, blueprints, instances, actions, logs, events, system, models, terminal, files,
+    health, auth, blueprints, instances, actions, logs, events, system, cluster, models, terminal, files,
     outputs, versions, copies, satellites,
 ]
 

@@ -70,7 +70,9 @@ def _supervisor(request: web.Request) -> Supervisor:
 
 
 def _rules(request: web.Request) -> Rules:
-    return Rules(public_ports=request.app[SETTINGS].public_ports)
+    slurm = _supervisor(request).slurm
+    return Rules(public_ports=request.app[SETTINGS].public_ports,
+                 partitions=slurm.known_partitions() if slurm is not None else None)
 
 
 def answer(request: web.Request, instance: Instance, status: int = 200) -> web.Response:

@@ -103,6 +103,18 @@ MIGRATIONS: Sequence[str] = (
     """
     ALTER TABLE instances ADD COLUMN parent_id INTEGER REFERENCES instances(id);
     """,
+    # 8: where an instance runs (a Slurm partition, its job's GPUs, node, time limit, account) and
+    # where its job runs (job id, node, address).
+    """
+    ALTER TABLE instances ADD COLUMN slurm_partition TEXT;
+    ALTER TABLE instances ADD COLUMN slurm_gpus INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE instances ADD COLUMN slurm_node TEXT;
+    ALTER TABLE instances ADD COLUMN slurm_time_limit TEXT;
+    ALTER TABLE instances ADD COLUMN slurm_account TEXT;
+    ALTER TABLE instances ADD COLUMN slurm_job_id INTEGER;
+    ALTER TABLE instances ADD COLUMN node TEXT;
+    ALTER TABLE instances ADD COLUMN node_address TEXT;
+    """,
 )
 
 # Backups kept in <data>/backups/ (one per start): aikore-<UTC time>-v<schema version>.db.

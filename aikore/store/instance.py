@@ -24,6 +24,8 @@ class Rules:
     """What some checks need to know of this AiKore (the public port pool)."""
 
     public_ports: range = range(0)
+    # The Slurm partitions instances may choose (None: Slurm is not enabled).
+    partitions: frozenset[str] | None = None
 
 
 Check = Callable[[Any, Rules], Any]
@@ -108,6 +110,32 @@ class Instance:
     # Satellites: set once, by POST /api/instances/{id}/satellites; never by a create or a PATCH.
     parent_id: int | None = field(default=None, metadata=_setting(schema={
         **_NULL_INT, "description": "A satellite's parent: the instance whose app and environment it runs"}))
+
+    # Where it runs: null on this machine, else a Slurm partition, with the job's GPUs (gres), node,
+    # time limit and account. Used from the next start.
+    slurm_partition: str | None = field(default=None, metadata=_setting(
+        schema={"type": ["string", "null"], "description": "Slurm partition to run on as a batch job; null: this "
+                "machine (needs --slurm)"},
+        check=lambda x, r: v.check_partition(x, r.partitions), create=True, patch=True))
+    slurm_gpus: int = field(default=0, metadata=_setting(
+        schema={"type": "integer", "minimum": 0, "maximum": v.MAX_SLURM_GPUS,
+                "description": "GPUs the Slurm job asks for (--gres=gpu:N)"},
+        check=lambda x, r: v.check_slurm_gpus(x), default=0, create=True, patch=True))
+    slurm_node: str | None = field(default=None, metadata=_setting(
+        schema={"type": ["string", "null"], "description": "Node the Slurm job must run on (--nodelist); null: any"},
+        check=lambda x, r: v.check_slurm_name("slurm_node", x), create=True, patch=True))
+    slurm_time_limit: str | None = field(default=None, metadata=_setting(
+        schema={"type": ["string", "null"], "description": 'Slurm time limit (--time), e.g. "4:00:00"'},
+        check=lambda x, r: v.check_slurm_time(x), create=True, patch=True))
+    slurm_account: str | None = field(default=None, metadata=_setting(
+        schema={"type": ["string", "null"], "description": "Slurm account charged (--account)"},
+        check=lambda x, r: v.check_slurm_name("slurm_account", x), create=True, patch=True))
+    # Where a Slurm launch runs: its job, and the node and address the proxy forwards to.
+    slurm_job_id: int | None = field(default=None, metadata=_setting(schema=_NULL_INT))
+    node: str | None = field(default=None, metadata=_setting(
+        schema={"type": ["string", "null"], "description": "Cluster node the instance runs on (Slurm)"}))
+    node_address: str | None = field(default=None, metadata=_setting(
+        schema={"type": ["string", "null"], "description": "Address of that node; the app listens on it at port"}))
 
     def replace(self, **changes: Any) -> Instance:
         return dataclasses.replace(self, **changes)

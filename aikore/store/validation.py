@@ -122,6 +122,54 @@ def check_fps(value: Any) -> int:
     raise AikoreError("invalid_field", f"desktop_fps: must be an integer from 1 to {MAX_FPS}", 400, field="desktop_fps")
 
 
+# Slurm names (partitions, nodes, accounts) and time limits as sbatch takes them: "90" (minutes),
+# "1:30:00", "2-00:00:00", "2-12".
+SLURM_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$", re.ASCII)
+SLURM_TIME_RE = re.compile(r"^(\d{1,5}|\d{1,5}:\d{2}(:\d{2})?|\d{1,3}-\d{1,2}(:\d{2}(:\d{2})?)?)$", re.ASCII)
+MAX_SLURM_GPUS = 64
+
+
+def check_partition(value: Any, partitions: Collection[str] | None) -> str | None:
+    """``slurm_partition``: null runs on this machine; else a partition ``sinfo`` lists (Slurm enabled)."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not SLURM_NAME_RE.fullmatch(value):
+        raise invalid("slurm_partition", "must be a Slurm partition name or null (this machine)")
+    if partitions is None:
+        raise AikoreError("slurm_disabled", "slurm_partition: Slurm is not enabled; start AiKore with --slurm "
+                          "(AIKORE_SLURM=1)", 409, field="slurm_partition")
+    if value not in partitions:
+        known = ", ".join(sorted(partitions)) or "none"
+        raise AikoreError("unknown_partition", f"slurm_partition: {_show(value)} is not a partition of the cluster "
+                          f"(sinfo lists: {known})", 400, field="slurm_partition")
+    return value
+
+
+def check_slurm_name(field: str, value: Any) -> str | None:
+    """A node or account name (null: Slurm chooses / the user's default account)."""
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str) or not SLURM_NAME_RE.fullmatch(value):
+        raise invalid(field, "must be a Slurm name (letters, digits, '.', '_', '-') or null")
+    return value
+
+
+def check_slurm_gpus(value: Any) -> int:
+    if value is None:
+        return 0
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_SLURM_GPUS:
+        return value
+    raise invalid("slurm_gpus", f"must be an integer from 0 to {MAX_SLURM_GPUS} (the job's --gres=gpu:N)")
+
+
+def check_slurm_time(value: Any) -> str | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, str) and SLURM_TIME_RE.fullmatch(value.strip()):
+        return value.strip()
+    raise invalid("slurm_time_limit", 'must be a Slurm time limit such as "90", "4:00:00" or "2-00:00:00", or null')
+
+
 def reject_unknown(data: Mapping[str, Any], allowed: Collection[str]) -> None:
     """A 400 naming the fields a body has that ``allowed`` does not."""
     unknown = sorted(set(data) - set(allowed))

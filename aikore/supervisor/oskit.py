@@ -38,9 +38,15 @@ _KILL_WAIT = 5.0
 
 @dataclass(frozen=True)
 class Exit:
-    """A process ended; ``code`` is None when it was not our child and left no status."""
+    """A process ended; ``code`` is None when it was not our child and left no status.
+
+    A launcher that knows more says it: ``reason`` (a Slurm job's end state) and ``stopped`` (ended
+    by a decision such as a cancel or a preemption, not by a failure of the app).
+    """
 
     code: int | None
+    reason: str | None = None
+    stopped: bool = False
 
 
 class Handle(Protocol):

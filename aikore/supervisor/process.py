@@ -39,6 +39,7 @@ from aikore.supervisor.oskit import MARKER, Exit, Handle, OsKit, Owner
 from aikore.supervisor.phases import CAUSE_LINES, Progress, failure_cause, read_progress
 from aikore.supervisor.ports import PortPool, PortsExhausted, is_free
 from aikore.supervisor.records import MAIN, GroupRecord, GroupRecords
+from aikore.supervisor.slurm import JobHandle, JobRequest, Slurm, SlurmError
 from aikore.supervisor.states import ACTIVE_STATES, ERROR, RUNNING, STARTING, STOPPED, STOPPING, can_change
 
 log = logging.getLogger(__name__)
@@ -114,6 +115,8 @@ class Host(Protocol):
 
     def publish(self, instance: Instance) -> None: ...
 
+    def launcher(self, instance: Instance) -> OsKit | Slurm: ...
+
     def plan_restart(self, proc: InstanceProcess, exit_code: int | None) -> RestartPlan: ...
 
     def schedule_restart(self, proc: InstanceProcess, plan: RestartPlan) -> None: ...
@@ -138,6 +141,8 @@ class Launch:
     ready_path: str | None
     launch_id: str
     cgroup: str | None
+    # Where a Slurm launch asks to run (None: on this machine).
+    request: JobRequest | None = None
 
     def record(self, instance_id: int) -> GroupRecord:
         """The record stored before it is spawned: no pid yet."""
@@ -158,18 +163,33 @@ class ProcessGroup:
 
     @classmethod
     def spawn(cls, kit: OsKit, launch: Launch, log: InstanceLog, settings: Settings) -> ProcessGroup:
-        # By file path, isolated: the logwriter is stdlib-only and must not depend on how aikore
-        # is installed or on PYTHON* variables meant for the instance's own Python.
-        wrapped = [
-            sys.executable, "-I", logwriter.__file__,
-            "--log", str(log.path), "--max-bytes", str(settings.log_max_bytes),
-            "--backups", str(settings.log_backups), "--status", str(log.status_path),
-            "--banner", launch.banner, "--phase", str(log.phase_path),
-            *(["--cgroup", launch.cgroup] if launch.cgroup else []),
-            "--", *launch.argv,
-        ]
+        wrapped = _under_logwriter(launch, log, settings)
         handle = kit.spawn(wrapped, launch.cwd, {**launch.env, MARKER: launch.launch_id}, log.dir / "logwriter.err")
         return cls(launch.role, handle, launch.launch_id, log, launch.port, launch.ready_path, launch.cgroup)
+
+    @classmethod
+    async def submit(
+        cls, slurm: Slurm, launch: Launch, log: InstanceLog, settings: Settings, name: str
+    ) -> ProcessGroup:
+        """The same command as a Slurm batch job; the job writes the same log on the shared data dir."""
+        assert launch.request is not None
+        handle = await slurm.submit(
+            _under_logwriter(launch, log, settings), launch.cwd, {**launch.env, MARKER: launch.launch_id}, log.dir,
+            launch.request, name, launch.launch_id,
+        )
+        return cls(launch.role, handle, launch.launch_id, log, launch.port, launch.ready_path, launch.cgroup)
+
+    @property
+    def remote(self) -> bool:
+        return isinstance(self.handle, JobHandle)
+
+    def identity(self) -> dict[str, Any]:
+        """The row's fields naming what runs: a local pid, or a Slurm job (the route's node comes later)."""
+        if isinstance(self.handle, JobHandle):
+            return {"pid": None, "pid_create_time": None, "slurm_job_id": self.handle.pid, "node": None,
+                    "node_address": None}
+        return {"pid": self.handle.pid, "pid_create_time": self.handle.create_time, "slurm_job_id": None,
+                "node": None, "node_address": None}
 
     def record(self, instance_id: int) -> GroupRecord:
         return GroupRecord(
@@ -184,6 +204,19 @@ class ProcessGroup:
         if ended is None:
             return None
         return ended.code if ended.code is not None else self.log.last_exit(self.handle.pid)
+
+
+def _under_logwriter(launch: Launch, log: InstanceLog, settings: Settings) -> list[str]:
+    # By file path, isolated: the logwriter is stdlib-only and must not depend on how aikore
+    # is installed or on PYTHON* variables meant for the instance's own Python.
+    return [
+        sys.executable, "-I", logwriter.__file__,
+        "--log", str(log.path), "--max-bytes", str(settings.log_max_bytes),
+        "--backups", str(settings.log_backups), "--status", str(log.status_path),
+        "--banner", launch.banner, "--phase", str(log.phase_path),
+        *(["--cgroup", launch.cgroup] if launch.cgroup else []),
+        "--", *launch.argv,
+    ]
 
 
 def instance_env(
@@ -262,6 +295,16 @@ class InstanceProcess:
     def id(self) -> int:
         return self.instance.id
 
+    @property
+    def kit(self) -> OsKit | Slurm:
+        """The launcher of this instance's processes: this machine's OS seam, or Slurm."""
+        return self.host.launcher(self.instance)
+
+    @property
+    def remote(self) -> bool:
+        """Whether its processes run on a cluster node, not on this machine."""
+        return isinstance(self.kit, Slurm)
+
     async def change_state(self, new: str, **fields: Any) -> Instance:
         """Move to ``new`` (an allowed transition only): store it with ``fields``, then hold it and publish.
 
@@ -299,7 +342,8 @@ class InstanceProcess:
                 raise AikoreError("instance_deleted", "the instance is being deleted", 409)
             instance = self.instance
             try:
-                port = self.host.ports.reserve(instance.name)
+                # A job's port is chosen on its node, once it runs.
+                port = None if self.remote else self.host.ports.reserve(instance.name)
             except PortsExhausted as exc:
                 return await self._spawn_failed(str(exc))
             try:
@@ -309,8 +353,9 @@ class InstanceProcess:
                 self.host.ports.release(port, instance.name)
                 raise
             except Exception as exc:
-                # OSError from exec, or a companion factory that failed: either way nothing runs.
-                if not isinstance(exc, OSError):
+                # OSError from exec, sbatch refusing the job, or a companion factory that failed:
+                # either way nothing runs.
+                if not isinstance(exc, OSError | SlurmError):
                     log.exception("instance %s: start failed", self.id)
                 self.host.ports.release(port, instance.name)
                 return await self._spawn_failed(f"cannot start: {exc}")
@@ -321,8 +366,9 @@ class InstanceProcess:
                 crashpoints.reach("start:spawned")
                 # STOPPED/ERROR -> STARTING
                 started = await self.change_state(
-                    STARTING, pid=main.handle.pid, pid_create_time=main.handle.create_time, port=port,
-                    exit_code=None, status_message=note, **row_fields,
+                    STARTING, **main.identity(), port=port, exit_code=None,
+                    status_message=note or (f"queued: Slurm job {main.handle.pid} submitted" if main.remote else None),
+                    **row_fields,
                 )
             except BaseException:
                 # Not recorded as started, so nothing of it may run.
@@ -369,9 +415,7 @@ class InstanceProcess:
                 records[MAIN] = GroupRecord(self.id, MAIN, instance.pid, instance.pid_create_time, "", instance.port)
             folder = self.host.workspace.path(instance.name)
             for role, rec in records.items():
-                if rec.pid is None or rec.create_time is None:
-                    continue
-                handle = self.host.kit.adopt(rec.pid, rec.create_time)
+                handle = self._adopt_handle(rec, folder)
                 if handle is not None:
                     self.groups[role] = ProcessGroup(
                         role, handle, rec.launch_id, self._log(folder, role), rec.port, cgroup=rec.cgroup
@@ -381,14 +425,17 @@ class InstanceProcess:
             if MAIN not in self.groups:
                 await self._adopt_gone(instance, main, list(records.values()))
                 return False
-            if instance.port is not None:
+            if instance.port is not None and not self.remote:
                 self.host.ports.adopt(instance.port, instance.name)
             for role, group in self.groups.items():
-                if role != MAIN and group.port is not None:
+                if role != MAIN and group.port is not None and not self.remote:
                     # Companions reserve their ports as "<name>/<role>" (see CompanionSpec).
                     self.host.ports.adopt(group.port, f"{instance.name}/{role}")
             self.health = self.host.runtime(instance).health
-            log.info("instance %s (%s): re-adopted pid %s", self.id, instance.name, instance.pid)
+            if self.remote:
+                log.info("instance %s (%s): re-adopted Slurm job %s", self.id, instance.name, instance.slurm_job_id)
+            else:
+                log.info("instance %s (%s): re-adopted pid %s", self.id, instance.name, instance.pid)
             lost = sorted(set(records) - set(self.groups))
             if lost and self.state != STOPPING:
                 # Part of the instance died while AiKore was away: it fails as a whole, as it would have.
@@ -416,11 +463,9 @@ class InstanceProcess:
             if self.state in ACTIVE_STATES:
                 return
             records = list((await self.host.records.load(self.id)).values())
-            kit = self.host.kit
-            handles = [
-                kit.adopt(r.pid, r.create_time) if r.pid is not None and r.create_time is not None else None
-                for r in records
-            ]
+            kit = self.kit
+            folder = self.host.workspace.path(self.instance.name)
+            handles = [self._adopt_handle(r, folder) for r in records]
             found = sum([await kit.leftovers(r.launch_id, r.cgroup) for r in records])
             await asyncio.gather(
                 *(kit.terminate(h, r.launch_id, CRASH_CLEANUP_GRACE, r.cgroup)
@@ -454,14 +499,30 @@ class InstanceProcess:
         if self.state in ACTIVE_STATES:
             raise AikoreError("instance_active", f"instance is {self.state}; stop it first", 409)
 
+    def _adopt_handle(self, rec: GroupRecord, folder: Path) -> Handle | None:
+        """The recorded process (or Slurm job) if it is still the one that was started."""
+        if rec.pid is None or rec.create_time is None:
+            return None
+        kit = self.kit
+        if isinstance(kit, Slurm):
+            return kit.adopt_job(rec.pid, rec.create_time, rec.launch_id, self._log(folder, rec.role).dir)
+        return kit.adopt(rec.pid, rec.create_time)
+
     def _log(self, folder: Path, role: str) -> InstanceLog:
         return InstanceLog(folder, self.host.settings.log_backups, MAIN_LOG if role == MAIN else role)
 
     def _plan(self, instance: Instance, port: int, rebuild: bool) -> tuple[list[Launch], dict[str, Any]]:
-        kit, settings = self.host.kit, self.host.settings
+        kit, settings = self.kit, self.host.settings
         folder = self.host.workspace.path(instance.name)
-        env = instance_env(settings, instance, folder, port, rebuild, satellite_of=self._satellite_of(instance))
+        env = instance_env(settings, instance, folder, port or 0, rebuild, satellite_of=self._satellite_of(instance))
         banner = f"start of {instance.name}" + (" (rebuild: AIKORE_REBUILD_ENV=1)" if rebuild else "")
+        request = _job_request(instance) if isinstance(kit, Slurm) else None
+        if request is not None:
+            # Slurm assigns the job's GPUs (gres); the job finds its node's address and port.
+            env.pop("CUDA_VISIBLE_DEVICES", None)
+            if instance.persistent_mode:
+                raise AikoreError("persistent_on_slurm", "persistent mode runs on this machine only: "
+                                  "clear slurm_partition or persistent_mode", 409, field="persistent_mode")
         # Asked before anything runs: a companion that cannot start stops the launch early, and
         # what companions add to the app's own environment (a desktop app's DISPLAY) is known.
         specs = [spec for factory in self.host.companions if (spec := factory(instance, env)) is not None]
@@ -470,7 +531,8 @@ class InstanceProcess:
         def launch(role: str, argv: Sequence[str], cwd: Path, env: Mapping[str, str], banner: str,
                    port: int | None, ready_path: str | None) -> Launch:
             launch_id = uuid.uuid4().hex
-            return Launch(role, argv, cwd, env, banner, port, ready_path, launch_id, kit.make_cgroup(launch_id))
+            return Launch(role, argv, cwd, env, banner, port, ready_path, launch_id, kit.make_cgroup(launch_id),
+                          request)
 
         launches = [launch(MAIN, ["bash", str(folder / "launch.sh")], folder, main_env, banner, port, None)]
         launches += [
@@ -494,8 +556,13 @@ class InstanceProcess:
                 await records.save(launch.record(self.id))
             crashpoints.reach("start:recorded")
             folder = self.host.workspace.path(instance.name)
+            kit = self.kit
             for launch in launches:
-                group = ProcessGroup.spawn(self.host.kit, launch, self._log(folder, launch.role), self.host.settings)
+                log_ = self._log(folder, launch.role)
+                if isinstance(kit, Slurm):
+                    group = await ProcessGroup.submit(kit, launch, log_, self.host.settings, instance.name)
+                else:
+                    group = ProcessGroup.spawn(kit, launch, log_, self.host.settings)
                 groups[launch.role] = group
                 crashpoints.reach("start:spawned-unrecorded")
                 await records.save(group.record(self.id))
@@ -507,7 +574,7 @@ class InstanceProcess:
 
     async def _abandon(self, groups: list[ProcessGroup], launches: Sequence[Launch] = ()) -> None:
         """Stop groups of a start that failed midway, drop their cgroups and (if it can) their records."""
-        kit = self.host.kit
+        kit = self.kit
         spawned = {g.launch_id for g in groups}
         await asyncio.gather(
             *(kit.terminate(g.handle, g.launch_id, 0.0, g.cgroup) for g in groups),
@@ -578,6 +645,10 @@ class InstanceProcess:
         if self.state == STARTING:
             self._follow_progress(groups)
             now = self.host.kit.monotonic()
+            if self.remote and not await self._job_listens(groups):
+                # Time in Slurm's queue is not time the app takes to get ready.
+                self._deadline = now + self.host.settings.ready_timeout
+                return False
             if now >= self._deadline:
                 await self._never_ready(groups)
                 return True
@@ -607,6 +678,34 @@ class InstanceProcess:
         cause = failure_cause(main.log.tail(CAUSE_LINES))
         return f"failed while {self.progress.label}" + (f": {cause}" if cause else "") + f" ({exited})"
 
+    async def _job_listens(self, groups: dict[str, ProcessGroup]) -> bool:
+        """A Slurm job: say why it is queued; once it runs and wrote its endpoint, route to that node."""
+        handle = groups[MAIN].handle
+        assert isinstance(handle, JobHandle)
+        reason = handle.queued()
+        endpoint = handle.endpoint() if reason is None else None
+        async with self.lock:
+            if self.groups is not groups or self.state != STARTING:
+                return False
+            if reason is not None:
+                message = f"queued: {reason}"
+                if self.instance.status_message != message:
+                    self.host.publish(await self.write(status_message=message))
+                return False
+            if endpoint is None:
+                node = handle.node()
+                message = f"running on {node}, waiting for the job to report its port" if node else None
+                if message and self.instance.status_message != message:
+                    self.host.publish(await self.write(status_message=message))
+                return False
+            if self.port != endpoint.port or self.instance.node_address != endpoint.host:
+                self.port = endpoint.port
+                self.host.publish(await self.write(
+                    port=endpoint.port, node=endpoint.node, node_address=endpoint.host,
+                    status_message=f"on {endpoint.node} ({endpoint.host}:{endpoint.port})",
+                ))
+        return True
+
     async def _answers(self, groups: dict[str, ProcessGroup]) -> bool:
         """Ready means the app's health path answers, and every companion that has a ready path.
 
@@ -616,11 +715,12 @@ class InstanceProcess:
         assert self.port is not None
         # Any of the instance's groups may serve the app's port (a desktop-only app's companion).
         owners = [group.owner() for group in groups.values()]
-        if not await self.host.kit.probe(self.port, self.health, owners):
+        kit = self.kit
+        if not await kit.probe(self.port, self.health, owners):
             return False
         for group in groups.values():
             if group.ready_path is not None and group.port is not None:
-                if not await self.host.kit.probe(group.port, group.ready_path, owners):
+                if not await kit.probe(group.port, group.ready_path, owners):
                     return False
         return True
 
@@ -639,8 +739,12 @@ class InstanceProcess:
             if self.groups is not groups or self.state not in (STARTING, RUNNING):
                 return
             code = ended.code if ended.code is not None else group.log.last_exit(group.handle.pid)
+            if ended.stopped:
+                await self._stopped_elsewhere(ended.reason or "stopped outside AiKore", code)
+                return
             who = "" if group.role == MAIN else f"{group.role} "
             message = f"{who}exited with code {code}" if code is not None else f"{who}exited"
+            message += f" ({ended.reason})" if ended.reason else ""
             if group.role == MAIN and self.state == STARTING:
                 message = self._phase_failure(group, message)
             taken = await self._fail(message, code)
@@ -648,6 +752,15 @@ class InstanceProcess:
             async with self.ops:
                 with contextlib.suppress(AikoreError):
                     await self.start(note=f"port {taken} was taken by another program; retrying on another port")
+
+    async def _stopped_elsewhere(self, reason: str, code: int | None) -> None:
+        """Ended by a decision outside AiKore (a Slurm cancel or preemption): stopped, not failed."""
+        # STARTING/RUNNING -> STOPPING: whatever the scheduler has not ended yet goes too.
+        await self.change_state(STOPPING, status_message=reason)
+        await self._terminate(min(self.host.settings.stop_timeout, CRASH_CLEANUP_GRACE))
+        # STOPPING -> STOPPED
+        await self._finish(STOPPED, self.host.stopped, pid=None, pid_create_time=None, port=None, exit_code=code,
+                           status_message=reason)
 
     async def _never_ready(self, groups: dict[str, ProcessGroup]) -> None:
         async with self.lock:
@@ -678,7 +791,8 @@ class InstanceProcess:
             # A ready timeout stops the launch itself: its code is the one the stop gave (143).
             code = code if code is not None else ended
         # Nothing of ours is left, so whoever listens on the port now is another program.
-        taken = port if was_starting and not stop and port is not None and not is_free(port) else None
+        local = port is not None and not self.remote
+        taken = port if was_starting and not stop and local and not is_free(port) else None
         plan = RestartPlan()
         if taken is not None and self._port_retries < PORT_RETRIES:
             self._port_retries += 1
@@ -743,13 +857,13 @@ class InstanceProcess:
 
     async def _anything_left(self) -> bool:
         for group in self.groups.values():
-            if group.handle.poll() is None or await self.host.kit.leftovers(group.launch_id, group.cgroup):
+            if group.handle.poll() is None or await self.kit.leftovers(group.launch_id, group.cgroup):
                 return True
         return False
 
     async def _terminate(self, grace: float) -> int | None:
         """Stop every group at once; returns the main process's exit code."""
-        kit = self.host.kit
+        kit = self.kit
         groups = list(self.groups.values())
         await asyncio.gather(*(kit.terminate(g.handle, g.launch_id, grace, g.cgroup) for g in groups))
         main = self.groups.get(MAIN)
@@ -758,7 +872,7 @@ class InstanceProcess:
     async def _release(self) -> None:
         self.host.ports.release(self.port, self.instance.name)
         for group in self.groups.values():
-            self.host.kit.remove_cgroup(group.cgroup)
+            self.kit.remove_cgroup(group.cgroup)
         self.groups, self.port, self.ready_at = {}, None, None
         try:
             await self.host.records.clear(self.id)
@@ -768,7 +882,7 @@ class InstanceProcess:
 
     async def _adopt_gone(self, instance: Instance, main: GroupRecord | None, records: list[GroupRecord]) -> None:
         """The stored process is not there (exited, or its pid now belongs to another process)."""
-        kit = self.host.kit
+        kit = self.kit
         # Companions and escaped descendants of that launch may still run: they go too.
         await asyncio.gather(
             *(kit.terminate(self.groups[r.role].handle if r.role in self.groups else None, r.launch_id, 2.0, r.cgroup)
@@ -776,11 +890,17 @@ class InstanceProcess:
         )
         folder = self.host.workspace.path(instance.name)
         code = self._log(folder, MAIN).last_exit(main.pid) if main is not None and main.pid is not None else None
+        ended = None
+        if isinstance(kit, Slurm) and main is not None and main.pid is not None:
+            end = await kit.end_of(main.pid)
+            code, ended = end.code, end.describe(main.pid)
         if self.state == STOPPING:
             # STOPPING -> STOPPED: it was being stopped when AiKore went away, and it is gone.
             await self._finish(STOPPED, None, pid=None, pid_create_time=None, port=None, exit_code=code)
             return
-        if code is not None:
+        if ended is not None:
+            message = f"{ended}, exit code {code}, while AiKore was not running"
+        elif code is not None:
             message = f"exited with code {code} while AiKore was not running"
         else:
             message = f"process {instance.pid} was gone when AiKore started (it exited, or the pid was reused)"
@@ -795,3 +915,9 @@ class InstanceProcess:
             ERROR, after, pid=None, pid_create_time=None, port=None, exit_code=code,
             status_message="; ".join(filter(None, [message, plan.note])),
         )
+
+
+def _job_request(instance: Instance) -> JobRequest:
+    assert instance.slurm_partition is not None
+    return JobRequest(instance.slurm_partition, instance.slurm_gpus, instance.slurm_node, instance.slurm_time_limit,
+                      instance.slurm_account)

@@ -45,6 +45,7 @@ from aikore.supervisor.ports import PortPool
 from aikore.supervisor.process import CompanionFactory, InstanceProcess, RestartPlan
 from aikore.supervisor.records import MAIN, GroupRecords
 from aikore.supervisor.restarts import PendingRestart, PendingRestarts
+from aikore.supervisor.slurm import Slurm
 from aikore.supervisor.states import ACTIVE_STATES, ERROR, STOPPED_STATES, STOPPING
 
 log = logging.getLogger(__name__)
@@ -82,6 +83,7 @@ class Supervisor:
         events: EventBus,
         kit: OsKit | None = None,
         blueprints: BlueprintCatalog | None = None,
+        slurm: Slurm | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -91,6 +93,8 @@ class Supervisor:
         self.blueprints = blueprints
         self.events = events
         self.kit: OsKit = kit or RealOsKit()
+        # The second launcher, for instances that chose a Slurm partition (--slurm).
+        self.slurm: Slurm | None = slurm if slurm is not None else (Slurm() if settings.slurm else None)
         self.ports = PortPool(exclude=[*settings.public_ports, settings.port])
         self.companions: list[CompanionFactory] = []
         self.on_stop: list[Callable[[Instance], None]] = []
@@ -113,6 +117,9 @@ class Supervisor:
     async def startup(self) -> None:
         """Finish what a crash interrupted, load every instance, announce it, re-adopt what runs."""
         await self._finish_interrupted_folders()
+        if self.slurm is not None:
+            # Its queue is read first: re-adoption finds the jobs an earlier AiKore submitted.
+            await self.slurm.start()
         for instance in await self.store.list_instances():
             self._procs[instance.id] = InstanceProcess(instance, self)
             # Listeners (route tables, metric labels) build their state from these events.
@@ -201,6 +208,8 @@ class Supervisor:
                 log.error("stopping an instance at shutdown failed: %r", result)
         await asyncio.gather(*(p.close() for p in procs), return_exceptions=True)
         await self.kit.close()
+        if self.slurm is not None:
+            await self.slurm.close()
 
     async def _autostart_all(self, ids: list[int]) -> None:
         for index, instance_id in enumerate(ids):
@@ -590,7 +599,8 @@ class Supervisor:
         return {
             iid: (proc.groups[MAIN].handle.pid, *(g.handle.pid for role, g in proc.groups.items() if role != MAIN))
             for iid, proc in self._procs.items()
-            if proc.state in ACTIVE_STATES and MAIN in proc.groups
+            # A Slurm job's processes are on its node: no pid of this machine to sample.
+            if proc.state in ACTIVE_STATES and MAIN in proc.groups and not proc.groups[MAIN].remote
         }
 
     def add_companion(self, factory: CompanionFactory) -> None:
@@ -601,6 +611,15 @@ class Supervisor:
 
     def publish(self, instance: Instance) -> None:
         self.events.publish(InstanceChanged(instance, self.runtime(instance)))
+
+    def launcher(self, instance: Instance) -> OsKit | Slurm:
+        """This machine's OS seam, or Slurm for an instance that chose a partition."""
+        if instance.slurm_partition is None:
+            return self.kit
+        if self.slurm is None:
+            raise AikoreError("slurm_disabled", f"{instance.name} runs on Slurm partition {instance.slurm_partition}, "
+                              "but AiKore runs without --slurm", 409, field="slurm_partition")
+        return self.slurm
 
     def plan_restart(self, proc: InstanceProcess, exit_code: int | None) -> RestartPlan:
         """Restart policy: what an ``on-failure`` instance's failure leads to (nothing is done yet)."""

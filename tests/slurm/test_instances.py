@@ -1,0 +1,171 @@
+"""Instances on the test cluster's GPU nodes, through a real ``aikore --slurm``: the same states, proxy and logs."""
+
+from __future__ import annotations
+
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+
+from tests.helpers import AikoreProcess, wait_until
+from tests.slurm.cluster import CLOSED_PARTITION, PARTITION, Cluster
+
+_HEADER = """#!/usr/bin/env bash
+### AIKORE-METADATA-START ###
+# aikore.name: {name}
+# aikore.health: /health
+### AIKORE-METADATA-END ###
+"""
+BLUEPRINTS = {
+    # The offline demo app, saying where it runs first (the live log shows it).
+    "web": 'echo "web: on $SLURMD_NODENAME at $WEBUI_HOST:$WEBUI_PORT job $SLURM_JOB_ID"\n'
+           'exec "$AIKORE_PYTHON" -m aikore.demo --host "$WEBUI_HOST" --port "$WEBUI_PORT"\n',
+    "crash": 'echo "crash: giving up"\nexit 7\n',
+}
+
+Start = Callable[..., AikoreProcess]
+
+
+@pytest.fixture
+def aikore(cluster: Cluster, tmp_path: Path) -> Iterator[Start]:
+    """Factory for ``aikore --slurm`` on one data dir, talking to the test cluster."""
+    blueprints = tmp_path / "blueprints"
+    blueprints.mkdir()
+    for name, body in BLUEPRINTS.items():
+        (blueprints / f"{name}.sh").write_text(_HEADER.format(name=name) + body)
+    started: list[AikoreProcess] = []
+
+    def start() -> AikoreProcess:
+        proc = AikoreProcess(
+            data_dir=tmp_path / "data",
+            extra_args=["--no-auth", "--slurm", "--blueprints-dir", str(blueprints), "--stop-timeout", "3"],
+            env=cluster.env,
+        )
+        started.append(proc)
+        return proc.start()
+
+    yield start
+    for proc in started:
+        try:
+            proc.stop(timeout=60)
+        except Exception:
+            proc.kill()
+    # Whatever a test left, the next one starts on an empty queue.
+    cluster.run("scancel", "-u", "root", check=False)
+    wait_until(lambda: not cluster.jobs(), 30, what="the test's jobs to end")
+
+
+def create(proc: AikoreProcess, name: str, blueprint: str = "web", **fields: Any) -> dict[str, Any]:
+    answer = proc.request("POST", "/api/instances", {"name": name, "blueprint": blueprint, **fields})
+    assert answer.status == 201, answer.body
+    created = answer.json()
+    started = proc.request("POST", f"/api/instances/{created['id']}/start")
+    assert started.status == 200, started.body
+    return started.json()
+
+
+def instance(proc: AikoreProcess, instance_id: int, *states: str, timeout: float = 60) -> dict[str, Any]:
+    def check() -> dict[str, Any] | None:
+        data = proc.request("GET", f"/api/instances/{instance_id}").json()
+        return data if data["status"] in states else None
+
+    return wait_until(check, timeout, what=f"instance {instance_id} to be {'/'.join(states)}", interval=0.2)
+
+
+def app_processes(job_id: int) -> list[psutil.Process]:
+    """Live processes of a job on its node (they carry its SLURM_JOB_ID)."""
+    found = []
+    for proc in psutil.process_iter():
+        try:
+            if proc.environ().get("SLURM_JOB_ID") == str(job_id) and proc.status() != psutil.STATUS_ZOMBIE:
+                found.append(proc)
+        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+            continue
+    return found
+
+
+def test_instance_runs_on_the_node_asked_for_is_proxied_logs_live_and_stop_cancels_the_job(
+    cluster: Cluster, aikore: Start
+) -> None:
+    proc = aikore()
+    started = create(proc, "onnode2", slurm_partition=PARTITION, slurm_gpus=1, slurm_node="node2")
+    assert started["status"] == "starting"
+    job_id = started["slurm_job_id"]
+    assert job_id and started["pid"] is None
+    running = instance(proc, started["id"], "running")
+    assert (running["node"], running["node_address"]) == ("node2", "127.0.0.3")
+    job = cluster.job(job_id)
+    assert job["JobState"] == "RUNNING" and job["NodeList"] == "node2"
+    assert job["Comment"].startswith("aikore:") and job["TresPerNode"] == "gres:gpu:1"
+    # The app listens on the node's address, and AiKore's /app/ reaches it there.
+    with urllib.request.urlopen(f"http://127.0.0.3:{running['port']}/health", timeout=10) as direct:
+        assert direct.status == 200
+    page = proc.request("GET", "/app/onnode2/")
+    assert page.status == 200 and b"demo" in page.body.lower()
+    logs = proc.request("GET", f"/api/instances/{started['id']}/logs?tail=50").json()["lines"]
+    assert any(f"web: on node2 at 127.0.0.3:{running['port']} job {job_id}" in line for line in logs), logs
+    assert app_processes(job_id)
+
+    stopped = proc.request("POST", f"/api/instances/{started['id']}/stop")
+    assert stopped.status == 200
+    done = instance(proc, started["id"], "stopped")
+    assert done["port"] is None
+    assert cluster.job(job_id)["JobState"] == "CANCELLED"
+    assert not [j for j in cluster.jobs() if j["id"] == str(job_id)]
+    wait_until(lambda: not app_processes(job_id), 15, what=f"job {job_id}'s processes to end")
+    assert proc.request("GET", "/app/onnode2/").status == 503
+
+
+def test_job_that_cannot_be_scheduled_shows_queued_with_slurms_reason(cluster: Cluster, aikore: Start) -> None:
+    proc = aikore()
+    started = create(proc, "waits", slurm_partition=CLOSED_PARTITION)
+    queued = wait_until(
+        lambda: (i := proc.request("GET", f"/api/instances/{started['id']}").json())["status_message"]
+        == "queued: PartitionDown" and i,
+        30, what="the queue reason", interval=0.2,
+    )
+    assert queued["status"] == "starting" and queued["port"] is None
+    assert [j["state"] for j in cluster.jobs() if j["id"] == str(started["slurm_job_id"])] == ["PENDING"]
+    assert proc.request("POST", f"/api/instances/{started['id']}/stop").status == 200
+    instance(proc, started["id"], "stopped")
+    assert not cluster.jobs()
+
+
+def test_aikore_killed_and_restarted_re_adopts_the_running_job(cluster: Cluster, aikore: Start) -> None:
+    first = aikore()
+    started = create(first, "kept", slurm_partition=PARTITION, slurm_gpus=1)
+    running = instance(first, started["id"], "running")
+    first.kill()  # SIGKILL: AiKore does nothing on its way out
+    second = aikore()
+    again = instance(second, started["id"], "running")
+    assert again["slurm_job_id"] == running["slurm_job_id"]
+    assert (again["node"], again["port"]) == (running["node"], running["port"])
+    # Not submitted twice: the one job still runs, and the proxy reaches it.
+    assert [j["id"] for j in cluster.jobs()] == [str(running["slurm_job_id"])]
+    assert second.request("GET", "/app/kept/health").status == 200
+
+
+def test_crashing_job_ends_in_error_with_its_exit_code(cluster: Cluster, aikore: Start) -> None:
+    proc = aikore()
+    started = create(proc, "crashes", "crash", slurm_partition=PARTITION)
+    failed = instance(proc, started["id"], "error")
+    assert failed["exit_code"] == 7
+    assert f"Slurm job {started['slurm_job_id']} FAILED" in failed["status_message"]
+    assert "crash: giving up" in failed["status_message"]
+
+
+def test_two_instances_land_on_two_nodes(cluster: Cluster, aikore: Start) -> None:
+    proc = aikore()
+    # Each asks for both GPUs of a node: two cannot share one.
+    first = create(proc, "first", slurm_partition=PARTITION, slurm_gpus=2)
+    second = create(proc, "second", slurm_partition=PARTITION, slurm_gpus=2)
+    a = instance(proc, first["id"], "running")
+    b = instance(proc, second["id"], "running")
+    assert {a["node"], b["node"]} == {"node1", "node2"}
+    for name in ("first", "second"):
+        assert proc.request("GET", f"/app/{name}/health").status == 200
+    nodes = {n["name"]: n for n in proc.request("GET", "/api/cluster").json()["nodes"]}
+    assert nodes["node1"]["gpus_allocated"] == nodes["node2"]["gpus_allocated"] == 2
