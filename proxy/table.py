@@ -68,7 +68,6 @@ class Route:
             "mode": self.mode,
             "state": self.state,
             "public_port": self.public_port,
-            "host": self.host,
             **self.metrics(),
         }
 

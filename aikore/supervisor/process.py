@@ -183,6 +183,13 @@ class ProcessGroup:
     def remote(self) -> bool:
         return isinstance(self.handle, JobHandle)
 
+    def writer_pid(self) -> int | None:
+        """The logwriter's pid, which its phase file names (a job's is on its node, once it runs)."""
+        if isinstance(self.handle, JobHandle):
+            endpoint = self.handle.endpoint()
+            return endpoint.pid if endpoint is not None else None
+        return self.handle.pid
+
     def identity(self) -> dict[str, Any]:
         """The row's fields naming what runs: a local pid, or a Slurm job (the route's node comes later)."""
         if isinstance(self.handle, JobHandle):
@@ -663,7 +670,8 @@ class InstanceProcess:
         main = groups.get(MAIN)
         if main is None:
             return
-        progress = read_progress(main.log.phase_path, main.handle.pid)
+        pid = main.writer_pid()
+        progress = read_progress(main.log.phase_path, pid) if pid is not None else None
         if progress != self.progress:
             self.progress = progress
             self.host.publish(self.instance)
@@ -672,7 +680,8 @@ class InstanceProcess:
 
     def _phase_failure(self, main: ProcessGroup, exited: str) -> str:
         """``exited with code 128`` -> ``failed while cloning: could not resolve github.com (exit code 128)``."""
-        self.progress = read_progress(main.log.phase_path, main.handle.pid) or self.progress
+        pid = main.writer_pid()
+        self.progress = (read_progress(main.log.phase_path, pid) if pid is not None else None) or self.progress
         if self.progress is None:
             return exited
         cause = failure_cause(main.log.tail(CAUSE_LINES))

@@ -85,6 +85,8 @@ class Endpoint:
     node: str
     host: str
     port: int
+    # The logwriter's pid on the node (its phase file names it).
+    pid: int | None = None
 
 
 @dataclass(frozen=True)
@@ -184,7 +186,9 @@ class JobHandle:
             try:
                 data = json.loads(self.endpoint_path.read_text())
                 if str(data.get("job")) == str(self.pid):
-                    self._endpoint = Endpoint(str(data["node"]), str(data["host"]), int(data["port"]))
+                    pid = data.get("pid")
+                    self._endpoint = Endpoint(str(data["node"]), str(data["host"]), int(data["port"]),
+                                              pid if isinstance(pid, int) else None)
             except (OSError, ValueError, KeyError, TypeError):
                 return None
         return self._endpoint

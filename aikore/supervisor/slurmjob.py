@@ -54,7 +54,8 @@ def main(argv: list[str] | None = None) -> None:
     port = free_port(host)
     os.environ.update({"WEBUI_HOST": host, "WEBUI_PORT": str(port)})
     job = os.environ.get("SLURM_JOB_ID", "")
-    write_endpoint(args.endpoint, {"job": job, "node": node, "host": host, "port": port})
+    # The pid is the logwriter's once this process execs it: its phase file names that pid.
+    write_endpoint(args.endpoint, {"job": job, "node": node, "host": host, "port": port, "pid": os.getpid()})
     print(f"aikore: Slurm job {job} on {node}, the app listens on {host}:{port}", flush=True)
     os.execvp(command[0], command)
 
