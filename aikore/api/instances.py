@@ -16,6 +16,7 @@ from aikore.config import SETTINGS
 from aikore.desktop.companion import desktop_url, live_port
 from aikore.errors import AikoreError
 from aikore.monitor import MONITOR
+from aikore.monitor.gpu import describe_gpus, missing_gpus
 from aikore.routing import route_metrics
 from aikore.store.instance import Instance, Rules, input_schema, instance_schema, validate_create, validate_patch
 from aikore.supervisor import SUPERVISOR
@@ -39,7 +40,41 @@ def instance_json(
     data["desktop_url"] = desktop_url(instance)
     data["persistent_port"] = live_port(instance)
     data["progress"] = runtime.progress.to_json() if runtime.progress is not None else None
+    data["gpu_warning"] = _gpu_warning(app, instance.gpu_ids)
     return data
+
+
+def _gpu_warning(app: web.Application, gpu_ids: str) -> str | None:
+    """Why the instance's GPU IDs may not be what it gets: unchecked (no NVML), or no longer there."""
+    monitor = app.get(MONITOR)
+    if not gpu_ids or monitor is None:
+        return None
+    detected = monitor.gpus.detected()
+    if detected is None:
+        return f"GPU IDs not checked: {monitor.gpus.reason}; used as given"
+    missing = missing_gpus(gpu_ids, detected)
+    if missing:
+        return f"{_gpus_named(missing)} not on this machine: {describe_gpus(detected)}"
+    return None
+
+
+def _gpus_named(indexes: list[int]) -> str:
+    return f"GPU {indexes[0]} is" if len(indexes) == 1 else f"GPUs {', '.join(map(str, indexes))} are"
+
+
+def _check_gpus(request: web.Request, fields: dict[str, Any]) -> None:
+    """GPU IDs must name GPUs this machine has, where NVML answers; without it they are taken as given
+    (and the instance says so, in ``gpu_warning``)."""
+    monitor = request.app.get(MONITOR)
+    detected = monitor.gpus.detected() if monitor is not None else None
+    if detected is None or not fields.get("gpu_ids"):
+        return
+    missing = missing_gpus(fields["gpu_ids"], detected)
+    if missing:
+        raise AikoreError(
+            "invalid_field", f"gpu_ids: {_gpus_named(missing)} not on this machine: {describe_gpus(detected)}", 400,
+            field="gpu_ids",
+        )
 
 
 def _usage(app: web.Application, instance: Instance) -> dict[str, Any] | None:
@@ -94,11 +129,13 @@ async def get_instance(request: web.Request) -> web.Response:
 
 async def create_instance(request: web.Request) -> web.Response:
     fields = validate_create(await read_json_object(request), _rules(request))
+    _check_gpus(request, fields)
     return answer(request, await _supervisor(request).create(fields), status=201)
 
 
 async def patch_instance(request: web.Request) -> web.Response:
     changes = validate_patch(await read_json_object(request), _rules(request))
+    _check_gpus(request, changes)
     return answer(request, await _supervisor(request).update(path_id(request), changes))
 
 
@@ -201,6 +238,13 @@ _DERIVED_PROPERTIES: dict[str, Any] = {
             },
             {"type": "null"},
         ],
+    },
+    "gpu_warning": {
+        "type": ["string", "null"],
+        "description": (
+            "Why the GPU IDs may not be what the instance gets: not checked (NVML did not answer; they are "
+            "used as given) or naming a GPU this machine no longer has; null when they are fine or empty"
+        ),
     },
     # The proxy route's counters (kept across restarts).
     "proxy": {

@@ -67,10 +67,12 @@ class _Device:
 class Gpus:
     """NVML initialised once; `sample()` is one pass over every GPU; `close()` shuts NVML down."""
 
-    def __init__(self, nvml: Any | None, devices: list[_Device], reason: str | None) -> None:
+    def __init__(self, nvml: Any | None, devices: list[_Device], reason: str | None, listed: bool = False) -> None:
         self._nvml = nvml
         self._devices = devices
         self.reason = reason
+        # NVML answered the count (none, or these devices): GPU IDs can be checked against it.
+        self._listed = listed or nvml is not None
 
     @classmethod
     def open(cls, load: Callable[[], Any] | None = None) -> Gpus:
@@ -94,13 +96,19 @@ class Gpus:
             return cls(None, [], f"NVML could not list GPUs: {exc}")
         if not devices:
             _shutdown(nvml)
-            return cls(None, [], "no GPU found by NVML")
+            return cls(None, [], "no GPU found by NVML", listed=True)
         return cls(nvml, devices, None)
 
     @classmethod
     def disabled(cls, reason: str) -> Gpus:
         """A reader that reports no GPU, e.g. when monitoring of GPUs is switched off."""
         return cls(None, [], reason)
+
+    def detected(self) -> dict[int, str | None] | None:
+        """The GPUs NVML listed, index -> name; None when NVML did not answer (nothing to check against)."""
+        if not self._listed:
+            return None
+        return {device.index: device.name for device in self._devices}
 
     def sample(self) -> list[GpuSample]:
         """Read every GPU once; a GPU that fails is reported in its own entry."""
@@ -113,6 +121,20 @@ class Gpus:
         if self._nvml is not None:
             _shutdown(self._nvml)
             self._nvml = None
+
+
+def missing_gpus(gpu_ids: str, detected: dict[int, str | None]) -> list[int]:
+    """The indexes in ``gpu_ids`` ("0,2") that are not among the ``detected`` GPUs."""
+    return [int(part) for part in gpu_ids.split(",") if part.strip() and int(part) not in detected]
+
+
+def describe_gpus(detected: dict[int, str | None]) -> str:
+    """What the machine has, for messages: "it has GPU 0 (NVIDIA …) and GPU 1 (…)", or that it has none."""
+    if not detected:
+        return "NVML finds no GPU"
+    names = [f"GPU {index}" + (f" ({name})" if name else "") for index, name in sorted(detected.items())]
+    listed = names[0] if len(names) == 1 else ", ".join(names[:-1]) + f" and {names[-1]}"
+    return f"it has {listed}"
 
 
 def _open_device(nvml: Any, index: int) -> _Device:

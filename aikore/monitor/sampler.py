@@ -194,6 +194,11 @@ class Monitor:
         self._streams: set[asyncio.Queue[Sample | None]] = set()
 
     @property
+    def gpus(self) -> Gpus:
+        """The GPUs as NVML found them at startup (what instances' GPU IDs are checked against)."""
+        return self._gpus
+
+    @property
     def interval(self) -> float:
         """Seconds between ticks."""
         return self._interval

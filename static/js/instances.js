@@ -204,6 +204,11 @@ function renderNote(body, inst) {
   } else if (inst.status_message && inst.status !== "stopped") {
     text = inst.status_message.split("\n")[0];
   }
+  // GPU IDs that could not be checked (no NVML) or name a GPU that is gone: said, not refused.
+  if (inst.gpu_warning) text = text ? `${text} · ${inst.gpu_warning}` : inst.gpu_warning;
+  const gpuInput = $("[data-field='gpu_ids']", body);
+  gpuInput.classList.toggle("warn", Boolean(inst.gpu_warning));
+  if (inst.gpu_warning) gpuInput.title = inst.gpu_warning;
   note.textContent = text;
   note.hidden = !text;
   note.classList.toggle("error", inst.status === "error");
