@@ -9,7 +9,14 @@ import { on, state, usageOf } from "./state.js";
 // Points per sparkline; with the default 1 s interval that is the last two minutes.
 const WINDOW = 120;
 const STEPS = [0.25, 0.5, 1, 2, 5, 10, 30, 60];
-const COLORS = { cpu: "#5eb1ff", ram: "#3ddc97", util: "#5eb1ff", vram: "#a78bfa" };
+// The theme's own colours (static/css/dashboard.css), read when a chart is drawn.
+const themeColor = (name) => getComputedStyle(document.documentElement).getPropertyValue(name).trim();
+const COLORS = {
+  get cpu() { return themeColor("--accent"); },
+  get ram() { return themeColor("--ok"); },
+  get util() { return themeColor("--accent"); },
+  get vram() { return themeColor("--info"); },
+};
 
 const series = { time: [], cpu: [], ram: [], gpus: new Map() }; // gpu index -> {util, vram}
 const charts = new Map(); // key -> uPlot

@@ -31,7 +31,8 @@ function readPrefs() {
 }
 
 function savePrefs() {
-  if (restoring) return;
+  // Until the remembered tabs are back (instances known), saving would forget them.
+  if (restoring || !restored) return;
   prefs.tabs = [...tools.values()].filter((tool) => tool.persist).map((tool) => tool.persist);
   prefs.active = selected?.persist ? selected.key : null;
   try {
@@ -144,12 +145,14 @@ function refresh() {
   const count = tools.size;
   ws.dataset.tools = count ? "open" : "empty";
   ws.dataset.layout = prefs.layout;
-  ws.dataset.arrange = prefs.arrange;
+  // A phone shows one tab at a time: side by side, each would be a sliver.
+  const side = prefs.arrange === "side" && !phone.matches;
+  ws.dataset.arrange = side ? "side" : "tabs";
   ws.style.setProperty("--tools-size", `${prefs.size}%`);
   $("#tools-count").textContent = count ? String(count) : "";
   const paneShown = count > 0 && (!phone.matches || ws.dataset.pane === "tools");
   for (const tool of tools.values()) {
-    const panelShown = prefs.arrange === "side" || tool === selected;
+    const panelShown = side || tool === selected;
     tool.panel.hidden = !panelShown;
     tool.panel.classList.toggle("selected", tool === selected);
     setVisible(tool, paneShown && panelShown);

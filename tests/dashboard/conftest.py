@@ -148,11 +148,12 @@ def shared_aikore(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AikorePr
 def shared_dashboard(
     browser: Browser, shared_aikore: AikoreProcess, request: pytest.FixtureRequest
 ) -> Iterator[Callable[..., Dashboard]]:
-    """Factory: ``shared_dashboard(viewport=)`` → a new browser context (not logged in) on the module's aikore."""
+    """Factory: ``shared_dashboard(viewport=, color_scheme=)`` → a new browser context (not logged in)
+    on the module's aikore; the system's colour preference is dark unless ``color_scheme="light"``."""
     opened: list[Dashboard] = []
 
-    def open_page(viewport: dict[str, int] | None = None) -> Dashboard:
-        context = browser.new_context(viewport=viewport or DESKTOP, color_scheme="dark")
+    def open_page(viewport: dict[str, int] | None = None, color_scheme: str = "dark") -> Dashboard:
+        context = browser.new_context(viewport=viewport or DESKTOP, color_scheme=color_scheme)
         page = context.new_page()
         page.set_default_timeout(15_000)
         board = Dashboard(server=shared_aikore, page=page)
