@@ -2,32 +2,39 @@
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed
+# Two stamps: running needs AiKore and persistent mode (Selkies); the test toolchain (Playwright,
+# Gradio, schemathesis, uv, ...) is several hundred MB more and comes only with `make test`.
+RUN_STAMP := $(VENV)/.installed-run
+TEST_STAMP := $(VENV)/.installed-test
 
 .PHONY: run test install lint bench clean
 
-$(STAMP): pyproject.toml
-	$(PYTHON) -m venv $(VENV)
+$(RUN_STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[persistent]'
+	touch $@
+
+$(TEST_STAMP): $(RUN_STAMP)
 	$(PY) -m pip install --quiet -e '.[test]'
-	touch $(STAMP)
+	touch $@
 
-install: $(STAMP)
+install: $(RUN_STAMP)
 
-run: $(STAMP)
+run: $(RUN_STAMP)
 	$(VENV)/bin/aikore $(ARGS)
 
-test: $(STAMP)
+test: $(TEST_STAMP)
 	./scripts/test-deps
 	$(PY) -m ruff check .
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-lint: $(STAMP)
+lint: $(TEST_STAMP)
 	$(PY) -m ruff check .
 
 # Also installs configurable-http-proxy (npm, bench/.node/), the ComfyUI frontend wheel (bench/.cache/)
 # and, with ARGS=--profile, py-spy; prints the machine, the table and the goals.
-bench: $(STAMP)
+bench: $(TEST_STAMP)
 	./scripts/test-deps
 	./bench/deps
 	$(PY) bench/proxy_bench.py $(ARGS)
