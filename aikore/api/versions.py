@@ -46,6 +46,7 @@ def version_json(info: VersionInfo) -> dict[str, Any]:
     releases = info.releases
     return {
         "instance_id": info.instance.id,
+        "installed_in": {"id": info.installed_in.id, "name": info.installed_in.name},
         "app": None if app is None else {
             "path": info.app_path,
             "remote": app.remote,
@@ -170,6 +171,12 @@ OPENAPI_SCHEMAS: dict[str, Any] = {
         "required": ["instance_id", "app", "pinned", "latest", "update_available", "operation", "snapshots"],
         "properties": {
             "instance_id": {"type": "integer"},
+            "installed_in": {
+                "type": "object",
+                "description": "The instance whose folder holds the app: itself, or a satellite's parent "
+                "(update and roll back that one)",
+                "properties": {"id": {"type": "integer"}, "name": {"type": "string"}},
+            },
             "app": {
                 "type": ["object", "null"],
                 "description": "The app's git checkout; null before the first start cloned it",

@@ -51,6 +51,8 @@ class VersionInfo:
     operation: Operation | None
     snapshots: list[Snapshot]
     keep: int
+    # The instance whose folder holds the app: itself, or a satellite's parent.
+    installed_in: Instance
 
 
 class Updater:
@@ -72,10 +74,12 @@ class Updater:
     # -- reading ----------------------------------------------------------------------------
 
     async def info(self, instance_id: int, refresh: bool = False) -> VersionInfo:
+        """What the instance's app runs; a satellite runs its parent's app, so it shows the parent's."""
         instance = self.supervisor.instance(instance_id)
-        folder = self.workspace.path(instance.name)
-        env = self._env(instance)
-        pin = self._pin(instance_id)
+        owner = self.supervisor.parent_of(instance) or instance
+        folder = self.workspace.path(owner.name)
+        env = self._env(owner)
+        pin = self._pin(owner.id)
         app = await self._app(folder, pin, env)
         url = (app.remote if app else None) or (pin.url if pin else None)
         releases = await self.releases.check(url, env, refresh) if url else None
@@ -83,12 +87,9 @@ class Updater:
         available = is_newer(releases.latest, current) if releases and releases.known else None
         return VersionInfo(
             instance, pin, app, str(app.path.relative_to(folder)) if app else None, releases, available,
-            self._operations.get(instance_id), await asyncio.to_thread(Snapshots(folder).list),
-            self.settings.keep_snapshots,
+            self._operations.get(owner.id), await asyncio.to_thread(Snapshots(folder).list),
+            self.settings.keep_snapshots, owner,
         )
-
-    def snapshots(self, instance_id: int) -> list[Snapshot]:
-        return Snapshots(self.workspace.path(self.supervisor.instance(instance_id).name)).list()
 
     # -- update -----------------------------------------------------------------------------
 

@@ -88,8 +88,11 @@ function renderDialog() {
     ...fact("Newest release", releaseText),
   );
   const inst = state.instances.get(shownId);
+  // A satellite runs its parent's app: it is updated and rolled back there.
+  const own = version.installed_in.id === shownId;
+  if (!own) facts.append(...fact("Runs", `the app and environment of ${version.installed_in.name}`));
   // While it starts or stops (an update installing), nothing else may move under it.
-  const settled = Boolean(inst) && SETTLED.has(inst.status);
+  const settled = own && Boolean(inst) && SETTLED.has(inst.status);
   const target = version.update_available && settled ? latest.tag : null;
   update.hidden = !target;
   update.textContent = target ? `Update to ${target}` : "Update";
@@ -101,10 +104,10 @@ function renderDialog() {
     const note = inst.status_message ? `: ${inst.status_message.split("\n")[0]}` : "";
     facts.append(...fact("Now", `${inst.status}${note}`));
   }
-  renderSnapshots(version, settled);
+  renderSnapshots(version, settled, own);
 }
 
-function renderSnapshots(version, settled) {
+function renderSnapshots(version, settled, own) {
   const list = $("#versions-snapshots");
   if (version.snapshots.length === 0) {
     list.replaceChildren(h("p", { class: "muted small", text: "No snapshots yet: an update takes one first." }));
@@ -119,7 +122,7 @@ function renderSnapshots(version, settled) {
       h("td", { text: snapshot.reason }),
       h("td", {}, h("button", {
         type: "button", class: "btn btn-small btn-warn", text: "Roll back", disabled: !settled,
-        title: settled ? "" : "Wait until it is running or stopped",
+        title: settled ? "" : own ? "Wait until it is running or stopped" : `Roll back ${version.installed_in.name}`,
         onclick: (event) => rollBack(event.currentTarget, snapshot),
       })))))));
 }

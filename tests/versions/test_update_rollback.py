@@ -34,7 +34,7 @@ def test_update_to_the_new_release_then_roll_back_to_the_exact_commit_and_packag
     frozen_v1 = board.freeze("app")
     version = board.api("GET", f"/api/instances/{iid}/version")
     assert version["app"]["tag"] == "v1" and version["app"]["commit"] == v1
-    assert version["app"]["path"] == "config/app"
+    assert version["app"]["path"] == "config/app" and version["installed_in"] == {"id": iid, "name": "app"}
     assert version["update_available"] is True and version["snapshots"] == []
 
     updated = board.api("POST", f"/api/instances/{iid}/version/update")
@@ -64,6 +64,14 @@ def test_update_to_the_new_release_then_roll_back_to_the_exact_commit_and_packag
     last_start = board.log(iid).rsplit("start of app", 1)[-1]
     # The start after a rollback neither fetches nor installs: the snapshot's state is what runs.
     assert "keeping" in last_start and "at v1" in last_start and "already installed" in last_start
+
+    # A satellite runs this app: it shows this version, and is updated through its parent only.
+    sat = board.api("POST", f"/api/instances/{iid}/satellites", {"name": "sat"}, status=201)["id"]
+    seen = board.api("GET", f"/api/instances/{sat}/version")
+    assert seen["installed_in"] == {"id": iid, "name": "app"} and seen["app"]["commit"] == v1
+    assert seen["snapshots"][0]["id"] == updated["snapshot"]["id"]
+    board.api("POST", f"/api/instances/{sat}/version/update", status=409)
+    board.api("DELETE", f"/api/instances/{sat}")
 
     # Update again: the requirements of v2 are installed again (the rollback put the records back).
     board.api("POST", f"/api/instances/{iid}/version/update", {"ref": "v2"})
