@@ -1,10 +1,12 @@
 // The instances table: live rows, inline edits saved with Update, actions, and the Add dialog.
 
 import { api, ApiError } from "./api.js";
+import { filterBlueprints, openSaveBlueprint } from "./blueprints.js";
 import { LIVE_FIELDS } from "./config.js";
 import { openDesktop } from "./desktop.js";
 import { $, $$, busy, confirmAction, h, openDialog, showError, toast } from "./dom.js";
 import * as fmt from "./format.js";
+import { openCopy, openSatellite } from "./copies.js";
 import { openEditor } from "./editor.js";
 import { failureLine } from "./failure.js";
 import { openFiles } from "./files.js";
@@ -29,6 +31,9 @@ export function setupInstances() {
   $("#add-instance-btn").addEventListener("click", openAddDialog);
   $$("[data-action='open-add']").forEach((btn) => btn.addEventListener("click", openAddDialog));
   $("#add-form").addEventListener("submit", submitAdd);
+  on("blueprints", () => {
+    if ($("#add-dialog").open) renderBlueprintChoices();
+  });
   tickProgress(renderProgress);
 }
 
@@ -41,7 +46,7 @@ function renderProgress() {
 
 export function renderAll() {
   $("#instances-loading").hidden = true;
-  const instances = [...state.instances.values()].sort((a, b) => a.name.localeCompare(b.name));
+  const instances = grouped([...state.instances.values()]);
   for (const [id, body] of rows) {
     if (!state.instances.has(id)) {
       body.remove();
@@ -61,6 +66,14 @@ export function renderAll() {
   }
   $("#instances-empty").hidden = instances.length > 0;
   table().hidden = instances.length === 0;
+}
+
+/** By name, each satellite right under its parent. */
+function grouped(list) {
+  const byName = (a, b) => a.name.localeCompare(b.name);
+  const isRoot = (inst) => !inst.parent_id || !state.instances.has(inst.parent_id);
+  return list.filter(isRoot).sort(byName)
+    .flatMap((root) => [root, ...list.filter((i) => !isRoot(i) && i.parent_id === root.id).sort(byName)]);
 }
 
 function createRow(id) {
@@ -101,6 +114,10 @@ function renderRow(body, inst) {
   }
   body.dataset.status = inst.status;
   body.dataset.name = inst.name;
+  const parent = inst.parent_id ? state.instances.get(inst.parent_id) : null;
+  body.classList.toggle("satellite", Boolean(parent));
+  show(body, "parent").textContent = parent ? `↳ satellite of ${parent.name}` : "";
+  show(body, "parent").hidden = !parent;
   for (const input of $$("[data-field]", body)) {
     const field = input.dataset.field;
     // Never overwrite what the user is typing: an unsaved edit stays until Update or Escape.
@@ -319,6 +336,9 @@ async function onAction(body, control, event) {
   if (action === "files") return openFiles(inst.id);
   if (action === "outputs") return openOutputs(inst.id);
   if (action === "versions") return openVersions(inst.id);
+  if (action === "copy") return openCopy(inst.id);
+  if (action === "satellite") return openSatellite(inst.id);
+  if (action === "save-blueprint") return openSaveBlueprint(inst.id);
   if (action === "view") return openDesktop(inst.id);
   if (action === "rebuild") {
     const ok = await confirmAction({
@@ -376,20 +396,21 @@ function renderBlueprintChoices() {
     (a, b) => (a.id === "demo" ? -1 : b.id === "demo" ? 1 : 0)
       || a.category.localeCompare(b.category) || a.name.localeCompare(b.name),
   );
-  if (sorted.length === 0) {
-    list.append(h("p", { class: "muted", text: "No blueprints found." }));
-    return;
-  }
+  if (sorted.length === 0) list.append(h("p", { class: "muted", text: "No blueprints found." }));
   sorted.forEach((bp, index) => {
+    const custom = bp.source === "custom";
+    const search = [bp.id, bp.name, bp.category, bp.description, custom ? "custom" : ""].join(" ").toLowerCase();
     list.append(
-      h("label", { class: "blueprint", "data-blueprint": bp.id },
+      h("label", { class: "blueprint", "data-blueprint": bp.id, "data-source": bp.source, "data-search": search },
         h("input", { type: "radio", name: "blueprint", value: bp.id, checked: index === 0 }),
         h("span", {},
           h("span", { class: "blueprint-name", text: bp.name }), " ",
+          custom ? h("span", { class: "blueprint-tag", text: "Custom" }) : "", " ",
           h("span", { class: "blueprint-cat", text: bp.category || "" }),
           h("p", { class: "blueprint-desc", text: bp.description || "" }))),
     );
   });
+  filterBlueprints();
 }
 
 function renderGpuChoices() {

@@ -1,6 +1,8 @@
 // Dashboard entry point: views by URL hash, initial load, and the two live streams.
 
 import { api, onUnauthorized } from "./api.js";
+import { setupBlueprints } from "./blueprints.js";
+import { copyEvents, setupCopies } from "./copies.js";
 import { setupDesktop } from "./desktop.js";
 import { $, $$ } from "./dom.js";
 import { setupEditor } from "./editor.js";
@@ -99,6 +101,7 @@ function startStreams() {
         // The server ends the stream of a session logged out anywhere (another browser window too).
         session_ended: () => loggingOut || endSession("logged-out-elsewhere"),
         ...modelEvents,
+        ...copyEvents,
       },
     }),
     new LiveStream("/api/system/stream", {
@@ -156,6 +159,8 @@ function init() {
   setupWorkspace();
   setupStrip();
   setupInstances();
+  setupCopies();
+  setupBlueprints();
   setupVersions();
   setupVersionsDialog();
   setupLogs();
