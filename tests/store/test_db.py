@@ -230,3 +230,24 @@ async def test_migration_6_keeps_process_group_records_and_lets_a_launch_be_reco
             assert (await cur.fetchone())[0] == 0
     finally:
         await store.close()
+
+
+async def test_a_satellites_parent_link_survives_migration_and_the_database_refuses_to_orphan_it(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "aikore.db"
+    _make_original_db(path)
+    store = Store(path)
+    await store.open()
+    try:
+        comfy = await store.get_instance_by_name("comfy")
+        assert comfy is not None and comfy.parent_id is None
+        sat = await store.insert_instance(name="comfy-gpu1", blueprint="comfyui", parent_id=comfy.id)
+        assert (await store.get_instance(sat.id)).parent_id == comfy.id
+        # The supervisor refuses first (409 naming the satellites); the schema is the backstop.
+        with pytest.raises(sqlite3.IntegrityError):
+            await store.delete_instance(comfy.id)
+        await store.delete_instance(sat.id)
+        await store.delete_instance(comfy.id)
+    finally:
+        await store.close()
