@@ -64,7 +64,7 @@ def test_copy_with_progress_and_cancel_then_a_satellite_grouped_under_its_parent
     # A satellite: listed right under its parent, started on the parent's install.
     row.locator("[data-action='satellite']").click()
     page.fill("#satellite-name", "src-sat")
-    page.fill("#satellite-gpus", "1")
+    page.fill("#satellite-gpus", "0")
     page.click("#satellite-submit")
     sat = page.locator(board.row("src-sat"))
     expect(sat.locator("[data-show='parent']")).to_have_text("↳ satellite of src")
@@ -73,7 +73,7 @@ def test_copy_with_progress_and_cancel_then_a_satellite_grouped_under_its_parent
     sat.locator("[data-action='start']").click()
     expect(sat.locator("[data-show='status']")).to_have_text("running", timeout=RUNNING_TIMEOUT)
     answer = board.server.request("GET", "/app/src-sat/info").json()
-    assert answer["env"]["INSTANCE_NAME"] == "src-sat" and answer["env"]["CUDA_VISIBLE_DEVICES"] == "1"
+    assert answer["env"]["INSTANCE_NAME"] == "src-sat" and answer["env"]["CUDA_VISIBLE_DEVICES"] == "0"
     board.shot("satellite")
 
     # The parent is not deleted under its satellite: the row says why.

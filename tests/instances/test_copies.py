@@ -44,17 +44,17 @@ def test_a_copy_with_its_environment_is_made_while_the_source_runs_and_runs_on_i
 
 
 def test_a_fresh_copy_takes_the_script_and_settings_and_installs_its_own_at_first_start(tiny) -> None:
-    source = create(tiny, "src", restart_policy="on-failure", gpu_ids="1")
+    source = create(tiny, "src", restart_policy="on-failure", gpu_ids="0")
     start(tiny, source["id"])
     script = call(tiny, "GET", f"/api/instances/{source['id']}/script")["content"] + "# tuned by hand\n"
     call(tiny, "PUT", f"/api/instances/{source['id']}/script", {"content": script})
     (folder(tiny, "src") / "config" / "launch_args.txt").write_text("--from-the-source\n")
 
-    job = call(tiny, "POST", f"/api/instances/{source['id']}/copy", {"name": "fresh", "gpu_ids": "2"}, expect=202)
+    job = call(tiny, "POST", f"/api/instances/{source['id']}/copy", {"name": "fresh", "gpu_ids": ""}, expect=202)
     assert job["environment"] == "fresh"
     assert copy_done(tiny, job["id"])["state"] == "done"
     fresh = named(tiny, "fresh")
-    assert fresh is not None and (fresh["gpu_ids"], fresh["restart_policy"]) == ("2", "on-failure")
+    assert fresh is not None and (fresh["gpu_ids"], fresh["restart_policy"]) == ("", "on-failure")
     assert call(tiny, "GET", f"/api/instances/{fresh['id']}/script")["content"] == script
     assert not (folder(tiny, "fresh") / "config" / "app").exists()
 
@@ -63,7 +63,7 @@ def test_a_fresh_copy_takes_the_script_and_settings_and_installs_its_own_at_firs
     info = app_info(tiny, "fresh")
     assert info["python"] == str(folder(tiny, "fresh") / "config" / "env" / "bin" / "python")
     assert info["args"] == ["--from-the-source"]
-    assert info["env"]["CUDA_VISIBLE_DEVICES"] == "2"
+    assert info["env"]["CUDA_VISIBLE_DEVICES"] == ""
 
 
 def test_a_copy_holds_its_name_and_a_cancelled_or_failed_copy_leaves_no_instance_nor_folder(tiny) -> None:

@@ -19,11 +19,11 @@ from tests.instances.conftest import (
 
 
 def test_a_satellite_runs_beside_its_parent_on_the_parents_app_and_environment(tiny) -> None:
-    parent = create(tiny, "main", gpu_ids="0")
+    parent = create(tiny, "main")
     start(tiny, parent["id"])
     before = sorted(p.name for p in (folder(tiny, "main") / "config").iterdir())
 
-    sat = call(tiny, "POST", f"/api/instances/{parent['id']}/satellites", {"name": "sat", "gpu_ids": "1"},
+    sat = call(tiny, "POST", f"/api/instances/{parent['id']}/satellites", {"name": "sat", "gpu_ids": "0"},
                expect=201)
     assert (sat["parent_id"], sat["blueprint"], sat["status"]) == (parent["id"], "tiny", "stopped")
     assert [s["name"] for s in call(tiny, "GET", f"/api/instances/{parent['id']}/satellites")] == ["sat"]
@@ -38,7 +38,7 @@ def test_a_satellite_runs_beside_its_parent_on_the_parents_app_and_environment(t
     # Its own name, port, GPUs, output folder and launch arguments.
     assert sat_info["env"]["INSTANCE_NAME"] == "sat" and sat_info["env"]["AIKORE_SATELLITE_OF"] == "main"
     assert sat_info["env"]["WEBUI_PORT"] != main_info["env"]["WEBUI_PORT"]
-    assert (sat_info["env"]["CUDA_VISIBLE_DEVICES"], main_info["env"]["CUDA_VISIBLE_DEVICES"]) == ("1", "0")
+    assert (sat_info["env"]["CUDA_VISIBLE_DEVICES"], main_info["env"]["CUDA_VISIBLE_DEVICES"]) == ("0", "")
     assert sat_info["env"]["INSTANCE_OUTPUT_DIR"] == str(folder(tiny, "sat") / "output")
     assert sat_info["env"]["AIKORE_OWN_CONF_DIR"] == str(folder(tiny, "sat") / "config")
     assert (sat_info["args"], main_info["args"]) == (["--satellite", "'one'"], [])
