@@ -80,11 +80,32 @@ class Dashboard:
         """Screenshot into test-artifacts/ (and docs/screenshots/ for the README ones, on request)."""
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         path = ARTIFACTS / f"{name}.png"
-        self.page.screenshot(path=str(path), full_page=full_page)
+        if full_page:
+            self._shot_whole_view(path)
+        else:
+            self.page.screenshot(path=str(path))
         if readme and UPDATE_README_SHOTS:
             SCREENSHOTS.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(path, SCREENSHOTS / f"{name}.png")
         return path
+
+
+    def _shot_whole_view(self, path: Path) -> None:
+        # The page itself never scrolls (the workspace's panes do): a window as tall as the views'
+        # pane's content shows all of it, as a full-page picture of a scrolling page would.
+        size = self.page.viewport_size or DESKTOP
+        needed = self.page.evaluate(
+            """() => {
+              const main = document.getElementById("main");
+              if (!main) return document.documentElement.scrollHeight;
+              return document.documentElement.clientHeight - main.clientHeight + main.scrollHeight;
+            }"""
+        )
+        self.page.set_viewport_size({"width": size["width"], "height": max(size["height"], int(needed))})
+        try:
+            self.page.screenshot(path=str(path), full_page=True)
+        finally:
+            self.page.set_viewport_size(size)
 
 
 @pytest.fixture
