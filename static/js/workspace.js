@@ -19,15 +19,27 @@ let prefs = readPrefs();
 let selected = null;
 let restoring = false;
 let restored = false;
+// A browser tab left in the background lets its log streams go, as main.js does its own.
+const AWAY_GRACE_MS = 30_000;
+let away = false;
 
+/** What was saved, each part checked: anything unexpected (an older version's, edited by hand) is the default. */
 function readPrefs() {
+  let saved = null;
   try {
-    const saved = JSON.parse(localStorage.getItem(STORE_KEY));
-    if (saved && typeof saved === "object") return { ...DEFAULTS, ...saved };
+    saved = JSON.parse(localStorage.getItem(STORE_KEY));
   } catch {
-    // Nothing saved yet, or something unreadable: the defaults.
+    // Unreadable: the defaults.
   }
-  return { ...DEFAULTS };
+  if (!saved || typeof saved !== "object") return { ...DEFAULTS };
+  const size = Number(saved.size);
+  return {
+    layout: ["rows", "columns"].includes(saved.layout) ? saved.layout : DEFAULTS.layout,
+    arrange: ["tabs", "side"].includes(saved.arrange) ? saved.arrange : DEFAULTS.arrange,
+    size: Number.isFinite(size) ? Math.min(MAX_SIZE, Math.max(MIN_SIZE, size)) : DEFAULTS.size,
+    tabs: Array.isArray(saved.tabs) ? saved.tabs.filter((tab) => tab && typeof tab.kind === "string") : [],
+    active: typeof saved.active === "string" ? saved.active : null,
+  };
 }
 
 function savePrefs() {
@@ -150,7 +162,7 @@ function refresh() {
   ws.dataset.arrange = side ? "side" : "tabs";
   ws.style.setProperty("--tools-size", `${prefs.size}%`);
   $("#tools-count").textContent = count ? String(count) : "";
-  const paneShown = count > 0 && (!phone.matches || ws.dataset.pane === "tools");
+  const paneShown = count > 0 && !away && (!phone.matches || ws.dataset.pane === "tools");
   for (const tool of tools.values()) {
     const panelShown = side || tool === selected;
     tool.panel.hidden = !panelShown;
@@ -315,6 +327,16 @@ export function setupWorkspace() {
     button.addEventListener("click", () => showPane(button.dataset.pane));
   }
   phone.addEventListener("change", refresh);
+  let awayTimer = null;
+  document.addEventListener("visibilitychange", () => {
+    clearTimeout(awayTimer);
+    if (document.hidden) {
+      awayTimer = setTimeout(() => { away = true; refresh(); }, AWAY_GRACE_MS);
+    } else if (away) {
+      away = false;
+      refresh();
+    }
+  });
   on("instances", onInstances);
   workspace().dataset.pane = "main";
   refresh();

@@ -280,3 +280,27 @@ def test_light_theme_follows_the_system_preference_with_readable_contrast(
         ratio = _contrast(foreground, background)
         assert ratio >= 4.5, f"{selector}: {foreground} on {background} is {ratio:.2f}:1"
     board.shot("workspace-light", readme=True)
+
+
+def test_a_damaged_saved_layout_gives_the_defaults(shared_dashboard: Callable[..., Dashboard]) -> None:
+    board = shared_dashboard()
+    created = board.api("POST", "/api/instances", {"name": "zeta", "blueprint": "demo"})
+    board.login()
+    page = board.page
+    junk = {"layout": "diagonal", "size": "huge", "arrange": 7,
+            "tabs": [None, {"kind": "logs", "id": created["id"]}, {"id": 1}], "active": ["x"]}
+    page.evaluate("(junk) => localStorage.setItem('aikore.workspace', JSON.stringify(junk))", junk)
+    page.reload()
+    page.wait_for_selector("#instances-loading", state="hidden")
+    # The one sound tab comes back; everything else is the default.
+    expect(page.locator("#tools-tabs [role='tab']")).to_have_count(1)
+    expect(_logs(page, created["id"])).to_be_visible()
+    expect(page.locator("#workspace")).to_have_attribute("data-layout", "rows")
+    expect(page.locator("#workspace")).to_have_attribute("data-arrange", "tabs")
+    expect(page.locator("#splitter")).to_have_attribute("aria-valuenow", "55")
+    page.evaluate("localStorage.setItem('aikore.workspace', '{not json')")
+    page.reload()
+    page.wait_for_selector("#instances-loading", state="hidden")
+    expect(page.locator("#splitter")).to_be_hidden()
+    saved = page.evaluate("JSON.parse(localStorage.getItem('aikore.workspace'))")
+    assert saved["tabs"] == [] and saved["layout"] == "rows", saved
