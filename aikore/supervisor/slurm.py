@@ -144,7 +144,8 @@ def gres_gpus(text: str) -> int:
     """GPUs in a gres string such as ``gpu:2``, ``gpu:a100:4(S:0-1)`` or ``gpu:1(IDX:0),shard:0``."""
     total = 0
     for part in re.split(r",(?![^(]*\))", text or ""):
-        fields = part.split("(")[0].split(":")
+        # The last "(...)" says where (IDX, sockets); "(null)" may stand for the type.
+        fields = re.sub(r"\([^()]*\)$", "", part).split(":")
         if fields[0] == "gpu" and fields[-1].isdigit():
             total += int(fields[-1])
     return total

@@ -82,6 +82,7 @@ export const api = {
   stats: () => request("GET", "/api/system/stats"),
   history: (limit) => request("GET", `/api/system/history?limit=${limit}`),
   interval: () => request("GET", "/api/system/interval"),
+  cluster: () => request("GET", "/api/cluster"),
   logout: () => request("POST", "/api/auth/logout"),
   setInterval: (seconds) => request("PUT", "/api/system/interval", { interval_seconds: seconds }),
 };

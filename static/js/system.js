@@ -2,6 +2,7 @@
 
 import uPlot from "/static/vendor/uplot/uPlot.esm.js";
 import { api } from "./api.js";
+import { showCluster } from "./cluster.js";
 import { $, $$, busy, h, showError } from "./dom.js";
 import * as fmt from "./format.js";
 import { on, state, usageOf } from "./state.js";
@@ -54,6 +55,7 @@ export function showSystem(isVisible) {
   // Charts drawn or resized while the view was hidden had no width to go by.
   if (visible) resizeCharts();
   if (visible && interval === null) api.interval().then((i) => setIntervalValue(i.interval_seconds), () => {});
+  showCluster(visible);
 }
 
 function reset() {

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
+from tests.helpers import AikoreProcess, wait_until
+from tests.slurm.aikore import BLUEPRINTS, HEADER, Start
 from tests.slurm.cluster import Cluster, missing, start_cluster, stop_cluster
 
 
@@ -23,3 +26,32 @@ def cluster() -> Iterator[Cluster]:
     yield running
     left = stop_cluster(running)
     assert not left, f"the test cluster left processes running: {left}"
+
+
+@pytest.fixture
+def aikore(cluster: Cluster, tmp_path: Path) -> Iterator[Start]:
+    """Factory for ``aikore --slurm`` on one data dir, talking to the test cluster."""
+    blueprints = tmp_path / "blueprints"
+    blueprints.mkdir()
+    for name, body in BLUEPRINTS.items():
+        (blueprints / f"{name}.sh").write_text(HEADER.format(name=name) + body)
+    started: list[AikoreProcess] = []
+
+    def start() -> AikoreProcess:
+        proc = AikoreProcess(
+            data_dir=tmp_path / "data",
+            extra_args=["--no-auth", "--slurm", "--blueprints-dir", str(blueprints), "--stop-timeout", "3"],
+            env=cluster.env,
+        )
+        started.append(proc)
+        return proc.start()
+
+    yield start
+    for proc in started:
+        try:
+            proc.stop(timeout=60)
+        except Exception:
+            proc.kill()
+    # Whatever a test left, the next one starts on an empty queue.
+    cluster.run("scancel", "-u", "root", check=False)
+    wait_until(lambda: not cluster.jobs(), 30, what="the test's jobs to end")

@@ -3,76 +3,12 @@
 from __future__ import annotations
 
 import urllib.request
-from collections.abc import Callable, Iterator
-from pathlib import Path
-from typing import Any
 
 import psutil
-import pytest
 
-from tests.helpers import AikoreProcess, wait_until
+from tests.helpers import wait_until
+from tests.slurm.aikore import Start, create, instance
 from tests.slurm.cluster import CLOSED_PARTITION, PARTITION, Cluster
-
-_HEADER = """#!/usr/bin/env bash
-### AIKORE-METADATA-START ###
-# aikore.name: {name}
-# aikore.health: /health
-### AIKORE-METADATA-END ###
-"""
-BLUEPRINTS = {
-    # The offline demo app, saying where it runs first (the live log shows it).
-    "web": 'echo "web: on $SLURMD_NODENAME at $WEBUI_HOST:$WEBUI_PORT job $SLURM_JOB_ID"\n'
-           'exec "$AIKORE_PYTHON" -m aikore.demo --host "$WEBUI_HOST" --port "$WEBUI_PORT"\n',
-    "crash": 'echo "crash: giving up"\nexit 7\n',
-}
-
-Start = Callable[..., AikoreProcess]
-
-
-@pytest.fixture
-def aikore(cluster: Cluster, tmp_path: Path) -> Iterator[Start]:
-    """Factory for ``aikore --slurm`` on one data dir, talking to the test cluster."""
-    blueprints = tmp_path / "blueprints"
-    blueprints.mkdir()
-    for name, body in BLUEPRINTS.items():
-        (blueprints / f"{name}.sh").write_text(_HEADER.format(name=name) + body)
-    started: list[AikoreProcess] = []
-
-    def start() -> AikoreProcess:
-        proc = AikoreProcess(
-            data_dir=tmp_path / "data",
-            extra_args=["--no-auth", "--slurm", "--blueprints-dir", str(blueprints), "--stop-timeout", "3"],
-            env=cluster.env,
-        )
-        started.append(proc)
-        return proc.start()
-
-    yield start
-    for proc in started:
-        try:
-            proc.stop(timeout=60)
-        except Exception:
-            proc.kill()
-    # Whatever a test left, the next one starts on an empty queue.
-    cluster.run("scancel", "-u", "root", check=False)
-    wait_until(lambda: not cluster.jobs(), 30, what="the test's jobs to end")
-
-
-def create(proc: AikoreProcess, name: str, blueprint: str = "web", **fields: Any) -> dict[str, Any]:
-    answer = proc.request("POST", "/api/instances", {"name": name, "blueprint": blueprint, **fields})
-    assert answer.status == 201, answer.body
-    created = answer.json()
-    started = proc.request("POST", f"/api/instances/{created['id']}/start")
-    assert started.status == 200, started.body
-    return started.json()
-
-
-def instance(proc: AikoreProcess, instance_id: int, *states: str, timeout: float = 60) -> dict[str, Any]:
-    def check() -> dict[str, Any] | None:
-        data = proc.request("GET", f"/api/instances/{instance_id}").json()
-        return data if data["status"] in states else None
-
-    return wait_until(check, timeout, what=f"instance {instance_id} to be {'/'.join(states)}", interval=0.2)
 
 
 def app_processes(job_id: int) -> list[psutil.Process]:
@@ -169,3 +105,29 @@ def test_two_instances_land_on_two_nodes(cluster: Cluster, aikore: Start) -> Non
         assert proc.request("GET", f"/app/{name}/health").status == 200
     nodes = {n["name"]: n for n in proc.request("GET", "/api/cluster").json()["nodes"]}
     assert nodes["node1"]["gpus_allocated"] == nodes["node2"]["gpus_allocated"] == 2
+
+
+def test_job_cancelled_outside_aikore_is_stopped_with_slurms_reason(cluster: Cluster, aikore: Start) -> None:
+    proc = aikore()
+    started = create(proc, "cancelled", slurm_partition=PARTITION)
+    instance(proc, started["id"], "running")
+    cluster.run("scancel", str(started["slurm_job_id"]))
+    stopped = instance(proc, started["id"], "stopped")
+    assert f"Slurm job {started['slurm_job_id']} CANCELLED" in stopped["status_message"]
+
+
+def test_partition_is_checked_against_the_cluster_and_nothing_is_stored(cluster: Cluster, aikore: Start) -> None:
+    proc = aikore()
+    unknown = proc.request("POST", "/api/instances", {"name": "x", "blueprint": "web", "slurm_partition": "nope"})
+    assert unknown.status == 400
+    error = unknown.json()["error"]
+    assert error["field"] == "slurm_partition" and "'nope'" in error["message"] and "gpu" in error["message"]
+    bad_time = proc.request("POST", "/api/instances",
+                            {"name": "x", "blueprint": "web", "slurm_partition": PARTITION, "slurm_time_limit": "soon"})
+    assert bad_time.status == 400 and bad_time.json()["error"]["field"] == "slurm_time_limit"
+    assert proc.request("GET", "/api/instances").json() == []
+    cluster_info = proc.request("GET", "/api/cluster").json()
+    assert cluster_info["enabled"] is True
+    assert {p["name"]: p["available"] for p in cluster_info["partitions"]} == {PARTITION: True, CLOSED_PARTITION: False}
+    assert [(n["name"], n["address"], n["gpus"]) for n in cluster_info["nodes"]] == [
+        ("node1", "127.0.0.2", 2), ("node2", "127.0.0.3", 2)]

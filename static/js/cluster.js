@@ -1,0 +1,54 @@
+// The System view's cluster list: each Slurm node's state, GPUs, CPUs and memory, and the
+// instances running on it. Shown only when AiKore runs with --slurm; read while the view is open.
+
+import { api } from "./api.js";
+import { $, h, showError } from "./dom.js";
+import * as fmt from "./format.js";
+import { state } from "./state.js";
+
+// Slurm's own figures change on its scheduler's pace, not the monitor's: every few seconds is plenty.
+const REFRESH_MS = 5000;
+let timer = null;
+
+export function showCluster(visible) {
+  clearTimeout(timer);
+  timer = null;
+  if (visible) refresh();
+}
+
+async function refresh() {
+  try {
+    const cluster = await api.cluster();
+    $("#cluster").hidden = !cluster.enabled;
+    if (!cluster.enabled) return;
+    render(cluster);
+    showError($("#cluster-error"), "");
+  } catch (err) {
+    showError($("#cluster-error"), err.message);
+  }
+  timer = setTimeout(refresh, REFRESH_MS);
+}
+
+function render(cluster) {
+  const partitions = cluster.partitions.map((p) => `${p.name}${p.available ? "" : " (down)"}`).join(", ");
+  $("#cluster-partitions").textContent = partitions ? `Partitions: ${partitions}` : "No partition.";
+  const instances = [...state.instances.values()];
+  $("#cluster-nodes").replaceChildren(...cluster.nodes.map((node) => {
+    const here = instances.filter((i) => i.node === node.name && !["stopped", "error"].includes(i.status));
+    const memoryUsed = node.memory_mb !== null && node.memory_free_mb !== null
+      ? Math.max(0, node.memory_mb - node.memory_free_mb) * 2 ** 20 : null;
+    return h("article", { class: "card node-card", "aria-label": `node ${node.name}`, "data-node": node.name },
+      h("span", { class: "status-badge", "data-status": node.state, text: node.state }),
+      h("h2", { text: node.name }),
+      h("p", { class: "muted small", text: `${node.address} · ${node.partitions.join(", ")}` }),
+      h("dl", {},
+        h("dt", { text: "GPUs" }), h("dd", { "data-fig": "gpus", text: `${node.gpus_allocated} / ${node.gpus} in use` }),
+        h("dt", { text: "CPUs" }),
+        h("dd", { text: `${node.cpus_allocated ?? fmt.DASH} / ${node.cpus ?? fmt.DASH} · load ${fmt.number(node.cpu_load, 2)}` }),
+        h("dt", { text: "Memory" }),
+        h("dd", { text: `${fmt.bytes(memoryUsed)} / ${fmt.bytes(node.memory_mb === null ? null : node.memory_mb * 2 ** 20)}` }),
+        h("dt", { text: "Instances" }),
+        h("dd", { "data-fig": "instances", text: here.map((i) => i.name).join(", ") || fmt.DASH })),
+      node.reason ? h("p", { class: "muted small", text: node.reason }) : null);
+  }));
+}

@@ -1,0 +1,27 @@
+"""Turning Slurm on: the flag and its variable, and what an AiKore without it says of a partition."""
+
+from __future__ import annotations
+
+import pytest
+from aiohttp.test_utils import TestClient
+
+from aikore.config import ConfigError, Settings
+
+
+def test_slurm_is_off_unless_the_flag_or_its_variable_says_so() -> None:
+    assert Settings.from_args([], environ={}).slurm is False
+    assert Settings.from_args(["--slurm"], environ={}).slurm is True
+    assert Settings.from_args([], environ={"AIKORE_SLURM": "1"}).slurm is True
+    assert Settings.from_args([], environ={"AIKORE_SLURM": "0"}).slurm is False
+    with pytest.raises(ConfigError, match="AIKORE_SLURM"):
+        Settings.from_args([], environ={"AIKORE_SLURM": "maybe"})
+
+
+async def test_without_slurm_a_partition_is_refused_naming_the_flag(client: TestClient) -> None:
+    resp = await client.post("/api/instances", json={"name": "x", "blueprint": "demo", "slurm_partition": "gpu"})
+    assert resp.status == 409
+    error = (await resp.json())["error"]
+    assert error["code"] == "slurm_disabled" and error["field"] == "slurm_partition" and "--slurm" in error["message"]
+    assert await (await client.get("/api/instances")).json() == []
+    cluster = await (await client.get("/api/cluster")).json()
+    assert cluster == {"enabled": False, "partitions": [], "nodes": []}
