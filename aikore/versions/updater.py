@@ -63,6 +63,9 @@ class Updater:
         self.releases = Releases()
         self._operations: dict[int, Operation] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
+        # A dashboard asks for every instance's version at once; a few at a time keeps git's
+        # processes from crowding out the instances on a small machine.
+        self._reading = asyncio.Semaphore(4)
 
     async def close(self) -> None:
         """Cancel what runs (its git or uv is killed); the instance keeps its snapshots."""
@@ -80,7 +83,9 @@ class Updater:
         folder = self.workspace.path(owner.name)
         env = self._env(owner)
         pin = self._pin(owner.id)
-        app = await self._app(folder, pin, env)
+        # Only the local reading waits its turn; a slow remote holds up no other instance's row.
+        async with self._reading:
+            app = await self._app(folder, pin, env)
         url = (app.remote if app else None) or (pin.url if pin else None)
         releases = await self.releases.check(url, env, refresh) if url else None
         current = (app.tag if app else None) or (pin.value if pin else None)
