@@ -5,6 +5,7 @@
 # aikore.description: Ostris' AI-Toolkit for training Flux, Wan and SDXL LoRAs, with its web UI. Installs ostris/ai-toolkit, torch 2.7.1 (CUDA 12.8) in a Python 3.12 uv environment, and builds its Next.js UI with npm. Opened on its public port.
 # aikore.proxy: port-only
 # aikore.health: /
+# aikore.var: AITOOLKIT_REF AI-Toolkit's version: a git tag, branch or commit
 ### AIKORE-METADATA-END ###
 #
 # Installs, under $INSTANCE_CONF_DIR:

@@ -5,6 +5,7 @@
 # aikore.description: The classic Stable Diffusion WebUI. Installs stable-diffusion-webui v1.10.1 and torch 2.1.2 (CUDA 12.1) in a Python 3.10 uv environment.
 # aikore.proxy: strip-prefix
 # aikore.health: /
+# aikore.var: A1111_REF AUTOMATIC1111's version: a git tag, branch or commit
 ### AIKORE-METADATA-END ###
 #
 # Installs, under $INSTANCE_CONF_DIR:

@@ -5,6 +5,8 @@
 # aikore.description: Node-based Stable Diffusion / Flux UI with ComfyUI-Manager. Installs ComfyUI v0.3.64, ComfyUI-Manager and torch 2.7.1 (CUDA 12.8) in a Python 3.12 uv environment.
 # aikore.proxy: strip-prefix
 # aikore.health: /
+# aikore.var: COMFYUI_REF ComfyUI's version: a git tag, branch or commit
+# aikore.var: MANAGER_REF ComfyUI-Manager's version: a git tag, branch or commit
 ### AIKORE-METADATA-END ###
 #
 # Installs, under $INSTANCE_CONF_DIR:

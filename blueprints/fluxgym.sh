@@ -5,6 +5,8 @@
 # aikore.description: Simple Flux LoRA trainer with low-VRAM presets. Installs cocktailpeanut/fluxgym, kohya-ss sd-scripts (sd3 branch) and torch 2.7.1 (CUDA 12.8) in a Python 3.11 uv environment.
 # aikore.proxy: strip-prefix
 # aikore.health: /
+# aikore.var: FLUXGYM_REF FluxGym's version: a git tag, branch or commit
+# aikore.var: SDSCRIPTS_REF sd-scripts' version: a git tag, branch or commit
 ### AIKORE-METADATA-END ###
 #
 # Installs, under $INSTANCE_CONF_DIR:

@@ -5,6 +5,7 @@
 # aikore.description: Prompt-focused SDXL image generator. Installs Fooocus v2.5.5 and torch 2.1.0 (CUDA 12.1) in a Python 3.10 uv environment. Opened on its public port.
 # aikore.proxy: port-only
 # aikore.health: /
+# aikore.var: FOOOCUS_REF Fooocus' version: a git tag, branch or commit
 ### AIKORE-METADATA-END ###
 #
 # Installs, under $INSTANCE_CONF_DIR:

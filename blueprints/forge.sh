@@ -5,6 +5,7 @@
 # aikore.description: Forge, the faster A1111-style WebUI with Flux support. Installs stable-diffusion-webui-forge and torch 2.3.1 (CUDA 12.1) in a Python 3.10 uv environment.
 # aikore.proxy: strip-prefix
 # aikore.health: /
+# aikore.var: FORGE_REF Forge's version: a git tag, branch or commit
 ### AIKORE-METADATA-END ###
 #
 # Installs, under $INSTANCE_CONF_DIR:

@@ -5,6 +5,7 @@
 # aikore.description: Canvas-centred creative engine for SD and Flux. Installs invokeai 5.6.0 from PyPI and torch 2.4.1 (CUDA 12.4) in a Python 3.11 uv environment. Opened on its public port.
 # aikore.proxy: port-only
 # aikore.health: /
+# aikore.var: INVOKEAI_VERSION InvokeAI's version on PyPI
 ### AIKORE-METADATA-END ###
 #
 # Installs, under $INSTANCE_CONF_DIR:

@@ -5,6 +5,7 @@
 # aikore.description: JupyterLab notebooks with a Python kernel on the instance's GPUs. Installs jupyterlab 4.4.10 and ipykernel from PyPI in a Python 3.12 uv environment (no torch: install what a notebook needs with %pip).
 # aikore.proxy: keep-prefix
 # aikore.health: /
+# aikore.var: JUPYTERLAB_VERSION JupyterLab's version on PyPI
 ### AIKORE-METADATA-END ###
 #
 # Installs, under $INSTANCE_CONF_DIR:

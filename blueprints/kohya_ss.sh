@@ -5,6 +5,7 @@
 # aikore.description: Gradio GUI for kohya-ss sd-scripts (LoRA, DreamBooth and fine-tuning of SD, SDXL and Flux). Installs bmaltais/kohya_ss v25.2.1 with its sd-scripts submodule and torch 2.7.1 (CUDA 12.8) in a Python 3.11 uv environment.
 # aikore.proxy: strip-prefix
 # aikore.health: /
+# aikore.var: KOHYA_REF Kohya_ss' version: a git tag, branch or commit
 ### AIKORE-METADATA-END ###
 #
 # Installs, under $INSTANCE_CONF_DIR:

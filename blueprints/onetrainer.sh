@@ -6,6 +6,7 @@
 # aikore.proxy: port-only
 # aikore.health: /
 # aikore.desktop: true
+# aikore.var: ONETRAINER_REF OneTrainer's version: a git tag, branch or commit
 ### AIKORE-METADATA-END ###
 #
 # Installs, under $INSTANCE_CONF_DIR:

@@ -5,6 +5,7 @@
 # aikore.description: SD.Next, the all-in-one WebUI for many diffusion models. Installs vladmandic/sdnext and torch 2.7.1 (CUDA 12.8) in a Python 3.12 uv environment.
 # aikore.proxy: strip-prefix
 # aikore.health: /
+# aikore.var: SDNEXT_REF SD.Next's version: a git tag, branch or commit
 ### AIKORE-METADATA-END ###
 #
 # Installs, under $INSTANCE_CONF_DIR:

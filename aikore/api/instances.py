@@ -19,6 +19,7 @@ from aikore.monitor import MONITOR
 from aikore.monitor.gpu import describe_gpus, missing_gpus
 from aikore.routing import route_metrics
 from aikore.store.instance import Instance, Rules, input_schema, instance_schema, validate_create, validate_patch
+from aikore.store.variables import VALUE, VARIABLE_NAME, with_values
 from aikore.supervisor import SUPERVISOR
 from aikore.supervisor.events import Runtime
 from aikore.supervisor.supervisor import MAX_SCRIPT, Supervisor
@@ -41,6 +42,7 @@ def instance_json(
     data["persistent_port"] = live_port(instance)
     data["progress"] = runtime.progress.to_json() if runtime.progress is not None else None
     data["gpu_warning"] = _gpu_warning(app, instance.gpu_ids)
+    data["variables"] = [v.to_json() for v in runtime.variables]
     return data
 
 
@@ -134,9 +136,22 @@ async def create_instance(request: web.Request) -> web.Response:
 
 
 async def patch_instance(request: web.Request) -> web.Response:
-    changes = validate_patch(await read_json_object(request), _rules(request))
+    """Settings (the row's fields) and blueprint variables (lines of launch.sh), all checked before any is changed."""
+    supervisor, instance_id = _supervisor(request), path_id(request)
+    data = dict(await read_json_object(request))
+    variables = data.pop("variables", None)
+    changes = validate_patch(data, _rules(request))
     _check_gpus(request, changes)
-    return answer(request, await _supervisor(request).update(path_id(request), changes))
+    script = None
+    if variables is not None:
+        current = supervisor.read_script(instance_id)
+        declared = [(v.name, v.description) for v in supervisor.runtime(supervisor.instance(instance_id)).variables]
+        script = with_values(current, declared, variables)
+        script = script if script != current else None
+    instance = await supervisor.update(instance_id, changes) if changes else supervisor.instance(instance_id)
+    if script is not None:
+        instance = supervisor.write_script(instance_id, script)
+    return answer(request, instance)
 
 
 async def delete_instance(request: web.Request) -> web.Response:
@@ -260,11 +275,40 @@ _DERIVED_PROPERTIES: dict[str, Any] = {
     },
 }
 
+_VARIABLE = {
+    "type": "object",
+    "required": ["name", "description", "value"],
+    "properties": {
+        "name": {"type": "string", "pattern": VARIABLE_NAME.pattern},
+        "description": {"type": "string"},
+        "value": {"type": ["string", "null"], "description": "As launch.sh sets it; null: it has no line to set"},
+    },
+}
+_DERIVED_PROPERTIES["variables"] = {
+    "type": "array",
+    "items": _VARIABLE,
+    "description": "Blueprint variables its launch.sh declares (# aikore.var:), with their values there",
+}
+_VARIABLES_PATCH = {
+    "type": "object",
+    "propertyNames": {"pattern": VARIABLE_NAME.pattern},
+    "additionalProperties": {"type": "string", "pattern": VALUE.pattern},
+    "description": "New values of declared blueprint variables: each rewrites its line of launch.sh "
+    "(launch.sh.bak keeps the previous script); applies at the next start",
+}
+
+
+def _patch_schema() -> dict[str, Any]:
+    schema = input_schema(patch=True)
+    schema["properties"]["variables"] = _VARIABLES_PATCH
+    return schema
+
+
 OPENAPI_SCHEMAS: dict[str, Any] = {
     # Derived from the one declaration per field in aikore/store/instance.py.
     "Instance": instance_schema(_DERIVED_PROPERTIES, required_extra=("url",)),
     "InstanceCreate": input_schema(patch=False),
-    "InstancePatch": input_schema(patch=True),
+    "InstancePatch": _patch_schema(),
     "Script": {
         "type": "object",
         "required": ["content"],
@@ -291,7 +335,8 @@ OPENAPI_PATHS: dict[str, Any] = {
         "parameters": [_ID],
         "get": {"summary": "One instance", "responses": {"200": _resp("The instance", _INSTANCE), **_errors(404)}},
         "patch": {
-            "summary": "Change settings; only autostart, restart_policy and desktop_* while it runs",
+            "summary": "Change settings; while it runs only autostart and restart_policy (at once) and desktop_*, "
+            "launch_args, env and variables (at the next start)",
             "requestBody": {
                 "required": True,
                 "content": {"application/json": {"schema": {"$ref": "#/components/schemas/InstancePatch"}}},

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from aikore.errors import AikoreError, invalid
+from aikore.store.variables import Variable, declarations, variables
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +42,8 @@ class Blueprint:
     # Header keys this version does not know (e.g. from newer blueprints), kept for the API.
     extra: tuple[tuple[str, str], ...] = ()
     warnings: tuple[str, ...] = ()
+    # Declared by ``# aikore.var:`` header lines, valued by the script (store/variables.py).
+    variables: tuple[Variable, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -53,10 +56,23 @@ class Blueprint:
             "source": "builtin" if self.builtin else "custom",
             "extra": dict(self.extra),
             "warnings": list(self.warnings),
+            "variables": [v.to_json() for v in self.variables],
         }
 
     def get(self, key: str, default: str | None = None) -> str | None:
         return dict(self.extra).get(key, default)
+
+
+def header_lines(text: str) -> list[str]:
+    """The lines between the metadata markers (none without a start marker)."""
+    lines = text.splitlines()
+    try:
+        start = next(i for i, line in enumerate(lines) if line.strip() == HEADER_START)
+    except StopIteration:
+        return []
+    block = lines[start + 1 :]
+    end = next((i for i, line in enumerate(block) if line.strip() == HEADER_END), len(block))
+    return block[:end]
 
 
 def parse_header(text: str) -> tuple[dict[str, str], list[str]]:
@@ -98,6 +114,8 @@ def load_blueprint(path: Path, *, builtin: bool) -> Blueprint:
         warnings.append(f"unknown proxy mode {mode!r}; using strip-prefix")
         mode = "strip-prefix"
     health = values.pop("health", "/") or "/"
+    # One line per variable: collected by store/variables.py, not one key among the others.
+    values.pop("var", None)
     if not health.startswith("/"):
         warnings.append(f"health path {health!r} must start with '/'; using /")
         health = "/"
@@ -112,6 +130,7 @@ def load_blueprint(path: Path, *, builtin: bool) -> Blueprint:
         builtin=builtin,
         extra=tuple(sorted(values.items())),
         warnings=tuple(warnings),
+        variables=variables(declarations(header_lines(text)), text),
     )
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import sqlite3
 import time
 from collections.abc import Iterable, Sequence
@@ -115,6 +116,12 @@ MIGRATIONS: Sequence[str] = (
     ALTER TABLE instances ADD COLUMN node TEXT;
     ALTER TABLE instances ADD COLUMN node_address TEXT;
     """,
+    # 9: settings edited after creation: launch arguments (a JSON list, so one may hold spaces; the
+    # old config/launch_args.txt is moved in by the supervisor) and extra environment variables.
+    """
+    ALTER TABLE instances ADD COLUMN launch_args TEXT NOT NULL DEFAULT '[]';
+    ALTER TABLE instances ADD COLUMN env TEXT NOT NULL DEFAULT '{}';
+    """,
 )
 
 # Backups kept in <data>/backups/ (one per start): aikore-<UTC time>-v<schema version>.db.
@@ -125,6 +132,8 @@ _BACKUP_PREFIX = "aikore-"
 # API field name → column name, where they differ (the column keeps the original design's name).
 _COLUMN = {"blueprint": "base_blueprint"}
 _BOOLEAN = {"autostart", "persistent_mode"}
+# Lists and objects are kept as JSON text.
+_JSON = {"launch_args", "env"}
 
 
 def now_iso() -> str:
@@ -379,6 +388,8 @@ def _column(field_name: str) -> str:
 
 
 def _value(field_name: str, value: Any) -> Any:
+    if field_name in _JSON:
+        return json.dumps(list(value) if isinstance(value, tuple) else dict(value))
     return int(bool(value)) if field_name in _BOOLEAN else value
 
 
@@ -387,4 +398,6 @@ def _to_instance(row: sqlite3.Row) -> Instance:
     for name in _BOOLEAN:
         data[name] = bool(data[name])
     data["gpu_ids"] = data["gpu_ids"] or ""
+    data["launch_args"] = tuple(json.loads(data["launch_args"] or "[]"))
+    data["env"] = json.loads(data["env"] or "{}")
     return Instance(**data)

@@ -44,6 +44,9 @@ class Setting:
     patch: bool = False
     # Changeable while the process runs: it only matters at the next start or crash.
     live: bool = False
+    # A change made while it runs applies at its next start (the dashboard says so); live fields
+    # without it apply at once (autostart, restart policy).
+    restart: bool = False
     required: bool = False
     # The input schema, where it differs from what the API returns.
     input_schema: Mapping[str, Any] | None = None
@@ -61,6 +64,21 @@ _RESOLUTION = {
     "type": "string",
     "pattern": "^[0-9]{3,5}x[0-9]{3,5}$",
     "description": "Persistent mode: the desktop screen, WIDTHxHEIGHT (even sides); used from the next start",
+}
+_LAUNCH_ARGS = {
+    "type": "array",
+    "maxItems": v.MAX_LAUNCH_ARGS,
+    "items": {"type": "string", "maxLength": v.MAX_ARG_LENGTH, "pattern": "^[^\\n\\r\\u0000]*$"},
+    "description": "Extra arguments the app is launched with, each one argument (spaces included); "
+    "applies at the next start",
+}
+_ENV = {
+    "type": "object",
+    "maxProperties": v.MAX_ENV_VARS,
+    "propertyNames": {"pattern": v.ENV_NAME_RE.pattern},
+    "additionalProperties": {"type": "string", "maxLength": v.MAX_ENV_VALUE},
+    "description": "Extra environment variables for the script and the app (not the blueprint contract's own); "
+    "applies at the next start",
 }
 _FPS = {
     "type": "integer",
@@ -104,9 +122,10 @@ class Instance:
     updated_at: str = field(default="", metadata=_setting(schema={"type": "string"}))
     # Persistent mode: the desktop's screen (WIDTHxHEIGHT) and frame-rate cap.
     desktop_resolution: str = field(default=v.DEFAULT_RESOLUTION, metadata=_setting(
-        schema=_RESOLUTION, check=lambda x, r: v.check_resolution(x), create=True, patch=True, live=True))
+        schema=_RESOLUTION, check=lambda x, r: v.check_resolution(x), create=True, patch=True, live=True,
+        restart=True))
     desktop_fps: int = field(default=v.DEFAULT_FPS, metadata=_setting(
-        schema=_FPS, check=lambda x, r: v.check_fps(x), create=True, patch=True, live=True))
+        schema=_FPS, check=lambda x, r: v.check_fps(x), create=True, patch=True, live=True, restart=True))
     # Satellites: set once, by POST /api/instances/{id}/satellites; never by a create or a PATCH.
     parent_id: int | None = field(default=None, metadata=_setting(schema={
         **_NULL_INT, "description": "A satellite's parent: the instance whose app and environment it runs"}))
@@ -136,13 +155,28 @@ class Instance:
         schema={"type": ["string", "null"], "description": "Cluster node the instance runs on (Slurm)"}))
     node_address: str | None = field(default=None, metadata=_setting(
         schema={"type": ["string", "null"], "description": "Address of that node; the app listens on it at port"}))
+    # Stored as JSON text (store/db.py); passed to the script as AIKORE_LAUNCH_ARGS and its environment.
+    launch_args: tuple[str, ...] = field(default=(), metadata=_setting(
+        schema=_LAUNCH_ARGS, input_schema={**_LAUNCH_ARGS, "type": ["array", "null"]},
+        check=lambda x, r: v.check_launch_args(x), create=True, patch=True, live=True, restart=True))
+    env: Mapping[str, str] = field(default_factory=dict, metadata=_setting(
+        schema=_ENV, input_schema={**_ENV, "type": ["object", "null"]},
+        check=lambda x, r: v.check_env(x), create=True, patch=True, live=True, restart=True))
 
     def replace(self, **changes: Any) -> Instance:
         return dataclasses.replace(self, **changes)
 
     def to_json(self) -> dict[str, Any]:
         """The stored fields in API form; the API adds url and live figures on top."""
-        return {name: getattr(self, name) for name, _ in _visible()}
+        return {name: _plain(getattr(self, name)) for name, _ in _visible()}
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, tuple):
+        return list(value)
+    if isinstance(value, Mapping):
+        return dict(value)
+    return value
 
 
 FIELDS = tuple(f.name for f in dataclasses.fields(Instance))
@@ -161,6 +195,7 @@ def _visible() -> Iterator[tuple[str, Setting]]:
 CREATE_FIELDS = frozenset(name for name, s in settings() if s.create)
 PATCH_FIELDS = frozenset(name for name, s in settings() if s.patch)
 LIVE_FIELDS = frozenset(name for name, s in settings() if s.live)
+RESTART_FIELDS = frozenset(name for name, s in settings() if s.restart)
 
 
 def validate_create(data: Mapping[str, Any], rules: Rules) -> dict[str, Any]:
@@ -202,6 +237,7 @@ def dashboard_constants() -> dict[str, Any]:
         "create_fields": sorted(CREATE_FIELDS),
         "patch_fields": sorted(PATCH_FIELDS),
         "live_fields": sorted(LIVE_FIELDS),
+        "restart_fields": sorted(RESTART_FIELDS),
         "restart_policies": list(v.RESTART_POLICIES),
         "name_pattern": v.NAME_RE.pattern,
     }

@@ -20,6 +20,21 @@ _RESOLUTION = re.compile(r"^(\d{3,5})x(\d{3,5})$")
 _MIN_SIDE, _MAX_SIDE = 320, 7680
 # ASCII: Python's \d also matches other scripts' digits (U+0661), which the documented pattern does not.
 _GPU_LIST = re.compile(r"^\s*\d{1,3}\s*(,\s*\d{1,3}\s*)*$", re.ASCII)
+# Launch arguments reach the script as one line each (AIKORE_LAUNCH_ARGS), so none holds a line break.
+MAX_LAUNCH_ARGS = 200
+MAX_ARG_LENGTH = 4096
+MAX_ENV_VARS = 200
+MAX_ENV_VALUE = 32 * 1024
+ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
+# What AiKore itself gives every instance (the blueprint contract, its launch marker, its login
+# secrets): an extra variable of the same name would be overridden, or must never be passed on.
+RESERVED_ENV = frozenset({
+    "WEBUI_PORT", "WEBUI_HOST", "INSTANCE_NAME", "INSTANCE_ID", "INSTANCE_CONF_DIR", "INSTANCE_OUTPUT_DIR",
+    "AIKORE_ROOT_PATH", "GRADIO_ROOT_PATH", "CUDA_VISIBLE_DEVICES", "CUDA_DEVICE_ORDER", "AIKORE_DATA_DIR",
+    "AIKORE_MODELS_DIR", "AIKORE_REBUILD_ENV", "AIKORE_PYTHON", "AIKORE_LAUNCH_ARGS", "AIKORE_LAUNCH_ID",
+    "AIKORE_OWN_CONF_DIR", "AIKORE_SATELLITE_OF",
+    "AIKORE_TOKEN", "AIKORE_PASSWORD",
+})
 
 
 def check_name(value: Any) -> str:
@@ -170,12 +185,57 @@ def check_slurm_time(value: Any) -> str | None:
     raise invalid("slurm_time_limit", 'must be a Slurm time limit such as "90", "4:00:00" or "2-00:00:00", or null')
 
 
+def check_launch_args(value: Any) -> tuple[str, ...]:
+    """A list of arguments, each passed to the app as one argument (spaces and quotes included)."""
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        raise invalid("launch_args", "must be a list of strings, one per argument")
+    if len(value) > MAX_LAUNCH_ARGS:
+        raise invalid("launch_args", f"at most {MAX_LAUNCH_ARGS} arguments")
+    for index, arg in enumerate(value):
+        where = f"launch_args[{index}]"
+        if not isinstance(arg, str):
+            raise _invalid_at("launch_args", where, "must be a string")
+        if len(arg) > MAX_ARG_LENGTH:
+            raise _invalid_at("launch_args", where, f"longer than {MAX_ARG_LENGTH} characters")
+        if any(c in arg for c in "\n\r\x00"):
+            raise _invalid_at("launch_args", where, f"{_show(arg)} must not contain a line break or NUL")
+    return tuple(value)
+
+
+def check_env(value: Any) -> dict[str, str]:
+    """Extra environment variables for the instance's script and app: ``{"NAME": "value"}``."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise invalid("env", 'must be an object of variables, e.g. {"HF_TOKEN": "..."}')
+    if len(value) > MAX_ENV_VARS:
+        raise invalid("env", f"at most {MAX_ENV_VARS} variables")
+    for name, text in value.items():
+        if not ENV_NAME_RE.fullmatch(name):
+            raise invalid("env", f"{_show(name)} is not a variable name: letters, digits and '_', not starting "
+                          "with a digit")
+        if name in RESERVED_ENV:
+            raise _invalid_at("env", f"env.{name}", "is set by AiKore itself; it cannot be changed here")
+        if not isinstance(text, str):
+            raise _invalid_at("env", f"env.{name}", "the value must be a string")
+        if len(text) > MAX_ENV_VALUE or "\x00" in text:
+            raise _invalid_at("env", f"env.{name}", f"the value must be under {MAX_ENV_VALUE} characters, without NUL")
+    return dict(sorted(value.items()))
+
+
 def reject_unknown(data: Mapping[str, Any], allowed: Collection[str]) -> None:
     """A 400 naming the fields a body has that ``allowed`` does not."""
     unknown = sorted(set(data) - set(allowed))
     if unknown:
         shown = ", ".join(repr(k[:40]) for k in unknown[:5])
         raise AikoreError("unknown_field", f"unknown field(s) {shown}; allowed: {', '.join(sorted(allowed))}", 400)
+
+
+def _invalid_at(field: str, where: str, message: str) -> AikoreError:
+    """A 400 for one item of a list or object field: ``launch_args[2]: ...``, ``env.HOME: ...``."""
+    return AikoreError("invalid_field", f"{where}: {message}", 400, field=field)
 
 
 def _show(value: str) -> str:

@@ -26,6 +26,10 @@ SCRIPT = "launch.sh"
 SCRIPT_BACKUP = "launch.sh.bak"
 CONF_DIR = "config"
 OUTPUT_DIR = "output"
+# The older form of an instance's launch arguments (words, split on whitespace), moved into its
+# settings once and kept beside as launch_args.txt.migrated.
+LEGACY_LAUNCH_ARGS = "launch_args.txt"
+_MIGRATED = ".migrated"
 _TMP_PREFIX = ".creating-"
 _DELETING_PREFIX = ".deleting-"
 _METADATA_CACHE = 1024
@@ -151,6 +155,23 @@ class Workspace:
                 self._metadata.clear()
             cached = self._metadata[key] = (stamp, script_metadata(script, blueprint_id))
         return cached[1]
+
+    def take_legacy_launch_args(self, name: str) -> list[str] | None:
+        """The words of ``config/launch_args.txt``, renamed away so the script no longer reads it; None if absent."""
+        path = self.path(name) / CONF_DIR / LEGACY_LAUNCH_ARGS
+        try:
+            text = path.read_text(encoding="utf-8", errors="replace")
+            path.replace(path.with_name(LEGACY_LAUNCH_ARGS + _MIGRATED))
+        except FileNotFoundError:
+            return None
+        # As the shell library read it: comment and blank lines skipped, the rest split into words.
+        return [word for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")
+                for word in line.split()]
+
+    def restore_legacy_launch_args(self, name: str) -> None:
+        """Undo ``take_legacy_launch_args`` (the settings could not be written): the script reads it again."""
+        path = self.path(name) / CONF_DIR / LEGACY_LAUNCH_ARGS
+        path.with_name(LEGACY_LAUNCH_ARGS + _MIGRATED).replace(path)
 
     def read_script(self, name: str) -> str:
         return self.script_path(name).read_text(encoding="utf-8", errors="replace")

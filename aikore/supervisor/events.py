@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from aikore.store.instance import Instance
+from aikore.store.variables import Variable
 from aikore.supervisor.phases import Progress
 
 
@@ -20,6 +21,8 @@ class Runtime:
     proxy_mode: str = "strip-prefix"
     health: str = "/"
     progress: Progress | None = None
+    # The blueprint variables its launch.sh declares, with their values there.
+    variables: tuple[Variable, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

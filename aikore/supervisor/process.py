@@ -234,13 +234,20 @@ def instance_env(
 
     ``satellite_of``: (parent name, parent folder) of a satellite, which runs from its parent's
     install folder (INSTANCE_CONF_DIR) with its own settings folder (AIKORE_OWN_CONF_DIR).
+
+    The instance's extra variables (its ``env`` setting) go under the contract's, and its launch
+    arguments into AIKORE_LAUNCH_ARGS.
     """
     env = {k: v for k, v in (os.environ if base is None else base).items() if k not in _SECRET_ENV}
     root_path = f"/app/{instance.name}"
     # Python apps otherwise buffer their output and the log lags behind what they did.
     env.setdefault("PYTHONUNBUFFERED", "1")
+    # The instance's own extra variables, under the contract's (validation refuses those names).
+    env.update(instance.env)
     env.update(
         {
+            # One argument per line (none holds a line break): aik_launch appends them to the app's.
+            "AIKORE_LAUNCH_ARGS": "\n".join(instance.launch_args),
             "WEBUI_PORT": str(port),
             "WEBUI_HOST": "127.0.0.1",
             "INSTANCE_NAME": instance.name,

@@ -121,6 +121,7 @@ class Supervisor:
             # Its queue is read first: re-adoption finds the jobs an earlier AiKore submitted.
             await self.slurm.start()
         for instance in await self.store.list_instances():
+            instance = await self._move_legacy_launch_args(instance)
             self._procs[instance.id] = InstanceProcess(instance, self)
             # Listeners (route tables, metric labels) build their state from these events.
             self.publish(instance)
@@ -133,6 +134,26 @@ class Supervisor:
                 log.error("instance %s: re-adoption failed", proc.instance.name, exc_info=result)
         await self._resume_pending_restarts()
         self.kit.tidy_cgroups(await self.records.cgroups())
+
+    async def _move_legacy_launch_args(self, instance: Instance) -> Instance:
+        """An instance's ``config/launch_args.txt`` (the older form) joins its launch_args setting, once."""
+        try:
+            words = self.workspace.take_legacy_launch_args(instance.name)
+        except OSError as exc:
+            log.warning("instance %s: cannot move launch_args.txt into its settings: %s", instance.name, exc)
+            return instance
+        if words is None:
+            return instance
+        try:
+            updated = await self.store.update_instance(instance, launch_args=(*instance.launch_args, *words))
+        except StorageError as exc:
+            # The file goes back where the script reads it: the arguments are not lost, only not moved.
+            with contextlib.suppress(OSError):
+                self.workspace.restore_legacy_launch_args(instance.name)
+            log.warning("instance %s: launch_args.txt stays (%s)", instance.name, exc.message)
+            return instance
+        log.info("instance %s: launch_args.txt moved into its settings (%s)", instance.name, " ".join(words))
+        return updated
 
     async def _take_over(self, proc: InstanceProcess, recorded: bool) -> None:
         if proc.state == STOPPING:
@@ -249,7 +270,7 @@ class Supervisor:
         meta = self.workspace.metadata(instance.name, instance.blueprint)
         proc = self._procs.get(instance.id)
         progress = proc.progress if proc is not None else None
-        return Runtime(proxy_mode=meta.proxy_mode, health=meta.health, progress=progress)
+        return Runtime(proxy_mode=meta.proxy_mode, health=meta.health, progress=progress, variables=meta.variables)
 
     async def create(self, fields: dict[str, Any]) -> Instance:
         """A new instance from a blueprint: its folder (with launch.sh) and its row appear together."""

@@ -23,7 +23,9 @@
 #   AIKORE_TORCH_INDEX=...    wheel index for torch (default: PyTorch's CUDA 12.8 index)
 #   AIKORE_TORCH_PINS=...     torch pins in place of the blueprint's, space-separated
 #                             ("torch==2.14.1 torchvision==0.29.1"): a machine that needs another build
-#   $AIKORE_OWN_CONF_DIR/launch_args.txt   extra launch arguments, one or more per line
+#   AIKORE_LAUNCH_ARGS        extra launch arguments, one per line (AiKore sets it from the
+#                             instance's settings); $AIKORE_OWN_CONF_DIR/launch_args.txt, the older
+#                             form (words), is still read until AiKore moves it into the settings
 # uv and git read their own settings from the environment AiKore passes on, e.g. UV_FIND_LINKS (a
 # folder of wheels, such as a torch build kept on disk), UV_CACHE_DIR, GIT_CONFIG_GLOBAL (a
 # url.<mirror>.insteadOf for machines that cannot reach GitHub).

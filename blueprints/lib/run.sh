@@ -11,12 +11,16 @@ aik_gradio_env() {
 	export GRADIO_ANALYTICS_ENABLED=False
 }
 
-# aik_launch CMD ARGS...: runs the app with the user's extra arguments from
-# $AIKORE_OWN_CONF_DIR/launch_args.txt appended (split on whitespace, never evaluated by a shell):
-# a satellite's own, not its parent's.
+# aik_launch CMD ARGS...: runs the app with the instance's launch arguments appended: those set in
+# AiKore (AIKORE_LAUNCH_ARGS, one argument per line, spaces kept), then the words of
+# $AIKORE_OWN_CONF_DIR/launch_args.txt (a satellite's own, not its parent's), the older form AiKore
+# moves into its settings at its next start (split on whitespace). Neither is ever evaluated by a shell.
 aik_launch() {
 	local extra=() line words
 	local args_file=${AIKORE_OWN_CONF_DIR:-$INSTANCE_CONF_DIR}/launch_args.txt
+	if [[ -n ${AIKORE_LAUNCH_ARGS:-} ]]; then
+		mapfile -t extra <<<"$AIKORE_LAUNCH_ARGS"
+	fi
 	if [[ -f $args_file ]]; then
 		while IFS= read -r line || [[ -n $line ]]; do
 			[[ $line =~ ^[[:space:]]*(#|$) ]] && continue

@@ -16,11 +16,12 @@ from aikore.supervisor.process import instance_env
 
 def test_instance_env_follows_the_contract_and_drops_aikore_secrets(tmp_path: Path) -> None:
     settings = Settings(data_dir=tmp_path, auth="none", models_dir=tmp_path / "models")
-    instance = Instance(id=7, name="comfy", blueprint="comfyui", gpu_ids="0,2")
+    instance = Instance(id=7, name="comfy", blueprint="comfyui", gpu_ids="0,2",
+                        launch_args=("--a b", "--c"), env={"EXTRA": "x y", "HOME": "/home/comfy"})
     base = {"PATH": "/usr/bin", "AIKORE_TOKEN": "secret", "AIKORE_PASSWORD": "pw", "HOME": "/root"}
     env = instance_env(settings, instance, tmp_path / "instances" / "comfy", 23456, rebuild=True, base=base)
     assert "AIKORE_TOKEN" not in env and "AIKORE_PASSWORD" not in env
-    assert env["PATH"] == "/usr/bin" and env["HOME"] == "/root"
+    assert env["PATH"] == "/usr/bin"
     assert env == {
         **{k: v for k, v in base.items() if not k.startswith("AIKORE_")},
         "PYTHONUNBUFFERED": "1",
@@ -38,6 +39,10 @@ def test_instance_env_follows_the_contract_and_drops_aikore_secrets(tmp_path: Pa
         "AIKORE_MODELS_DIR": str(tmp_path / "models"),
         "AIKORE_REBUILD_ENV": "1",
         "AIKORE_PYTHON": sys.executable,
+        # The instance's own settings: extra variables over AiKore's environment, its arguments.
+        "EXTRA": "x y",
+        "HOME": "/home/comfy",
+        "AIKORE_LAUNCH_ARGS": "--a b\n--c",
     }
 
 
