@@ -13,6 +13,7 @@ import { openFiles } from "./files.js";
 import { openLogs } from "./logs.js";
 import { openOutputs } from "./outputs.js";
 import { progressDetail, statusText, tickProgress } from "./progress.js";
+import { openSettings } from "./settings.js";
 import { removeInstance, state, upsertInstance, usageOf, on } from "./state.js";
 import { openTerminal } from "./terminal.js";
 import { openVersions } from "./versions.js";
@@ -332,6 +333,7 @@ async function onAction(body, control, event) {
   if (action === "update") return update(body);
   if (action === "logs") return openLogs(inst.id);
   if (action === "script") return openEditor(inst.id);
+  if (action === "settings") return openSettings(inst.id);
   if (action === "terminal") return openTerminal(inst.id);
   if (action === "files") return openFiles(inst.id);
   if (action === "outputs") return openOutputs(inst.id);

@@ -12,6 +12,7 @@ import { LiveStream } from "./live.js";
 import { setupLogs } from "./logs.js";
 import { modelEvents, resyncModels, setupModels, showModels } from "./models.js";
 import { setupOutputs } from "./outputs.js";
+import { setupSettings } from "./settings.js";
 import { removeInstance, setBlueprints, setInstances, setStats, upsertInstance } from "./state.js";
 import { setupStrip } from "./strip.js";
 import { loadHistory, setupSystem, showSystem } from "./system.js";
@@ -163,6 +164,7 @@ function init() {
   setupBlueprints();
   setupVersions();
   setupVersionsDialog();
+  setupSettings();
   setupLogs();
   setupEditor();
   setupDesktop();

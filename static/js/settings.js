@@ -1,0 +1,159 @@
+// The Settings dialog: every setting of an instance after its creation, including its launch
+// arguments (one per line), extra environment variables and its blueprint's variables. While it
+// runs, each field says whether a change applies at the next restart or needs it stopped.
+
+import { api, ApiError } from "./api.js";
+import { LIVE_FIELDS, RESTART_FIELDS } from "./config.js";
+import { $, $$, busy, h, openDialog, showError, toast } from "./dom.js";
+import { on, state, upsertInstance } from "./state.js";
+
+const STOPPED = new Set(["stopped", "error"]);
+// Variables rewrite launch.sh, which is read at the next start, like a restart field.
+const SCRIPT_FIELD = "variables";
+let current = null; // the id of the instance the dialog shows
+
+export function setupSettings() {
+  $("#settings-form").addEventListener("submit", save);
+  on("instances", () => {
+    const inst = current !== null ? state.instances.get(current) : null;
+    if (inst && $("#settings-dialog").open) renderApplies(inst);
+  });
+}
+
+export function openSettings(id) {
+  const inst = state.instances.get(id);
+  if (!inst) return;
+  current = id;
+  const form = $("#settings-form");
+  clearErrors(form);
+  $("#settings-title").textContent = `Settings — ${inst.name}`;
+  form.elements.restart_policy.value = inst.restart_policy;
+  form.elements.public_port.value = inst.public_port ?? "";
+  form.elements.launch_args.value = (inst.launch_args ?? []).join("\n");
+  form.elements.env.value = Object.entries(inst.env ?? {}).map(([k, v]) => `${k}=${v}`).join("\n");
+  form.elements.desktop_resolution.value = inst.desktop_resolution ?? "";
+  form.elements.desktop_fps.value = inst.desktop_fps ?? "";
+  renderVariables(inst);
+  renderApplies(inst);
+  openDialog($("#settings-dialog"), { onClose: () => { current = null; } });
+  form.elements.restart_policy.focus();
+}
+
+function renderVariables(inst) {
+  const box = $("#settings-variables");
+  const variables = inst.variables ?? [];
+  $("#settings-variables-box").hidden = variables.length === 0;
+  box.replaceChildren(...variables.map((v) => {
+    const id = `settings-var-${v.name}`;
+    return h("div", { class: "field" },
+      h("label", { for: id, class: "mono", text: v.name }),
+      h("input", {
+        id, class: "mono", autocomplete: "off", spellcheck: "false", "data-variable": v.name,
+        value: v.value ?? "", disabled: v.value === null,
+        title: v.value === null ? `launch.sh has no ${v.name}=\${${v.name}:-...} line to set` : "",
+      }),
+      h("p", { class: "hint", text: v.description }));
+  }));
+}
+
+/** What a change means while it runs: "next restart", "stop first", or nothing (applies at once). */
+function renderApplies(inst) {
+  const running = !STOPPED.has(inst.status);
+  $("#settings-running").hidden = !running;
+  for (const box of $$("[data-setting]", $("#settings-form"))) {
+    const field = box.dataset.setting;
+    const restart = field === SCRIPT_FIELD || RESTART_FIELDS.has(field);
+    const live = field === SCRIPT_FIELD || LIVE_FIELDS.has(field);
+    const note = !running ? "" : !live ? "stop first" : restart ? "next restart" : "";
+    const badge = $(".applies", box);
+    badge.textContent = note;
+    badge.hidden = !note;
+    for (const input of $$("input, select, textarea", box)) {
+      if (!input.dataset.variable) input.disabled = running && !live;
+    }
+  }
+}
+
+function lines(text) {
+  return text.split("\n").map((line) => line.replace(/\r$/, "")).filter((line) => line.trim() !== "");
+}
+
+/** The env textarea as an object; a line without "=" is the user's to fix, named here. */
+function parseEnv(text) {
+  const env = {};
+  for (const [index, line] of lines(text).entries()) {
+    const at = line.indexOf("=");
+    if (at <= 0) throw new ApiError(400, "invalid_field", `env: line ${index + 1} is not NAME=value`, "env");
+    env[line.slice(0, at).trim()] = line.slice(at + 1);
+  }
+  return env;
+}
+
+function same(a, b) {
+  return JSON.stringify(a) === JSON.stringify(b);
+}
+
+function changes(form, inst) {
+  const out = {};
+  const el = form.elements;
+  const wanted = {
+    restart_policy: el.restart_policy.value,
+    public_port: el.public_port.value.trim() === "" ? null
+      : /^\d+$/.test(el.public_port.value.trim()) ? Number(el.public_port.value.trim()) : el.public_port.value.trim(),
+    launch_args: lines(el.launch_args.value),
+    env: parseEnv(el.env.value),
+    desktop_resolution: el.desktop_resolution.value.trim(),
+    desktop_fps: /^\d+$/.test(el.desktop_fps.value.trim()) ? Number(el.desktop_fps.value.trim()) : el.desktop_fps.value.trim(),
+  };
+  for (const [field, value] of Object.entries(wanted)) {
+    const before = inst[field] ?? (field === "public_port" ? null : field === "env" ? {} : field === "launch_args" ? [] : "");
+    if (!same(value, before)) out[field] = value;
+  }
+  const variables = {};
+  for (const input of $$("[data-variable]", form)) {
+    const before = (inst.variables ?? []).find((v) => v.name === input.dataset.variable);
+    if (before && before.value !== null && input.value.trim() !== before.value) {
+      variables[input.dataset.variable] = input.value.trim();
+    }
+  }
+  if (Object.keys(variables).length) out.variables = variables;
+  return out;
+}
+
+async function save(event) {
+  event.preventDefault();
+  const form = event.currentTarget;
+  const inst = state.instances.get(current);
+  if (!inst) return;
+  clearErrors(form);
+  await busy($("#settings-submit"), async () => {
+    try {
+      const fields = changes(form, inst);
+      if (Object.keys(fields).length === 0) {
+        $("#settings-dialog").close();
+        return;
+      }
+      const updated = await api.update(inst.id, fields);
+      upsertInstance(updated);
+      $("#settings-dialog").close();
+      const later = !STOPPED.has(updated.status)
+        && Object.keys(fields).some((f) => f === SCRIPT_FIELD || RESTART_FIELDS.has(f));
+      toast(`Saved the settings of ${updated.name}${later ? "; restart it to apply them" : ""}.`);
+    } catch (err) {
+      showFieldError(form, err);
+    }
+  });
+}
+
+function clearErrors(form) {
+  for (const el of $$("[data-error-for]", form)) showError(el, "");
+  for (const el of $$("[aria-invalid]", form)) el.removeAttribute("aria-invalid");
+}
+
+function showFieldError(form, err) {
+  const field = err instanceof ApiError ? err.field : "";
+  const slot = $(`[data-error-for='${field}']`, form) ?? $("[data-error-for='']", form);
+  showError(slot, err.message);
+  const box = field ? $(`[data-setting='${field}']`, form) : null;
+  $("input, select, textarea", box ?? document.createElement("div"))?.setAttribute("aria-invalid", "true");
+}
