@@ -30,6 +30,7 @@ def test_instance_env_follows_the_contract_and_drops_aikore_secrets(tmp_path: Pa
         "INSTANCE_NAME": "comfy",
         "INSTANCE_ID": "7",
         "INSTANCE_CONF_DIR": str(tmp_path / "instances" / "comfy" / "config"),
+        "AIKORE_OWN_CONF_DIR": str(tmp_path / "instances" / "comfy" / "config"),
         "INSTANCE_OUTPUT_DIR": str(tmp_path / "instances" / "comfy" / "output"),
         "AIKORE_ROOT_PATH": "/app/comfy",
         "GRADIO_ROOT_PATH": "/app/comfy",
