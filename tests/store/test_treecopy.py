@@ -4,6 +4,7 @@ cancel honoured at the next file, the environment's own paths rewritten."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -64,3 +65,43 @@ def test_relocate_rewrites_the_environments_own_paths_and_nothing_else(tmp_path:
     assert next((new / "env").glob("lib/python*/site-packages/app.pth")).read_text() == f"{new}/app\n"
     assert (new / "app" / "notes.txt").read_text().startswith(str(old)), "only environments are rewritten"
     assert os.stat(new / "env" / "bin" / "tool").st_mode == os.stat(env / "bin" / "tool").st_mode
+
+
+@pytest.fixture
+def xfs(tmp_path: Path):
+    """A small XFS filesystem with reflinks, on a loop device (root and mkfs.xfs, as scripts/test-deps sets up)."""
+    if os.geteuid() != 0 or shutil.which("mkfs.xfs") is None:
+        pytest.skip("needs root and mkfs.xfs (apt-get install xfsprogs; scripts/test-deps does)")
+    image, mnt = tmp_path / "xfs.img", tmp_path / "xfs"
+    mnt.mkdir()
+    with image.open("wb") as f:
+        f.truncate(320 * 1024 * 1024)  # sparse: costs nothing until written
+    subprocess.run(["mkfs.xfs", "-q", "-m", "reflink=1", str(image)], check=True)
+    mounted = subprocess.run(["mount", "-o", "loop", str(image), str(mnt)], capture_output=True, text=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a loop device here: {mounted.stderr.strip()}")
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", str(mnt)], check=True)
+
+
+def test_on_a_reflink_filesystem_a_copy_shares_the_blocks_until_either_side_writes(xfs: Path) -> None:
+    source = xfs / "src"
+    (source / "env").mkdir(parents=True)
+    (source / "env" / "torch.so").write_bytes(os.urandom(64 * 1024 * 1024))
+    (source / "env" / "small.py").write_text("x = 1\n")
+    free = shutil.disk_usage(xfs).free
+
+    done = TreeCopy(source, xfs / "dst", lambda p: None).run()
+    assert done.reflinked == done.files_done == 2
+    # 64 MiB copied, (almost) nothing of the disk used: the copy shares the source's blocks.
+    assert free - shutil.disk_usage(xfs).free < 4 * 1024 * 1024
+    copied = xfs / "dst" / "env" / "torch.so"
+    assert copied.read_bytes() == (source / "env" / "torch.so").read_bytes()
+
+    # Copy-on-write: a write to the copy leaves the source as it was (a hardlink would not).
+    before = (source / "env" / "torch.so").read_bytes()[:16]
+    with copied.open("r+b") as f:
+        f.write(b"changed by the copy")
+    assert (source / "env" / "torch.so").read_bytes()[:16] == before
