@@ -21,7 +21,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from aikore.resources import builtin_blueprints_dir
-from tests.helpers import until
+from tests.helpers import until, wait_until
 from tests.supervisor.conftest import MakeClient, api, create, status_is
 
 UV_DIR = Path(sys.executable).parent
@@ -194,3 +194,51 @@ async def test_a_failing_phase_is_named_with_its_cause(make_client: MakeClient, 
     assert first.startswith("failed while installing requirements: No solution found"), first
     assert "aikprog-missing" in first
     assert failed["progress"]["phase"] == "installing-requirements"
+
+
+async def test_the_ready_timeout_still_counts_from_launching(
+    make_client: MakeClient, upstream: Path, blueprints_dir: Path
+) -> None:
+    # Installs nothing for long, launches something that never listens: not ready, timed from launch.
+    (blueprints_dir / "stall.sh").write_text(
+        "#!/usr/bin/env bash\n"
+        f'source "{builtin_blueprints_dir() / "lib"}/aikore.sh"\n'
+        "aik_phase cloning 0.5\n"
+        "aik_launch sleep 600\n"
+    )
+    client = await make_client(ready_timeout=READY_TIMEOUT)
+    inst = await create(client, "stall", "stall")
+    await api(client, "POST", f"/api/instances/{inst['id']}/start")
+    started = time.monotonic()
+    failed = await status_is(client, inst["id"], "error", within=30)
+    first = failed["status_message"].split("\n")[0]
+    assert first == f"not ready: / did not answer below 500 within {READY_TIMEOUT:g} s", first
+    assert time.monotonic() - started >= READY_TIMEOUT
+    assert failed["progress"]["phase"] == "launching"
+
+
+def test_an_install_keeps_its_phase_and_its_patience_across_an_aikore_crash(
+    aikore_process: Any, upstream: Path, blueprints_dir: Path, tmp_path: Path
+) -> None:
+    args = ["--no-auth", "--blueprints-dir", str(blueprints_dir), "--ready-timeout", str(READY_TIMEOUT)]
+    first = aikore_process(extra_args=args)
+    created = first.request("POST", "/api/instances", {"name": "survivor", "blueprint": "progress"}).json()
+    assert first.request("POST", f"/api/instances/{created['id']}/start").status == 200
+
+    def phase(server: Any) -> str | None:
+        data = server.request("GET", f"/api/instances/{created['id']}").json()
+        assert data["status"] == "starting", data["status_message"]
+        return (data["progress"] or {}).get("phase")
+
+    wait_until(lambda: phase(first) == "warming-up", 120, what="the install to reach warming-up")
+    first.kill()
+
+    second = aikore_process(extra_args=args)
+    # Re-adopted mid-install: the phase is read back, and the ready timeout waits for launching.
+    wait_until(lambda: phase(second) == "warming-up", 30, what="the adopted install's phase")
+    adopted = time.monotonic()
+    wait_until(lambda: time.monotonic() - adopted > 2 * READY_TIMEOUT, what="twice the ready timeout")
+    assert phase(second) == "warming-up"
+    (tmp_path / "data" / "instances" / "survivor" / "go").touch()
+    wait_until(lambda: second.request("GET", f"/api/instances/{created['id']}").json()["status"] == "running",
+               60, what="the adopted instance to become ready")
