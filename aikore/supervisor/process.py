@@ -39,7 +39,7 @@ from aikore.supervisor.oskit import MARKER, Exit, Handle, OsKit, Owner
 from aikore.supervisor.phases import CAUSE_LINES, Progress, failure_cause, read_progress
 from aikore.supervisor.ports import PortPool, PortsExhausted, is_free
 from aikore.supervisor.records import MAIN, GroupRecord, GroupRecords
-from aikore.supervisor.slurm import JobHandle, JobRequest, Slurm, SlurmError
+from aikore.supervisor.slurm import STOPPED_BY_SLURM, JobHandle, JobRequest, Slurm, SlurmError
 from aikore.supervisor.states import ACTIVE_STATES, ERROR, RUNNING, STARTING, STOPPED, STOPPING, can_change
 
 log = logging.getLogger(__name__)
@@ -910,6 +910,11 @@ class InstanceProcess:
         if isinstance(kit, Slurm) and main is not None and main.pid is not None:
             end = await kit.end_of(main.pid)
             code, ended = end.code, end.describe(main.pid)
+            if end.state in STOPPED_BY_SLURM and self.state != STOPPING:
+                # Cancelled or preempted meanwhile: stopped, as it would have been with AiKore there.
+                self.host.publish(instance)
+                await self._stopped_elsewhere(f"{ended} while AiKore was not running", code)
+                return
         if self.state == STOPPING:
             # STOPPING -> STOPPED: it was being stopped when AiKore went away, and it is gone.
             await self._finish(STOPPED, None, pid=None, pid_create_time=None, port=None, exit_code=code)

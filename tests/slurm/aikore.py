@@ -19,8 +19,8 @@ BLUEPRINTS = {
            'exec "$AIKORE_PYTHON" -m aikore.demo --host "$WEBUI_HOST" --port "$WEBUI_PORT"\n',
     "crash": 'echo "crash: giving up"\nexit 7\n',
 }
-# ``aikore()`` starts one on the test's data dir (again, after a kill: the same data dir).
-Start = Callable[[], AikoreProcess]
+# ``aikore(env=None)`` starts one on the test's data dir (again, after a kill: the same data dir).
+Start = Callable[..., AikoreProcess]
 
 
 def create(proc: AikoreProcess, name: str, blueprint: str = "web", **fields: Any) -> dict[str, Any]:

@@ -37,11 +37,11 @@ def aikore(cluster: Cluster, tmp_path: Path) -> Iterator[Start]:
         (blueprints / f"{name}.sh").write_text(HEADER.format(name=name) + body)
     started: list[AikoreProcess] = []
 
-    def start() -> AikoreProcess:
+    def start(env: dict[str, str] | None = None) -> AikoreProcess:
         proc = AikoreProcess(
             data_dir=tmp_path / "data",
             extra_args=["--no-auth", "--slurm", "--blueprints-dir", str(blueprints), "--stop-timeout", "3"],
-            env=cluster.env,
+            env={**cluster.env, **(env or {})},
         )
         started.append(proc)
         return proc.start()

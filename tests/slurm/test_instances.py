@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import urllib.request
 
 import psutil
 
+from aikore.supervisor.crashpoints import ENV as CRASH_AT
+from aikore.supervisor.process import INTERRUPTED_START
 from tests.helpers import wait_until
 from tests.slurm.aikore import Start, create, instance
 from tests.slurm.cluster import CLOSED_PARTITION, PARTITION, Cluster
+from tests.supervisor.real import CONNECTION_LOST
 
 
 def app_processes(job_id: int) -> list[psutil.Process]:
@@ -82,6 +86,37 @@ def test_aikore_killed_and_restarted_re_adopts_the_running_job(cluster: Cluster,
     # Not submitted twice: the one job still runs, and the proxy reaches it.
     assert [j["id"] for j in cluster.jobs()] == [str(running["slurm_job_id"])]
     assert second.request("GET", "/app/kept/health").status == 200
+
+
+def test_job_cancelled_while_aikore_was_away_is_stopped_with_slurms_word(cluster: Cluster, aikore: Start) -> None:
+    first = aikore()
+    started = create(first, "gone", slurm_partition=PARTITION)
+    instance(first, started["id"], "running")
+    first.kill()
+    cluster.run("scancel", str(started["slurm_job_id"]))
+    wait_until(lambda: not cluster.jobs(), 30, what="the job to end")
+    second = aikore()
+    failed = instance(second, started["id"], "stopped")
+    assert f"Slurm job {started['slurm_job_id']} CANCELLED" in failed["status_message"]
+    assert "while AiKore was not running" in failed["status_message"]
+    assert not cluster.jobs()
+
+
+def test_job_of_a_start_aikore_died_during_is_found_by_its_comment_and_cancelled(
+    cluster: Cluster, aikore: Start
+) -> None:
+    # AiKore dies after sbatch answered, before the job id was stored anywhere.
+    first = aikore(env={CRASH_AT: "start:spawned-unrecorded"})
+    created = first.request("POST", "/api/instances", {"name": "orphan", "blueprint": "web",
+                                                       "slurm_partition": PARTITION}).json()
+    with contextlib.suppress(*CONNECTION_LOST):
+        first.request("POST", f"/api/instances/{created['id']}/start")
+    first.proc.wait(timeout=30)
+    assert [j["comment"].startswith("aikore:") for j in cluster.jobs()] == [True]
+    second = aikore()
+    wait_until(lambda: not cluster.jobs(), 30, what="the orphaned job to be cancelled")
+    after = second.request("GET", f"/api/instances/{created['id']}").json()
+    assert after["status"] == "stopped" and after["status_message"] == INTERRUPTED_START
 
 
 def test_crashing_job_ends_in_error_with_its_exit_code(cluster: Cluster, aikore: Start) -> None:
