@@ -197,6 +197,10 @@ def shared_dashboard(
 
 def _console(board: Dashboard, message: ConsoleMessage) -> None:
     # Failed requests are the API answering 4xx on purpose (tested where they matter) or a live
-    # stream cut by a restart; script errors are never expected.
-    if message.type == "error" and "Failed to load resource" not in message.text:
-        board.errors.append(f"console: {message.text}")
+    # stream cut by a restart; script errors are never expected. A desktop tab frames the Selkies
+    # client, whose own messages (no audio device in headless Chromium) are not the dashboard's.
+    if message.type != "error" or "Failed to load resource" in message.text:
+        return
+    if "/desktop/" in (message.location or {}).get("url", ""):
+        return
+    board.errors.append(f"console: {message.text}")

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from playwright.sync_api import Locator, Page, expect
 
 from tests.dashboard.conftest import Dashboard
+from tests.desktop.conftest import needs_desktop
 from tests.helpers import wait_until
 
 PHONE = {"width": 390, "height": 844}
@@ -304,3 +305,29 @@ def test_a_damaged_saved_layout_gives_the_defaults(shared_dashboard: Callable[..
     expect(page.locator("#splitter")).to_be_hidden()
     saved = page.evaluate("JSON.parse(localStorage.getItem('aikore.workspace'))")
     assert saved["tabs"] == [] and saved["layout"] == "rows", saved
+
+
+@needs_desktop
+def test_a_persistent_instance_desktop_is_a_tab_that_unloads_when_closed(
+    shared_dashboard: Callable[..., Dashboard],
+) -> None:
+    board = shared_dashboard()
+    created = board.api("POST", "/api/instances", {"name": "eta", "blueprint": "demo", "persistent_mode": True,
+                                                   "desktop_resolution": "1280x720"})
+    board.api("POST", f"/api/instances/{created['id']}/start")
+    board.login()
+    page = board.page
+    row = page.locator(board.row("eta"))
+    expect(row.locator("[data-show='status']")).to_have_text("running", timeout=90_000)
+    row.locator("[data-action='view']").click()
+    tool = board.tool("desktop", created["id"])
+    expect(tool.locator("iframe")).to_have_attribute("src", "/desktop/eta/")
+    expect(tool.locator(".desktop-newtab")).to_have_attribute("href", "/desktop/eta/")
+    # The Selkies client runs inside the tab (AiKore's frame-src and Selkies' frame-ancestors allow it).
+    expect(page.frame_locator(f"#tool-desktop-{created['id']} iframe").locator("canvas").first).to_be_attached(
+        timeout=60_000)
+    board.shot("workspace-desktop")
+    board.close_tool("desktop", created["id"])
+    expect(tool).to_have_count(0)
+    expect(page.locator("iframe")).to_have_count(0)
+    board.api("POST", f"/api/instances/{created['id']}/stop")
