@@ -40,7 +40,9 @@ aik_link_dir "$INSTANCE_OUTPUT_DIR" "$app/output"
 cd "$app/ui"
 built=$(git -C "$app" rev-parse HEAD)
 if [[ "$(cat .aikore-built 2>/dev/null)" != "$built" ]]; then
+	aik_phase building-ui 0
 	npm install
+	aik_phase building-ui 0.5
 	npm run update_db
 	npm run build
 	printf '%s\n' "$built" >.aikore-built

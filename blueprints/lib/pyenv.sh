@@ -73,16 +73,20 @@ aik_pip_install() {
 		return 0
 	fi
 	# The caller's phase (aik_torch's, dynamically scoped), reported only when something installs.
-	aik_phase "${AIK_INSTALL_PHASE:-installing-requirements}"
+	aik_phase "${AIK_INSTALL_PHASE:-installing-requirements}" "${AIK_INSTALL_FRACTION:-}"
 	uv pip install "${args[@]}" "$@"
 	mkdir -p "${stamp%/*}"
 	printf '%s\n' "$*" >"$stamp"
 }
 
-# Installs each existing requirements file; a file the app does not ship is skipped.
+# Installs each existing requirements file; a file the app does not ship is skipped. The phase's
+# fraction is the share of the files done (uv prints no progress of its own into a log).
 aik_pip_requirements() {
-	local file
+	local file count=0 AIK_INSTALL_FRACTION
 	for file in "$@"; do
+		AIK_INSTALL_FRACTION=$((count * 100 / $#))
+		AIK_INSTALL_FRACTION=$((AIK_INSTALL_FRACTION / 100)).$(printf '%02d' $((AIK_INSTALL_FRACTION % 100)))
+		count=$((count + 1))
 		if [[ -f $file ]]; then
 			aik_pip_install -r "$file"
 		else
