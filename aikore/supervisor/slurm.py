@@ -154,8 +154,6 @@ def gres_gpus(text: str) -> int:
 class JobHandle:
     """A launch's batch job: ``pid`` is the job id and ``create_time`` its submit time (its identity)."""
 
-    remote = True
-
     def __init__(self, slurm: Slurm, job_id: int, submitted: float, launch_id: str, endpoint_path: Path) -> None:
         self.slurm = slurm
         self.pid = job_id
@@ -201,7 +199,6 @@ class Slurm:
 
     env: Mapping[str, str] | None = None
     interval: float = POLL_INTERVAL
-    remote: bool = True
     _jobs: dict[int, JobInfo] = field(default_factory=dict)
     _ends: dict[int, JobEnd] = field(default_factory=dict)
     _watched: set[int] = field(default_factory=set)
@@ -232,7 +229,8 @@ class Slurm:
 
     async def refresh(self) -> None:
         """Every AiKore job Slurm holds now; the end of each watched job that left the queue."""
-        out = await self.command("squeue", "-h", "-o", "%i|%j|%T|%r|%N|%k|%V")
+        # --me: AiKore's jobs are its user's; a big cluster's whole queue is not read every second.
+        out = await self.command("squeue", "--me", "-h", "-o", "%i|%j|%T|%r|%N|%k|%V")
         jobs: dict[int, JobInfo] = {}
         for line in out.splitlines():
             parts = line.split("|")
@@ -352,8 +350,12 @@ class Slurm:
         return [j.job_id for j in self._jobs.values() if j.comment == COMMENT_PREFIX + launch_id and j.active]
 
     async def terminate(self, handle: Handle | None, marker: str, grace: float, cgroup: str | None = None) -> None:
-        """``scancel`` the launch's jobs (Slurm signals the whole tree), wait ``grace``, then kill them."""
-        await self.refresh()
+        """``scancel`` the launch's jobs (Slurm signals the whole tree), wait ``grace``, then kill them.
+
+        Slurm failing to answer for a moment is waited out until the deadline, not taken as "gone".
+        """
+        with contextlib.suppress(SlurmError):
+            await self.refresh()
         ids = set(self.jobs_of(marker))
         if handle is not None and handle.poll() is None:
             ids.add(handle.pid)
@@ -372,16 +374,20 @@ class Slurm:
     async def _wait_ended(self, ids: set[int], within: float) -> bool:
         deadline = time.monotonic() + within
         while True:
-            await self.refresh()
-            if all(j not in self._jobs or not self._jobs[j].active for j in ids):
-                return True
+            try:
+                await self.refresh()
+                if all(j not in self._jobs or not self._jobs[j].active for j in ids):
+                    return True
+            except SlurmError as exc:
+                log.warning("waiting for Slurm jobs %s to end: %s", sorted(ids), exc)
             if time.monotonic() >= deadline:
                 return False
             await asyncio.sleep(0.2)
 
     async def leftovers(self, marker: str, cgroup: str | None = None) -> int:
-        """How many jobs of a launch Slurm still runs or holds."""
-        await self.refresh()
+        """How many jobs of a launch Slurm still runs or holds (as last seen, if it does not answer now)."""
+        with contextlib.suppress(SlurmError):
+            await self.refresh()
         return len(self.jobs_of(marker))
 
     async def probe(self, port: int, path: str, owners: Sequence[Owner] = ()) -> bool:
