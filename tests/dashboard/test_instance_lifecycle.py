@@ -35,7 +35,7 @@ def test_a_row_shows_the_install_phase_with_its_fraction_and_elapsed_time(
     first = detail.text_content()
     # The elapsed time moves on between events.
     expect(detail).not_to_have_text(first or "")
-    board.shot("instance-installing")
+    board.shot("instance-installing", readme=True)
 
     (board.server.data_dir / "instances" / "installer" / "go").touch()
     expect(row.locator("[data-show='status']")).to_have_text("running")
