@@ -3,7 +3,9 @@ environment or fresh, and a cancelled or failed copy leaving nothing behind."""
 
 from __future__ import annotations
 
-from tests.helpers import wait_until
+from pathlib import Path
+
+from tests.helpers import AikoreProcess, wait_until
 from tests.instances.conftest import app_info, call, copy_done, create, folder, log_of, named, refused, running, start
 
 
@@ -66,16 +68,18 @@ def test_a_fresh_copy_takes_the_script_and_settings_and_installs_its_own_at_firs
     assert info["env"]["CUDA_VISIBLE_DEVICES"] == ""
 
 
-def test_a_copy_holds_its_name_and_a_cancelled_or_failed_copy_leaves_no_instance_nor_folder(tiny) -> None:
-    source = create(tiny, "big")
-    bulk = folder(tiny, "big") / "config" / "bulk"
-    bulk.mkdir(parents=True)
-    # Enough files that the copies are still under way while the test acts on them.
+def many_files(conf: Path) -> None:
+    """Enough files that a copy of ``conf`` is still under way while a test acts on it."""
     for n in range(20):
-        sub = bulk / f"d{n}"
-        sub.mkdir()
+        sub = conf / "bulk" / f"d{n}"
+        sub.mkdir(parents=True)
         for m in range(200):
             (sub / f"f{m}").write_bytes(b"x")
+
+
+def test_a_copy_holds_its_name_and_a_cancelled_or_failed_copy_leaves_no_instance_nor_folder(tiny) -> None:
+    source = create(tiny, "big")
+    many_files(folder(tiny, "big") / "config")
 
     held = call(tiny, "POST", f"/api/instances/{source['id']}/copy",
                 {"name": "held", "environment": "copy", "public_port": 19007}, expect=202)
@@ -120,3 +124,19 @@ def test_copy_refusals_name_the_problem(tiny) -> None:
     refused(tiny, "GET", "/api/copies/x", None, 404, "copy")
     assert named(tiny, "x") is None and other["name"] == "taken"
     wait_until(lambda: call(tiny, "GET", "/api/copies") == [], what="no copy jobs")
+
+
+def test_a_copy_an_aikore_crash_interrupts_leaves_nothing_after_the_next_start(tiny: AikoreProcess) -> None:
+    source = create(tiny, "big")
+    many_files(folder(tiny, "big") / "config")
+    job = call(tiny, "POST", f"/api/instances/{source['id']}/copy", {"name": "dup", "environment": "copy"},
+               expect=202)
+    wait_until(lambda: call(tiny, "GET", f"/api/copies/{job['id']}")["files_done"] > 0, what="the copy to begin")
+    assert [p.name for p in (tiny.data_dir / "instances").glob(".creating-dup.*")], "staged while copying"
+    tiny.kill()
+
+    tiny.start()
+    assert [i["name"] for i in call(tiny, "GET", "/api/instances")] == ["big"]
+    assert sorted(p.name for p in (tiny.data_dir / "instances").iterdir()) == ["big"]
+    assert call(tiny, "GET", "/api/copies") == []
+    create(tiny, "dup")
