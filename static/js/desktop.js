@@ -24,6 +24,7 @@ export function openDesktop(id) {
     panel: root,
     instanceId: id,
     persist: { kind: "desktop", id },
+    focusTab: true,
   });
 }
 

@@ -218,6 +218,7 @@ export function openFiles(target) {
     panel: $("#files-panel"),
     keep: true,
     instanceId,
+    focusTab: true,
     persist: instanceId === null ? { kind: "files", root: "models" } : { kind: "files", id: instanceId },
     canClose: discardEdit,
     onClose: () => { view = null; editing = null; },

@@ -61,6 +61,7 @@ const workspace = () => $("#workspace");
  * `panel` is its content; `label()` names the tab (called again when instances change);
  * `instanceId` ties it to an instance: its tab closes when that instance is deleted, unless
  * `closeWithInstance` is false; `persist` ({kind, ...}) is remembered so a reload opens it again through that kind's reopener;
+ * `focusTab` puts the keyboard on its new tab (for tools that focus nothing of their own);
  * `onVisible(shown)` tells it when it can be seen; `canClose()` may refuse; `onClose()` ends it.
  * When `key` is open, its label, instance and persist are updated from `spec` where given.
  * Returns the tool and whether it was just created.
@@ -96,7 +97,7 @@ export function openTool(spec) {
   if (!tool.panel.isConnected) $("#tools-panels").append(tool.panel);
   tools.set(tool.key, tool);
   relabel(tool);
-  selectTool(tool, { focus: false, reveal: !restoring });
+  selectTool(tool, { focus: Boolean(spec.focusTab) && !restoring, reveal: !restoring });
   return { tool, created: true };
 }
 
@@ -142,6 +143,8 @@ function selectTool(tool, { focus, reveal = focus }) {
 function relabel(tool) {
   const text = tool.label();
   tool.tab.textContent = text;
+  // A long instance name is cut short in the tab; the whole of it shows on hover.
+  tool.tab.title = text;
   tool.closer.setAttribute("aria-label", `Close ${text}`);
 }
 

@@ -67,6 +67,9 @@ def test_files_lists_uploads_and_edits(dashboard: Callable[..., Dashboard], tmp_
     page.locator(board.row("studio")).locator("[data-action='files']").click()
     dialog = board.tool("files")
     expect(dialog.locator("tr[data-path='launch.sh']")).to_be_visible()
+    # Files focuses nothing of its own: the keyboard lands on its new tab, the panel one Tab away.
+    expect(page.locator("#tool-files-tab")).to_be_focused()
+    expect(page.locator("#tool-files-tab")).to_have_attribute("title", "Files — studio")
     upload = tmp_path / "workflow.json"
     upload.write_text('{"nodes": []}\n')
     page.set_input_files("#files-upload", str(upload))
