@@ -282,6 +282,28 @@ def test_light_theme_follows_the_system_preference_with_readable_contrast(
         assert ratio >= 4.5, f"{selector}: {foreground} on {background} is {ratio:.2f}:1"
     board.shot("workspace-light", readme=True)
 
+    # The other views and a dialog: the same palette.
+    page.click("[data-view-link='system']")
+    expect(page.locator("#gpu-cards .gpu-card")).to_have_count(2)
+    page.click("[data-view-link='models']")
+    expect(page.locator("#view-models")).to_be_visible()
+    page.click("[data-view-link='system']")
+    expect(page.locator("[data-fig='cpu-percent']")).to_have_text(re.compile(r"%$"))
+    for selector in ("#card-cpu h2", "[data-fig='cpu-percent']", "#card-cpu .muted", "#gpu-0 .gpu-figs dt",
+                     "#gpu-0 .gpu-figs dd", "#system-title"):
+        foreground, background = _colours(page, selector)
+        ratio = _contrast(foreground, background)
+        assert ratio >= 4.5, f"{selector}: {foreground} on {background} is {ratio:.2f}:1"
+    board.shot("system-light")
+    page.click("[data-view-link='instances']")
+    page.click("#add-instance-btn")
+    expect(page.locator("#add-dialog")).to_be_visible()
+    for selector in ("#add-title", "#add-name-hint", "label.blueprint[data-blueprint='demo'] .blueprint-desc"):
+        foreground, background = _colours(page, selector)
+        ratio = _contrast(foreground, background)
+        assert ratio >= 4.5, f"{selector}: {foreground} on {background} is {ratio:.2f}:1"
+    board.shot("add-instance-light")
+
 
 def test_a_damaged_saved_layout_gives_the_defaults(shared_dashboard: Callable[..., Dashboard]) -> None:
     board = shared_dashboard()
