@@ -10,9 +10,11 @@ import { openCopy, openSatellite } from "./copies.js";
 import { openEditor } from "./editor.js";
 import { failureLine } from "./failure.js";
 import { openFiles } from "./files.js";
+import { listing, matches, ordered, setSort } from "./listing.js";
 import { openLogs } from "./logs.js";
 import { openOutputs } from "./outputs.js";
 import { progressDetail, statusText, tickProgress } from "./progress.js";
+import { setupRowMenu } from "./rowmenu.js";
 import { openSettings } from "./settings.js";
 import { removeInstance, state, upsertInstance, usageOf, on } from "./state.js";
 import { openTerminal } from "./terminal.js";
@@ -22,6 +24,7 @@ const STOPPED = new Set(["stopped", "error"]);
 
 const table = () => $("#instances-table");
 const rows = new Map(); // id -> <tbody>
+const selected = new Set(); // ids ticked for a bulk start/stop
 
 export function setupInstances() {
   on("instances", renderAll);
@@ -36,6 +39,70 @@ export function setupInstances() {
     if ($("#add-dialog").open) renderBlueprintChoices();
   });
   tickProgress(renderProgress);
+  setupListing();
+}
+
+function setupListing() {
+  const sort = $("#instances-sort");
+  sort.value = listing.sort;
+  sort.addEventListener("change", () => {
+    setSort(sort.value);
+    renderAll();
+  });
+  $("#instances-filter").addEventListener("input", (event) => {
+    listing.filter = event.target.value;
+    renderAll();
+  });
+  $("#select-all").addEventListener("change", (event) => {
+    for (const [id, body] of rows) {
+      if (!body.hidden) toggleSelected(id, event.target.checked);
+    }
+    renderSelection();
+  });
+  $("#bulk-start").addEventListener("click", () => bulk("start"));
+  $("#bulk-stop").addEventListener("click", () => bulk("stop"));
+  $("#bulk-clear").addEventListener("click", () => {
+    selected.clear();
+    renderSelection();
+  });
+}
+
+function toggleSelected(id, on) {
+  if (on) selected.add(id);
+  else selected.delete(id);
+}
+
+function renderSelection() {
+  for (const id of [...selected]) if (!state.instances.has(id)) selected.delete(id);
+  for (const [id, body] of rows) $(".row-select", body).checked = selected.has(id);
+  const shown = [...rows].filter(([, body]) => !body.hidden);
+  const all = $("#select-all");
+  all.checked = shown.length > 0 && shown.every(([id]) => selected.has(id));
+  all.indeterminate = !all.checked && shown.some(([id]) => selected.has(id));
+  $("#instances-bulk").hidden = selected.size === 0;
+  $("#bulk-count").textContent = `${selected.size} selected`;
+}
+
+/** Start (or stop) every selected instance that is not already so; says what happened. */
+async function bulk(verb) {
+  const wanted = [...selected].map((id) => state.instances.get(id)).filter(Boolean)
+    .filter((inst) => (verb === "start" ? STOPPED.has(inst.status) : !STOPPED.has(inst.status)));
+  if (wanted.length === 0) {
+    toast(`Nothing to ${verb}: the selected instances are already ${verb === "start" ? "running" : "stopped"}.`);
+    return;
+  }
+  const button = $(`#bulk-${verb}`);
+  await busy(button, async () => {
+    const results = await Promise.allSettled(wanted.map((inst) => api.action(inst.id, verb)));
+    const failed = [];
+    results.forEach((result, index) => {
+      if (result.status === "fulfilled" && result.value?.id) upsertInstance(result.value);
+      else if (result.status === "rejected") failed.push(`${wanted[index].name}: ${result.reason.message}`);
+    });
+    const done = wanted.length - failed.length;
+    const verbed = verb === "start" ? "Starting" : "Stopping";
+    toast([`${verbed} ${done} of ${wanted.length}.`, ...failed].join(" "), { error: failed.length > 0 });
+  });
 }
 
 function renderProgress() {
@@ -47,7 +114,7 @@ function renderProgress() {
 
 export function renderAll() {
   $("#instances-loading").hidden = true;
-  const instances = grouped([...state.instances.values()]);
+  const instances = grouped(ordered(state.instances.values(), blueprintName));
   for (const [id, body] of rows) {
     if (!state.instances.has(id)) {
       body.remove();
@@ -64,22 +131,37 @@ export function renderAll() {
     if (previous.nextElementSibling !== body) previous.after(body);
     previous = body;
     renderRow(body, instance);
+    body.hidden = !matches(instance, blueprintName(instance.blueprint));
   }
   $("#instances-empty").hidden = instances.length > 0;
   table().hidden = instances.length === 0;
+  $("#instances-tools").hidden = instances.length === 0;
+  const shown = instances.filter((inst) => !rows.get(inst.id).hidden).length;
+  $("#instances-count").textContent = listing.filter
+    ? `${shown} of ${instances.length} shown` : `${instances.length} instance${instances.length === 1 ? "" : "s"}`;
+  renderSelection();
 }
 
 /** By name, each satellite right under its parent. */
+/** Satellites right under their parent; `list` comes in the chosen order, which each group keeps. */
 function grouped(list) {
-  const byName = (a, b) => a.name.localeCompare(b.name);
   const isRoot = (inst) => !inst.parent_id || !state.instances.has(inst.parent_id);
-  return list.filter(isRoot).sort(byName)
-    .flatMap((root) => [root, ...list.filter((i) => !isRoot(i) && i.parent_id === root.id).sort(byName)]);
+  return list.filter(isRoot)
+    .flatMap((root) => [root, ...list.filter((i) => !isRoot(i) && i.parent_id === root.id)]);
 }
 
 function createRow(id) {
   const body = $("#instance-row").content.firstElementChild.cloneNode(true);
   body.dataset.id = id;
+  setupRowMenu(body, id);
+  $(".details-toggle", body).addEventListener("click", (event) => {
+    const expanded = body.classList.toggle("expanded");
+    event.currentTarget.setAttribute("aria-expanded", String(expanded));
+  });
+  $(".row-select", body).addEventListener("change", (event) => {
+    toggleSelected(id, event.target.checked);
+    renderSelection();
+  });
   for (const input of $$("[data-field]", body)) {
     input.addEventListener(input.type === "checkbox" ? "change" : "input", () => markDirty(body));
     if (input.type !== "checkbox") {
@@ -125,6 +207,8 @@ function renderRow(body, inst) {
     if (!input.classList.contains("changed")) setValue(input, inst[field]);
     input.disabled = !stopped && !LIVE_FIELDS.has(field);
     input.title = input.disabled ? "Stop the instance to change this" : "";
+    // A long name is cut short with "…" in the cell; hovering shows it whole (focus scrolls it).
+    if (field === "name") input.title = [inst.name, input.title].filter(Boolean).join("\n");
   }
   const badge = show(body, "status");
   badge.textContent = statusText(inst);
@@ -174,7 +258,8 @@ function renderPort(body, inst) {
   if (url) {
     link.href = url;
     link.textContent = url.startsWith("/") ? url : url.replace(/^https?:\/\//, "");
-    link.title = proxySummary(inst.proxy);
+    // The link is cut short with "…" in the cell; the tooltip has it whole.
+    link.title = [link.textContent, proxySummary(inst.proxy)].filter(Boolean).join("\n");
   }
 }
 
@@ -212,6 +297,9 @@ function renderButtons(body, inst) {
     button.setAttribute("aria-label", `${button.textContent} ${inst.name}`);
   }
   open.setAttribute("aria-label", `Open ${inst.name}`);
+  $(".more-toggle", body).setAttribute("aria-label", `More actions for ${inst.name}`);
+  $(".more-toggle", body).title = "More actions";
+  $(".row-select", body).setAttribute("aria-label", `Select ${inst.name}`);
 }
 
 function renderNote(body, inst) {

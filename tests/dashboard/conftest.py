@@ -65,6 +65,15 @@ class Dashboard:
     def row(self, name: str) -> str:
         return f"tbody.instance[data-name='{name}']"
 
+    def action(self, name: str, action: str) -> Locator:
+        """A row's action, opening its "⋯" menu first when the action lives there."""
+        row = self.page.locator(self.row(name))
+        control = row.locator(f"[data-action='{action}']")
+        control.wait_for(state="attached")  # the row may not be rendered yet
+        if control.evaluate("el => Boolean(el.closest('.more-menu')) && !el.checkVisibility()"):
+            row.locator(".more-toggle").click()
+        return control
+
     def tool(self, kind: str, instance_id: int | None = None) -> Locator:
         """A tab's panel in the tools pane: ``tool("logs", 3)``, ``tool("terminal")``."""
         suffix = "" if instance_id is None else f"-{instance_id}"

@@ -77,6 +77,7 @@ def test_token_login_create_start_open_logs_edit_stop_delete(dashboard: Callable
     expect(logs).to_have_count(0)
 
     # Edit the script while it runs: saved, and a restart is offered.
+    row.locator(".more-toggle").click()
     row.locator("[data-action='script']").click()
     editor = board.tool("editor", instance["id"])
     expect(editor.locator(".editor-host .CodeMirror")).to_contain_text("aikore.demo")
@@ -95,6 +96,7 @@ def test_token_login_create_start_open_logs_edit_stop_delete(dashboard: Callable
     row.locator("[data-action='stop']").click()
     expect(status).to_have_text("stopped", timeout=RUNNING_TIMEOUT)
     expect(row.locator("[data-show='pid']")).to_have_text("\u2013")
+    row.locator(".more-toggle").click()
     row.locator("[data-action='delete']").click()
     page.click("#confirm-ok")
     expect(row).to_have_count(0)
@@ -133,11 +135,15 @@ def test_rebuild_asks_first_then_starts_with_the_rebuild_flag(dashboard: Callabl
     page = board.page
     row = page.locator(board.row("rebuilt"))
 
+    row.locator(".more-toggle").click()
+
     row.locator("[data-action='rebuild']").click()
     expect(page.locator("#confirm-text")).to_contain_text("AIKORE_REBUILD_ENV")
     page.keyboard.press("Escape")
     expect(page.locator("#confirm-dialog")).to_be_hidden()
     assert board.api("GET", f"/api/instances/{created['id']}")["status"] == "stopped"
+
+    row.locator(".more-toggle").click()
 
     row.locator("[data-action='rebuild']").click()
     page.click("#confirm-ok")
@@ -146,6 +152,7 @@ def test_rebuild_asks_first_then_starts_with_the_rebuild_flag(dashboard: Callabl
     assert "rebuild flag=1" in logs
 
     # A plain restart afterwards runs without the flag: it is a one-off.
+    row.locator(".more-toggle").click()
     row.locator("[data-action='restart']").click()
     wait_until(
         lambda: board.api("GET", f"/api/instances/{created['id']}/logs?tail=50")["lines"].count("rebuild flag=0") == 1,

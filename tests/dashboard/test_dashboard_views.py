@@ -152,7 +152,7 @@ def test_script_editor_highlights_saves_and_keeps_the_previous_version(dashboard
     original = board.api("GET", f"/api/instances/{created['id']}/script")["content"]
     board.login()
     page = board.page
-    page.click(f"{board.row('scripted')} [data-action='script']")
+    board.action("scripted", "script").click()
     tool = board.tool("editor", created["id"])
     editor = tool.locator(".editor-host .CodeMirror")
     expect(editor).to_be_visible()
@@ -198,15 +198,15 @@ def test_delete_asks_first_and_the_row_goes(dashboard: Callable[..., Dashboard])
     board.api("POST", "/api/instances", {"name": "doomed", "blueprint": "demo"})
     board.login()
     page = board.page
-    delete = page.locator(f"{board.row('doomed')} [data-action='delete']")
-    delete.click()
+    board.action("doomed", "delete").click()
     expect(page.locator("#confirm-dialog")).to_be_visible()
     expect(page.locator("#confirm-text")).to_contain_text("trash")
     page.click("#confirm-dialog button[value='cancel']")
     expect(page.locator(board.row("doomed"))).to_have_count(1)
-    expect(delete).to_be_focused()
+    # Focus comes back to the row's "⋯" menu button the delete was chosen from.
+    expect(page.locator(f"{board.row('doomed')} .more-toggle")).to_be_focused()
 
-    delete.click()
+    board.action("doomed", "delete").click()
     page.click("#confirm-ok")
     expect(page.locator(board.row("doomed"))).to_have_count(0)
     expect(page.locator("#instances-empty")).to_be_visible()
@@ -312,7 +312,7 @@ def test_phone_width_shows_instances_as_cards_without_sideways_scrolling(dashboa
     page = board.page
     row = page.locator(board.row("pocket"))
     expect(row.locator("[data-action='start']")).to_be_visible()
-    expect(row.locator("[data-action='delete']")).to_be_in_viewport()
+    expect(row.locator(".more-toggle")).to_be_in_viewport()
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
     board.shot("phone-instances", full_page=True)
     page.click("#add-instance-btn")

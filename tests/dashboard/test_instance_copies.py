@@ -36,6 +36,7 @@ def test_copy_with_progress_and_cancel_then_a_satellite_grouped_under_its_parent
     expect(row.locator("[data-show='status']")).to_have_text("running", timeout=RUNNING_TIMEOUT)
 
     # Copy with the environment: progress in the source's row, and Cancel leaves nothing.
+    row.locator(".more-toggle").click()
     row.locator("[data-action='copy']").click()
     expect(page.locator("#copy-name")).to_have_value("src-copy")
     page.check("#copy-with-env")
@@ -52,6 +53,7 @@ def test_copy_with_progress_and_cancel_then_a_satellite_grouped_under_its_parent
     expect(row.locator("[data-show='status']")).to_have_text("running")
 
     # A fresh copy: its row appears with the source's blueprint; a clash is named in the dialog.
+    row.locator(".more-toggle").click()
     row.locator("[data-action='copy']").click()
     page.fill("#copy-name", "src")
     page.click("#copy-submit")
@@ -62,6 +64,7 @@ def test_copy_with_progress_and_cancel_then_a_satellite_grouped_under_its_parent
     expect(page.locator("#toast")).to_contain_text("src-fresh is ready")
 
     # A satellite: listed right under its parent, started on the parent's install.
+    row.locator(".more-toggle").click()
     row.locator("[data-action='satellite']").click()
     page.fill("#satellite-name", "src-sat")
     page.fill("#satellite-gpus", "0")
@@ -77,6 +80,7 @@ def test_copy_with_progress_and_cancel_then_a_satellite_grouped_under_its_parent
     board.shot("satellite")
 
     # The parent is not deleted under its satellite: the row says why.
+    row.locator(".more-toggle").click()
     row.locator("[data-action='delete']").click()
     page.click("#confirm-ok")
     expect(row.locator("[data-show='error']")).to_contain_text("src-sat")
@@ -91,7 +95,7 @@ def test_save_search_edit_import_and_delete_custom_blueprints(
     board.api("POST", "/api/instances", {"name": "tuned", "blueprint": "demo"})
     board.login()
 
-    page.locator(board.row("tuned")).locator("[data-action='save-blueprint']").click()
+    board.action("tuned", "save-blueprint").click()
     page.fill("#blueprint-id", "tuned-bp")
     page.fill("#blueprint-name", "Tuned demo")
     page.fill("#blueprint-category", "Mine")

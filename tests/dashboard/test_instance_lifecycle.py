@@ -50,6 +50,7 @@ def test_settings_edited_after_creation_say_what_waits_for_a_restart_and_errors_
     board.login()
     page = board.page
     row = page.locator(board.row("tuned"))
+    row.locator(".more-toggle").click()
     row.locator("[data-action='settings']").click()
     dialog = page.locator("#settings-dialog")
     expect(dialog).to_be_visible()
@@ -89,6 +90,7 @@ def test_settings_edited_after_creation_say_what_waits_for_a_restart_and_errors_
                + "### AIKORE-METADATA-END ###\nCOMFYUI_REF=${COMFYUI_REF:-v0.3.65}\nexec sleep 600\n"})
     row.locator("[data-action='start']").click()
     expect(row.locator("[data-show='status']")).to_have_text("starting")
+    row.locator(".more-toggle").click()
     row.locator("[data-action='settings']").click()
     expect(page.locator("#settings-running")).to_be_visible()
     expect(dialog.locator("[data-setting='launch_args'] .applies")).to_have_text("next restart")

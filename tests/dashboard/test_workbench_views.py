@@ -42,6 +42,7 @@ def test_terminal_runs_a_command_in_the_instance_environment(dashboard: Callable
     _instance(board, "studio")
     page = board.page
     row = page.locator(board.row("studio"))
+    row.locator(".more-toggle").click()
     row.locator("[data-action='terminal']").click()
     dialog = board.tool("terminal")
     expect(dialog).to_be_visible()
@@ -64,7 +65,7 @@ def test_files_lists_uploads_and_edits(dashboard: Callable[..., Dashboard], tmp_
     board.login()
     _, folder = _instance(board, "studio")
     page = board.page
-    page.locator(board.row("studio")).locator("[data-action='files']").click()
+    board.action("studio", "files").click()
     dialog = board.tool("files")
     expect(dialog.locator("tr[data-path='launch.sh']")).to_be_visible()
     # Files focuses nothing of its own: the keyboard lands on its new tab, the panel one Tab away.
@@ -95,7 +96,7 @@ def test_outputs_gallery_shows_parameters_and_new_images_live(dashboard: Callabl
     _png(folder / "output" / "ComfyUI_00001_.png", (40, 90, 160))
     _png(folder / "output" / "ComfyUI_00002_.png", (160, 70, 40))
     page = board.page
-    page.locator(board.row("studio")).locator("[data-action='outputs']").click()
+    board.action("studio", "outputs").click()
     grid = page.locator("#outputs-grid")
     expect(grid.locator(".output-card")).to_have_count(2)
     _png(folder / "output" / "ComfyUI_00003_.png", (60, 150, 80))
@@ -116,12 +117,12 @@ def test_outputs_and_files_fit_a_phone(dashboard: Callable[..., Dashboard]) -> N
     _, folder = _instance(board, "studio")
     _png(folder / "output" / "ComfyUI_00001_.png", (40, 90, 160))
     page = board.page
-    page.locator(board.row("studio")).locator("[data-action='outputs']").click()
+    board.action("studio", "outputs").click()
     page.locator("#outputs-grid .output-card").first.click()
     expect(page.locator("#outputs-params")).to_contain_text("42424242")
     board.shot("outputs-phone")
     page.locator("#outputs-dialog [data-close]").click()
-    page.locator(board.row("studio")).locator("[data-action='files']").click()
+    board.action("studio", "files").click()
     expect(page.locator("#tool-files tr[data-path='launch.sh']")).to_be_visible()
     width = page.evaluate("[document.documentElement.scrollWidth, document.getElementById('tool-files').scrollWidth]")
     assert max(width) <= PHONE["width"] + 1, width

@@ -127,6 +127,7 @@ def test_panes_resize_by_drag_and_keyboard_and_a_reload_keeps_sizes_and_tabs(
     expect(page.locator("#splitter")).to_be_hidden()
     row = page.locator(board.row("gamma"))
     row.locator("[data-action='logs']").click()
+    row.locator(".more-toggle").click()
     row.locator("[data-action='script']").click()
     expect(page.locator("#tools-tabs [role='tab']")).to_have_count(2)
     expect(page.locator(f"#tool-editor-{created['id']}-tab")).to_have_attribute("aria-selected", "true")
@@ -231,6 +232,7 @@ def test_phone_shows_each_pane_full_screen_and_switches_between_them(
     main_button.click()
     expect(page.locator("#main")).to_be_visible()
     expect(page.locator("#tools")).to_be_hidden()
+    row.locator(".more-toggle").click()
     row.locator("[data-action='script']").click()
     expect(page.locator("#tools")).to_be_visible()
     expect(tools_button).to_contain_text("2")
@@ -271,7 +273,7 @@ def test_light_theme_follows_the_system_preference_with_readable_contrast(
         f"{board.row('epsilon')} [data-show='url']",
         f"{board.row('epsilon')} [data-show='status']",
         f"{board.row('epsilon')} [data-action='start']",
-        f"{board.row('epsilon')} [data-action='delete']",
+        f"{board.row('epsilon')} .more-toggle",
         "#add-instance-btn",
         f"#tool-logs-{created['id']}-tab",
         f"#tool-logs-{created['id']} .logs-state",

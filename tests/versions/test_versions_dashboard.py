@@ -30,6 +30,8 @@ def test_update_from_the_dialog_then_roll_back(
     expect(status).to_have_text("running", timeout=60_000)
     expect(badge).to_have_text("v1 · v2 available")
 
+    row.locator(".more-toggle").click()
+
     row.locator("[data-action='versions']").click()
     dialog = page.locator("#versions-dialog")
     expect(dialog).to_be_visible()
@@ -48,6 +50,8 @@ def test_update_from_the_dialog_then_roll_back(
     expect(status).to_have_text("running", timeout=60_000)
     expect(badge).to_have_text("v2")
     assert board.server.request("GET", "/app/app/").json() == {"release": "v2", "probe": "2.0"}
+
+    row.locator(".more-toggle").click()
 
     row.locator("[data-action='versions']").click()
     snapshot.locator("button", has_text="Roll back").click()
