@@ -246,8 +246,9 @@ def instance_env(
     env.update(instance.env)
     env.update(
         {
-            # One argument per line (none holds a line break): aik_launch appends them to the app's.
-            "AIKORE_LAUNCH_ARGS": "\n".join(instance.launch_args),
+            # Each argument ended by a line break (none holds one), so a lone empty argument is
+            # still one: aik_launch appends them to the app's.
+            "AIKORE_LAUNCH_ARGS": "".join(f"{arg}\n" for arg in instance.launch_args),
             "WEBUI_PORT": str(port),
             "WEBUI_HOST": "127.0.0.1",
             "INSTANCE_NAME": instance.name,

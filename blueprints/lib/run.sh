@@ -18,9 +18,8 @@ aik_gradio_env() {
 aik_launch() {
 	local extra=() line words
 	local args_file=${AIKORE_OWN_CONF_DIR:-$INSTANCE_CONF_DIR}/launch_args.txt
-	if [[ -n ${AIKORE_LAUNCH_ARGS:-} ]]; then
-		mapfile -t extra <<<"$AIKORE_LAUNCH_ARGS"
-	fi
+	# Each argument ends with a line break; printf adds none, so nothing set means no argument.
+	mapfile -t extra < <(printf '%s' "${AIKORE_LAUNCH_ARGS:-}")
 	if [[ -f $args_file ]]; then
 		while IFS= read -r line || [[ -n $line ]]; do
 			[[ $line =~ ^[[:space:]]*(#|$) ]] && continue

@@ -43,7 +43,7 @@ def test_instance_env_follows_the_contract_and_drops_aikore_secrets(tmp_path: Pa
         # The instance's own settings: extra variables over AiKore's environment, its arguments.
         "EXTRA": "x y",
         "HOME": "/home/comfy",
-        "AIKORE_LAUNCH_ARGS": "--a b\n--c",
+        "AIKORE_LAUNCH_ARGS": "--a b\n--c\n",
     }
 
 

@@ -70,6 +70,14 @@ async def test_launch_args_with_spaces_and_env_reach_the_app_and_a_change_while_
     found = await until(lambda: seen(tmp_path, "one"), what="the restarted app's arguments")
     assert found == {"args": ["--fixed", "--other"], "env": {"GREETING": None, "WEBUI_HOST": "127.0.0.1"}}
 
+    # A lone empty argument is one argument; none is none.
+    for args, expected in (([""], ["--fixed", ""]), ([], ["--fixed"])):
+        await api(client, "PATCH", f"/api/instances/{inst['id']}", {"launch_args": args})
+        (tmp_path / "data" / "instances" / "one" / "seen.json").unlink()
+        await api(client, "POST", f"/api/instances/{inst['id']}/restart")
+        found = await until(lambda: seen(tmp_path, "one"), what="the restarted app's arguments")
+        assert found["args"] == expected
+
 
 @pytest.mark.parametrize(
     ("body", "field", "says"),
