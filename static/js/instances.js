@@ -25,6 +25,32 @@ const STOPPED = new Set(["stopped", "error"]);
 const table = () => $("#instances-table");
 const rows = new Map(); // id -> <tbody>
 const selected = new Set(); // ids ticked for a bulk start/stop
+// The controls that act on AiKore; paused (disabled) while it does not answer.
+const ACTIONS = "#view-instances button, #view-instances a[data-action], #view-instances input[data-field]";
+let offline = false;
+
+/** Pause every action while AiKore is away; on its return, drop the errors that its absence caused. */
+export function setInstancesOffline(on) {
+  offline = on;
+  if (on) {
+    for (const control of $$(ACTIONS)) {
+      if (control.disabled || control.getAttribute("aria-disabled") === "true") continue;
+      control.dataset.offline = "yes";
+      if (control.tagName === "A") control.setAttribute("aria-disabled", "true");
+      else control.disabled = true;
+    }
+    return;
+  }
+  for (const control of $$("[data-offline]")) {
+    delete control.dataset.offline;
+    if (control.tagName === "A") control.removeAttribute("aria-disabled");
+    else control.disabled = false;
+  }
+  for (const body of rows.values()) {
+    if (show(body, "error").dataset.code === "network") rowError(body, null);
+  }
+  renderAll();
+}
 
 export function setupInstances() {
   on("instances", renderAll);
@@ -330,6 +356,8 @@ function syncNoteRow(body) {
 function rowError(body, err) {
   const message = err ? err.message : "";
   showError(show(body, "error"), message);
+  // A "did not answer" error is about AiKore being away, not this row: it goes when AiKore is back.
+  show(body, "error").dataset.code = err instanceof ApiError ? err.code : "";
   for (const input of $$("[data-field]", body)) input.removeAttribute("aria-invalid");
   if (err instanceof ApiError && err.field) {
     $(`[data-field='${err.field}']`, body)?.setAttribute("aria-invalid", "true");
@@ -395,7 +423,7 @@ function revert(body) {
 async function update(body) {
   const inst = instanceOf(body);
   const fields = changes(body);
-  if (!inst || Object.keys(fields).length === 0) return;
+  if (!inst || offline || Object.keys(fields).length === 0) return;
   const button = $("[data-action='update']", body);
   await busy(button, async () => {
     try {
@@ -413,7 +441,7 @@ async function update(body) {
 async function onAction(body, control, event) {
   const action = control.dataset.action;
   const inst = instanceOf(body);
-  if (!inst) return;
+  if (!inst || offline) return;
   if (action === "open") {
     if (control.getAttribute("aria-disabled") === "true") event.preventDefault();
     return;

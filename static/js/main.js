@@ -7,7 +7,7 @@ import { setupDesktop } from "./desktop.js";
 import { $, $$ } from "./dom.js";
 import { setupEditor } from "./editor.js";
 import { openFiles, setupFiles } from "./files.js";
-import { renderAll, setupInstances } from "./instances.js";
+import { renderAll, setInstancesOffline, setupInstances } from "./instances.js";
 import { LiveStream } from "./live.js";
 import { setupLogs } from "./logs.js";
 import { modelEvents, resyncModels, setupModels, showModels } from "./models.js";
@@ -58,6 +58,21 @@ function setStreamState(name, value) {
   const el = $("#live-status");
   el.dataset.state = overall;
   $(".live-text", el).textContent = { live: "Live", connecting: "Connecting…", offline: "Reconnecting…" }[overall];
+  // Offline is the events stream failing (AiKore gone or unreachable); back once it is live again.
+  if (name === "events" && value === "offline") setConnection(false);
+  if (name === "events" && value === "live") setConnection(true);
+}
+
+let offline = false;
+
+/** A clear banner and no actions while AiKore is away; what failed meanwhile is cleared on return. */
+function setConnection(online) {
+  if (online !== offline) return;
+  offline = !online;
+  $("#offline-banner").hidden = online;
+  document.body.classList.toggle("offline", offline);
+  setInstancesOffline(offline);
+  if (online) banner("");
 }
 
 async function loadInstances() {
