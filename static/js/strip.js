@@ -34,7 +34,8 @@ function renderGpus(gpus) {
     $("[data-meter='util']", item).value = gpu.utilization_percent ?? 0;
     $("[data-meter='vram']", item).value = vram ?? 0;
     $("[data-strip-util]", item).textContent = fmt.percent(gpu.utilization_percent, 0);
-    $("[data-strip-vram]", item).textContent = `${fmt.bytes(gpu.memory_used_bytes)} / ${fmt.bytes(gpu.memory_total_bytes)}`;
+    const used = `${fmt.bytes(gpu.memory_used_bytes)} / ${fmt.bytes(gpu.memory_total_bytes)}`;
+    $("[data-strip-vram]", item).textContent = used;
     item.title = `GPU ${gpu.index}${gpu.name ? ` (${gpu.name})` : ""}: `
       + `${fmt.percent(gpu.utilization_percent, 0)} busy, VRAM ${fmt.percent(vram, 0)} used`;
   }

@@ -23,7 +23,7 @@ let restored = false;
 const AWAY_GRACE_MS = 30_000;
 let away = false;
 
-/** What was saved, each part checked: anything unexpected (an older version's, edited by hand) is the default. */
+/** What was saved, each part checked: anything unexpected (older, or edited by hand) is the default. */
 function readPrefs() {
   let saved = null;
   try {
@@ -60,7 +60,8 @@ const workspace = () => $("#workspace");
  * Open a tool as a tab of the tools pane, or select it when `key` is open already.
  * `panel` is its content; `label()` names the tab (called again when instances change);
  * `instanceId` ties it to an instance: its tab closes when that instance is deleted, unless
- * `closeWithInstance` is false; `persist` ({kind, ...}) is remembered so a reload opens it again through that kind's reopener;
+ * `closeWithInstance` is false; `persist` ({kind, ...}) is remembered, so a reload opens it again
+ * through that kind's reopener (registerReopener); `keep` marks a panel that belongs to the page;
  * `focusTab` puts the keyboard on its new tab (for tools that focus nothing of their own);
  * `onVisible(shown)` tells it when it can be seen; `canClose()` may refuse; `onClose()` ends it.
  * When `key` is open, its label, instance and persist are updated from `spec` where given.
@@ -101,6 +102,7 @@ export function openTool(spec) {
   return { tool, created: true };
 }
 
+/** The open tool of that key, or null. */
 export function findTool(key) {
   return tools.get(key) ?? null;
 }
