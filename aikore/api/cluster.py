@@ -1,4 +1,4 @@
-"""``GET /api/cluster``: the Slurm cluster instances may run on - its partitions and nodes."""
+"""``GET /api/cluster``: the Slurm cluster instances may run on - its partitions, nodes and AiKore's jobs."""
 
 from __future__ import annotations
 
@@ -16,13 +16,14 @@ async def get_cluster(request: web.Request) -> web.Response:
     """Partitions (``sinfo``) and nodes (``scontrol show node``) as Slurm reports them now."""
     slurm = request.app[SUPERVISOR].slurm
     if slurm is None:
-        return json_response({"enabled": False, "partitions": [], "nodes": []})
+        return json_response({"enabled": False, "partitions": [], "nodes": [], "jobs": []})
     try:
         partitions = await slurm.partitions()
         nodes = await slurm.nodes()
+        jobs = await slurm.jobs()
     except SlurmError as exc:
         raise AikoreError("slurm_unavailable", f"Slurm does not answer: {exc}", 503) from None
-    return json_response({"enabled": True, "partitions": partitions, "nodes": nodes})
+    return json_response({"enabled": True, "partitions": partitions, "nodes": nodes, "jobs": jobs})
 
 
 def setup(app: web.Application) -> None:
@@ -66,6 +67,20 @@ OPENAPI_SCHEMAS: dict[str, Any] = {
         },
     },
 }
+OPENAPI_SCHEMAS["ClusterJob"] = {
+    "type": "object",
+    "required": ["job_id", "name", "state", "node", "reason", "cpu_seconds", "memory_bytes"],
+    "properties": {
+        "job_id": {"type": "integer"},
+        "name": {"type": "string", "description": "aikore-<instance name>"},
+        "state": {"type": "string", "description": "Slurm's job state, lowercase (pending, running...)"},
+        "node": {"type": ["string", "null"]},
+        "reason": {"type": ["string", "null"], "description": "why a pending job waits"},
+        "cpu_seconds": {**_NULL_NUMBER, "description": "CPU time of the job's processes (sstat; null without "
+                        "job accounting on the nodes)"},
+        "memory_bytes": {**_NULL_INT, "description": "peak memory of the job's processes (sstat MaxRSS)"},
+    },
+}
 OPENAPI_PATHS: dict[str, Any] = {
     "/api/cluster": {
         "get": {
@@ -78,11 +93,12 @@ OPENAPI_PATHS: dict[str, Any] = {
                         "application/json": {
                             "schema": {
                                 "type": "object",
-                                "required": ["enabled", "partitions", "nodes"],
+                                "required": ["enabled", "partitions", "nodes", "jobs"],
                                 "properties": {
                                     "enabled": {"type": "boolean"},
                                     "partitions": {"type": "array", "items": _ref("Partition")},
                                     "nodes": {"type": "array", "items": _ref("ClusterNode")},
+                                    "jobs": {"type": "array", "items": _ref("ClusterJob")},
                                 },
                             }
                         }

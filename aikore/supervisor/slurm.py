@@ -140,6 +140,26 @@ def parse_time(text: str) -> float | None:
         return None
 
 
+def parse_duration(text: str) -> float | None:
+    """Slurm's ``[D-]HH:MM:SS[.mmm]`` or ``MM:SS.mmm`` as seconds."""
+    days, _, clock = text.strip().rpartition("-")
+    try:
+        parts = [float(p) for p in clock.split(":")]
+        seconds = sum(p * 60 ** i for i, p in enumerate(reversed(parts)))
+        return seconds + (int(days) * 86400 if days else 0)
+    except ValueError:
+        return None
+
+
+def parse_size(text: str) -> int | None:
+    """Slurm's ``63636K`` / ``1.5G`` / ``512`` (KiB by default for sizes) as bytes."""
+    match = re.fullmatch(r"([0-9.]+)([KMGTP]?)", text.strip())
+    if match is None:
+        return None
+    scale = 1024 ** ("KMGTP".index(match[2]) + 1) if match[2] else 1
+    return int(float(match[1]) * scale)
+
+
 def gres_gpus(text: str) -> int:
     """GPUs in a gres string such as ``gpu:2``, ``gpu:a100:4(S:0-1)`` or ``gpu:1(IDX:0),shard:0``."""
     total = 0
@@ -297,6 +317,28 @@ class Slurm:
                 "reason": rec.get("Reason") or None,
             })
         return nodes
+
+    async def jobs(self) -> list[dict[str, Any]]:
+        """AiKore's active jobs, with their processes' CPU time and memory from ``sstat`` where it works.
+
+        ``sstat`` needs job accounting on the nodes (``JobAcctGatherType``); without it, or for a
+        job still pending, the figures are null.
+        """
+        jobs = sorted(self._jobs.values(), key=lambda j: j.job_id)
+        running = [j.job_id for j in jobs if j.state == "RUNNING"]
+        usage: dict[int, tuple[float | None, int | None]] = {}
+        if running:
+            with contextlib.suppress(SlurmError):
+                out = await self.command("sstat", "-n", "-P", "-j", ",".join(f"{j}.batch" for j in running),
+                                         "-o", "JobID,AveCPU,MaxRSS")
+                for line in out.splitlines():
+                    job, cpu, rss = [*line.split("|"), "", ""][:3]
+                    if job.split(".")[0].isdigit():
+                        usage[int(job.split(".")[0])] = (parse_duration(cpu), parse_size(rss))
+        return [{"job_id": j.job_id, "name": j.name, "state": j.state.lower(), "node": j.node or None,
+                 "reason": j.reason if j.state == "PENDING" else None,
+                 "cpu_seconds": usage.get(j.job_id, (None, None))[0],
+                 "memory_bytes": usage.get(j.job_id, (None, None))[1]} for j in jobs]
 
     # -- the launcher -------------------------------------------------------------------------
 

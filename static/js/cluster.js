@@ -1,5 +1,6 @@
 // The System view's cluster list: each Slurm node's state, GPUs, CPUs and memory, and the
-// instances running on it. Shown only when AiKore runs with --slurm; read while the view is open.
+// instances running on it with their jobs' memory. Shown only when AiKore runs with --slurm;
+// read while the view is open.
 
 import { api } from "./api.js";
 import { $, h, showError } from "./dom.js";
@@ -35,6 +36,12 @@ function render(cluster) {
   const instances = [...state.instances.values()];
   $("#cluster-nodes").replaceChildren(...cluster.nodes.map((node) => {
     const here = instances.filter((i) => i.node === node.name && !["stopped", "error"].includes(i.status));
+    const jobs = new Map(cluster.jobs.map((j) => [j.job_id, j]));
+    // Each instance with its job's memory as sstat measures it on the node (where accounting is on).
+    const named = here.map((i) => {
+      const memory = jobs.get(i.slurm_job_id)?.memory_bytes;
+      return memory ? `${i.name} (${fmt.bytes(memory)})` : i.name;
+    });
     const memoryUsed = node.memory_mb !== null && node.memory_free_mb !== null
       ? Math.max(0, node.memory_mb - node.memory_free_mb) * 2 ** 20 : null;
     return h("article", { class: "card node-card", "aria-label": `node ${node.name}`, "data-node": node.name },
@@ -48,7 +55,7 @@ function render(cluster) {
         h("dt", { text: "Memory" }),
         h("dd", { text: `${fmt.bytes(memoryUsed)} / ${fmt.bytes(node.memory_mb === null ? null : node.memory_mb * 2 ** 20)}` }),
         h("dt", { text: "Instances" }),
-        h("dd", { "data-fig": "instances", text: here.map((i) => i.name).join(", ") || fmt.DASH })),
+        h("dd", { "data-fig": "instances", text: named.join(", ") || fmt.DASH })),
       node.reason ? h("p", { class: "muted small", text: node.reason }) : null);
   }));
 }

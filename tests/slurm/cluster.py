@@ -159,7 +159,9 @@ class Cluster:
             # No cgroups in a container: jobs are tracked by their process tree.
             "ProctrackType=proctrack/linuxproc",
             "TaskPlugin=task/none",
-            "JobAcctGatherType=jobacct_gather/none",
+            # Job accounting on the nodes (no database needed): sstat reports a job's CPU and memory.
+            "JobAcctGatherType=jobacct_gather/linux",
+            "JobAcctGatherFrequency=1",
             "AccountingStorageType=accounting_storage/none",
             "SelectType=select/cons_tres",
             "SelectTypeParameters=CR_Core",

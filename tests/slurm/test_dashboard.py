@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
 import pytest
@@ -32,7 +33,8 @@ def test_system_view_lists_cluster_nodes_with_their_instances(
     page.goto(f"{proc.base}/#/system")
     node1 = page.locator("[data-node='node1']")
     expect(node1.locator("[data-fig='gpus']")).to_have_text("1 / 2 in use", timeout=15_000)
-    expect(node1.locator("[data-fig='instances']")).to_have_text("shown")
+    # With the job's memory once sstat has measured it.
+    expect(node1.locator("[data-fig='instances']")).to_have_text(re.compile(r"^shown \(\d+(\.\d)? MiB\)$"))
     expect(page.locator("[data-node='node2'] [data-fig='gpus']")).to_have_text("0 / 2 in use")
     expect(page.locator("#cluster-partitions")).to_contain_text("gpu")
     assert errors == []

@@ -140,6 +140,13 @@ def test_two_instances_land_on_two_nodes(cluster: Cluster, aikore: Start) -> Non
         assert proc.request("GET", f"/app/{name}/health").status == 200
     nodes = {n["name"]: n for n in proc.request("GET", "/api/cluster").json()["nodes"]}
     assert nodes["node1"]["gpus_allocated"] == nodes["node2"]["gpus_allocated"] == 2
+    # Each job's own processes as sstat measures them on its node (the demo app is a Python process).
+    jobs = wait_until(
+        lambda: (j := proc.request("GET", "/api/cluster").json()["jobs"]) and all(x["memory_bytes"] for x in j) and j,
+        30, what="sstat figures for both jobs", interval=0.5,
+    )
+    assert {(j["name"], j["node"]) for j in jobs} == {("aikore-first", a["node"]), ("aikore-second", b["node"])}
+    assert all(j["memory_bytes"] > 10 * 2**20 and j["state"] == "running" for j in jobs)
 
 
 def test_job_cancelled_outside_aikore_is_stopped_with_slurms_reason(cluster: Cluster, aikore: Start) -> None:

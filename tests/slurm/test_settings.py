@@ -24,4 +24,4 @@ async def test_without_slurm_a_partition_is_refused_naming_the_flag(client: Test
     assert error["code"] == "slurm_disabled" and error["field"] == "slurm_partition" and "--slurm" in error["message"]
     assert await (await client.get("/api/instances")).json() == []
     cluster = await (await client.get("/api/cluster")).json()
-    assert cluster == {"enabled": False, "partitions": [], "nodes": []}
+    assert cluster == {"enabled": False, "partitions": [], "nodes": [], "jobs": []}

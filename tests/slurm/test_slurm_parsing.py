@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from aikore.supervisor.slurm import JobEnd, JobRequest, gres_gpus, parse_exit_code, parse_fields
+from aikore.supervisor.slurm import (
+    JobEnd,
+    JobRequest,
+    gres_gpus,
+    parse_duration,
+    parse_exit_code,
+    parse_fields,
+    parse_size,
+)
 
 
 def test_scontrol_records_keep_values_with_spaces() -> None:
@@ -37,3 +45,15 @@ def test_sbatch_arguments_name_only_what_the_instance_asked_for() -> None:
 def test_job_end_says_state_and_reason() -> None:
     assert JobEnd("FAILED", "NonZeroExitCode", 3).describe(12) == "Slurm job 12 FAILED, NonZeroExitCode"
     assert JobEnd("CANCELLED", "None", 143).describe(12) == "Slurm job 12 CANCELLED"
+
+
+@pytest.mark.parametrize(("text", "seconds"), [
+    ("00:00:00", 0), ("01:02:03", 3723), ("02:03.500", 123.5), ("1-00:00:01", 86401), ("", None), ("x", None),
+])
+def test_sstat_durations_read_as_seconds(text: str, seconds: float | None) -> None:
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize(("text", "size"), [("63636K", 63636 * 1024), ("1.5G", 3 * 2**29), ("512", 512), ("", None)])
+def test_sstat_sizes_read_as_bytes(text: str, size: int | None) -> None:
+    assert parse_size(text) == size
