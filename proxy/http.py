@@ -138,4 +138,6 @@ def _abort(request: web.Request, response: web.StreamResponse | None = None) -> 
 
 def _own_hosts(host: str, route: Route) -> frozenset[str]:
     port = route.port
-    return frozenset({host.lower(), f"127.0.0.1:{port}", f"localhost:{port}", f"[::1]:{port}"})
+    # An app on another host (a cluster node) names that host in its absolute redirects.
+    elsewhere = {f"{route.host.lower()}:{port}"} if route.host else set()
+    return frozenset({host.lower(), f"127.0.0.1:{port}", f"localhost:{port}", f"[::1]:{port}", *elsewhere})
