@@ -16,6 +16,7 @@ from aikore.api.common import json_response, read_json_object, reject_unknown
 from aikore.errors import AikoreError, invalid, not_found
 from aikore.store import BLUEPRINTS, CUSTOM_BLUEPRINTS
 from aikore.store.blueprints import HEADER_FIELDS, Blueprint, check_blueprint_id, check_header_value, set_header
+from aikore.store.variables import VARIABLE_NAME
 from aikore.supervisor import SUPERVISOR
 from aikore.supervisor.supervisor import MAX_SCRIPT
 
@@ -137,11 +138,26 @@ _BLUEPRINT_SCHEMA = {
         "source": {"type": "string", "enum": ["builtin", "custom"]},
         "extra": {"type": "object", "additionalProperties": {"type": "string"}},
         "warnings": {"type": "array", "items": {"type": "string"}},
+        "variables": {
+            "type": "array",
+            "items": {"$ref": "#/components/schemas/BlueprintVariable"},
+            "description": "Variables its header declares (# aikore.var:), with the defaults its script sets",
+        },
     },
 }
 
 OPENAPI_SCHEMAS: dict[str, Any] = {
     "Blueprint": _BLUEPRINT_SCHEMA,
+    "BlueprintVariable": {
+        "type": "object",
+        "required": ["name", "description", "value"],
+        "properties": {
+            "name": {"type": "string", "pattern": VARIABLE_NAME.pattern},
+            "description": {"type": "string"},
+            "value": {"type": ["string", "null"],
+                      "description": "As the script sets it (NAME=${NAME:-value}); null: it has no such line"},
+        },
+    },
     "BlueprintDetail": {
         **_BLUEPRINT_SCHEMA,
         "required": [*_BLUEPRINT_SCHEMA["required"], "content"],

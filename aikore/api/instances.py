@@ -275,18 +275,9 @@ _DERIVED_PROPERTIES: dict[str, Any] = {
     },
 }
 
-_VARIABLE = {
-    "type": "object",
-    "required": ["name", "description", "value"],
-    "properties": {
-        "name": {"type": "string", "pattern": VARIABLE_NAME.pattern},
-        "description": {"type": "string"},
-        "value": {"type": ["string", "null"], "description": "As launch.sh sets it; null: it has no line to set"},
-    },
-}
 _DERIVED_PROPERTIES["variables"] = {
     "type": "array",
-    "items": _VARIABLE,
+    "items": {"$ref": "#/components/schemas/BlueprintVariable"},
     "description": "Blueprint variables its launch.sh declares (# aikore.var:), with their values there",
 }
 _VARIABLES_PATCH = {
