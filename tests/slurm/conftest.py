@@ -1,4 +1,4 @@
-"""The Slurm cluster the tests in this folder run against: started once per session, torn down at the end."""
+"""The Slurm cluster the tests in this folder run against: started once for them, torn down after them."""
 
 from __future__ import annotations
 
@@ -13,7 +13,9 @@ from tests.slurm.aikore import BLUEPRINTS, HEADER, Start
 from tests.slurm.cluster import Cluster, missing, start_cluster, stop_cluster
 
 
-@pytest.fixture(scope="session")
+# Per package: started at the first test here, torn down once this folder's tests are done, so
+# the rest of the suite runs without Slurm's daemons around.
+@pytest.fixture(scope="package")
 def cluster() -> Iterator[Cluster]:
     """munged, slurmctld and two slurmd on loopback addresses, with fake GPUs; nothing left after."""
     absent = missing()
