@@ -13,12 +13,12 @@ from typing import Any
 from aiohttp import web
 
 from aikore.api.common import json_response, read_json_object, reject_unknown
-from aikore.errors import AikoreError, invalid, not_found
+from aikore.api.instances import script_content
+from aikore.errors import invalid, not_found
 from aikore.store import BLUEPRINTS, CUSTOM_BLUEPRINTS
 from aikore.store.blueprints import HEADER_FIELDS, Blueprint, check_blueprint_id, check_header_value, set_header
 from aikore.store.variables import VARIABLE_NAME
 from aikore.supervisor import SUPERVISOR
-from aikore.supervisor.supervisor import MAX_SCRIPT
 
 
 async def list_blueprints(request: web.Request) -> web.Response:
@@ -38,22 +38,6 @@ async def get_blueprint(request: web.Request) -> web.Response:
     return json_response(_with_content(bp))
 
 
-def _content(data: dict[str, Any]) -> str:
-    content = data["content"]
-    if not isinstance(content, str):
-        raise invalid("content", "must be the script text as a string")
-    if len(content.encode("utf-8", errors="surrogatepass")) > MAX_SCRIPT:
-        raise AikoreError("payload_too_large", f"content: scripts are limited to {MAX_SCRIPT} bytes", 413,
-                          field="content")
-    if "\x00" in content:
-        raise invalid("content", "must not contain NUL bytes")
-    try:
-        content.encode("utf-8")
-    except UnicodeEncodeError:
-        raise invalid("content", "must be valid Unicode text") from None
-    return content
-
-
 def _header(data: dict[str, Any]) -> dict[str, str]:
     return {key: check_header_value(key, data[key]) for key in HEADER_FIELDS if key in data}
 
@@ -68,7 +52,7 @@ async def create_blueprint(request: web.Request) -> web.Response:
     if ("content" in data) == ("instance_id" in data):
         raise invalid("content", "give either content (the script) or instance_id (whose script to save)")
     if "content" in data:
-        content = _content(data)
+        content = script_content(data["content"])
     else:
         instance_id = data["instance_id"]
         if not isinstance(instance_id, int) or isinstance(instance_id, bool):
@@ -86,7 +70,7 @@ async def put_blueprint(request: web.Request) -> web.Response:
     path = custom.editable(blueprint_id)  # 403/404 before reading the body
     data = await read_json_object(request)
     reject_unknown(data, {"content", *HEADER_FIELDS})
-    content = _content(data) if "content" in data else path.read_text(encoding="utf-8")
+    content = script_content(data["content"]) if "content" in data else path.read_text(encoding="utf-8")
     header = _header(data)
     bp = custom.replace(blueprint_id, set_header(content, header) if header else content)
     return json_response(_with_content(bp))

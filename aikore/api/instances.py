@@ -167,12 +167,8 @@ async def get_script(request: web.Request) -> web.Response:
     return json_response({"id": instance.id, "name": instance.name, "content": content})
 
 
-async def put_script(request: web.Request) -> web.Response:
-    instance_id = path_id(request)
-    _supervisor(request).instance(instance_id)  # 404 before reading the body
-    data = await read_json_object(request)
-    reject_unknown(data, {"content"})
-    content = data.get("content")
+def script_content(content: Any) -> str:
+    """A script body as the API takes it (an instance's launch.sh, a custom blueprint), or a 4xx."""
     if not isinstance(content, str):
         raise AikoreError("invalid_field", "content: must be the script text as a string", 400, field="content")
     if len(content.encode("utf-8", errors="surrogatepass")) > MAX_SCRIPT:
@@ -185,6 +181,15 @@ async def put_script(request: web.Request) -> web.Response:
         content.encode("utf-8")
     except UnicodeEncodeError:
         raise AikoreError("invalid_field", "content: must be valid Unicode text", 400, field="content") from None
+    return content
+
+
+async def put_script(request: web.Request) -> web.Response:
+    instance_id = path_id(request)
+    _supervisor(request).instance(instance_id)  # 404 before reading the body
+    data = await read_json_object(request)
+    reject_unknown(data, {"content"})
+    content = script_content(data.get("content"))
     instance = _supervisor(request).write_script(instance_id, content)
     return json_response({"id": instance.id, "name": instance.name, "content": content, "backup": "launch.sh.bak"})
 

@@ -239,6 +239,9 @@ class CustomBlueprints:
 
     def editable(self, blueprint_id: str) -> Path:
         """The custom file of ``blueprint_id``: a 403 for a built-in, a 404 for none."""
+        if not isinstance(blueprint_id, str) or not BLUEPRINT_ID.fullmatch(blueprint_id):
+            # A path that cannot name a blueprint names none (as an instance id that is not a number).
+            raise AikoreError("not_found", f"blueprint {blueprint_id[:80]!r} does not exist", 404)
         path = self._path(blueprint_id)
         if path.is_file():
             return path

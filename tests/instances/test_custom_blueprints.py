@@ -81,3 +81,10 @@ def test_built_ins_are_read_only_and_bad_ids_or_bodies_are_refused(tiny) -> None
     refused(tiny, "PUT", "/api/blueprints/mine", {"content": 5}, 400, "content")
     assert BUILTIN_DEMO.read_bytes() == before
     assert sorted(p.name for p in (tiny.data_dir.parent / "blueprints").iterdir()) == ["mine.sh", "tiny.sh"]
+
+
+def test_a_path_that_cannot_name_a_blueprint_is_a_404_for_every_method(tiny) -> None:
+    for path in ("/api/blueprints/%C2%91x", "/api/blueprints/.hidden", "/api/blueprints/a%2F..%2Fb"):
+        refused(tiny, "GET", path, None, 404, "does not exist")
+        refused(tiny, "PUT", path, {"description": "x"}, 404, "does not exist")
+        refused(tiny, "DELETE", path, None, 404, "does not exist")
