@@ -90,6 +90,7 @@ export function openCopy(id) {
   // A satellite has no environment of its own: its copy is another satellite of the same parent.
   $("#copy-with-env").disabled = inst.parent_id !== null && inst.parent_id !== undefined;
   $("#copy-name").value = `${inst.name}-copy`;
+  $("#copy-gpus").value = inst.gpu_ids ?? "";
   openDialog($("#copy-dialog"));
   $("#copy-name").select();
 }
@@ -103,6 +104,7 @@ async function submitCopy(event) {
     try {
       onCopy(await api.copy(copyFrom, {
         name: String(data.get("name") ?? "").trim(), environment: data.get("environment"),
+        gpu_ids: String(data.get("gpu_ids") ?? "").trim(),
       }));
       $("#copy-dialog").close();
     } catch (err) {

@@ -308,7 +308,9 @@ function renderButtons(body, inst) {
   byAction("stop").hidden = stopped;
   byAction("stop").disabled = inst.status === "stopping";
   byAction("restart").disabled = inst.status !== "running";
-  byAction("rebuild").disabled = inst.status === "stopping";
+  // A satellite has no environment of its own: its parent's is rebuilt (once it has no satellites).
+  byAction("rebuild").disabled = inst.status === "stopping" || Boolean(inst.parent_id);
+  byAction("rebuild").title = inst.parent_id ? "A satellite runs its parent's environment; it has none to rebuild" : "";
   const open = byAction("open");
   const url = openUrl(inst);
   const openable = Boolean(url) && inst.status === "running";

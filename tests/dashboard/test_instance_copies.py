@@ -59,8 +59,10 @@ def test_copy_with_progress_and_cancel_then_a_satellite_grouped_under_its_parent
     page.click("#copy-submit")
     expect(page.locator("#copy-dialog [data-error-for='name']")).to_contain_text("already exists")
     page.fill("#copy-name", "src-fresh")
+    page.fill("#copy-gpus", "0")
     page.click("#copy-submit")
     expect(page.locator(board.row("src-fresh"))).to_have_count(1)
+    assert named(board, "src-fresh")["gpu_ids"] == "0"
     expect(page.locator("#toast")).to_contain_text("src-fresh is ready")
 
     # A satellite: listed right under its parent, started on the parent's install.
@@ -73,6 +75,8 @@ def test_copy_with_progress_and_cancel_then_a_satellite_grouped_under_its_parent
     expect(sat.locator("[data-show='parent']")).to_have_text("↳ satellite of src")
     order = page.eval_on_selector_all("tbody.instance", "els => els.map(e => e.dataset.name)")
     assert order.index("src-sat") == order.index("src") + 1, order
+    expect(sat.locator("[data-action='rebuild']")).to_be_disabled()
+    expect(row.locator("[data-action='rebuild']")).to_be_enabled()
     sat.locator("[data-action='start']").click()
     expect(sat.locator("[data-show='status']")).to_have_text("running", timeout=RUNNING_TIMEOUT)
     answer = board.server.request("GET", "/app/src-sat/info").json()
