@@ -189,7 +189,25 @@ function createRow(id) {
     renderSelection();
   });
   for (const input of $$("[data-field]", body)) {
-    input.addEventListener(input.type === "checkbox" ? "change" : "input", () => markDirty(body));
+    input.addEventListener(input.type === "checkbox" ? "change" : "input", () => {
+      delete body.dataset.setAside;
+      markDirty(body);
+    });
+    // A locked checkbox does not change; focusing any locked field says why it is locked.
+    input.addEventListener("click", (event) => {
+      if (input.getAttribute("aria-disabled") === "true" && input.type === "checkbox") event.preventDefault();
+    });
+    input.addEventListener("focus", () => {
+      if (input.getAttribute("aria-disabled") !== "true") return;
+      body.dataset.lockHint = input.dataset.field;
+      renderNote(body, instanceOf(body));
+    });
+    input.addEventListener("blur", () => {
+      if (!body.dataset.lockHint) return;
+      delete body.dataset.lockHint;
+      const inst = instanceOf(body);
+      if (inst) renderNote(body, inst);
+    });
     if (input.type !== "checkbox") {
       input.addEventListener("keydown", (event) => {
         if (event.key === "Enter") update(body);
@@ -227,12 +245,20 @@ function renderRow(body, inst) {
   body.classList.toggle("satellite", Boolean(parent));
   show(body, "parent").textContent = parent ? `↳ satellite of ${parent.name}` : "";
   show(body, "parent").hidden = !parent;
+  const setAside = [];
   for (const input of $$("[data-field]", body)) {
     const field = input.dataset.field;
+    const locked = !stopped && !LIVE_FIELDS.has(field);
+    // An unsaved edit of a field that just got locked (started elsewhere) cannot be saved: it is
+    // set aside, and said so, rather than left to fail with 409 on Update.
+    if (locked && input.classList.contains("changed")) {
+      setAside.push(fieldLabel(field));
+      input.classList.remove("changed");
+    }
     // Never overwrite what the user is typing: an unsaved edit stays until Update or Escape.
     if (!input.classList.contains("changed")) setValue(input, inst[field]);
-    input.disabled = !stopped && !LIVE_FIELDS.has(field);
-    input.title = input.disabled ? "Stop the instance to change this" : "";
+    setLocked(input, locked);
+    input.title = locked ? "Stop the instance to change this" : "";
     // A long name is cut short with "…" in the cell; hovering shows it whole (focus scrolls it).
     if (field === "name") input.title = [inst.name, input.title].filter(Boolean).join("\n");
   }
@@ -245,9 +271,28 @@ function renderRow(body, inst) {
   show(body, "pid").textContent = inst.pid ?? fmt.DASH;
   renderPort(body, inst);
   renderButtons(body, inst);
+  if (setAside.length) body.dataset.setAside = setAside.join(", ");
   renderNote(body, inst);
   renderUsageRow(body, inst);
   markDirty(body);
+}
+
+/**
+ * Locked while it runs: read-only and aria-disabled rather than disabled, so the field can still be
+ * focused and the row can say why (a lock is drawn beside it; focus puts the reason in the row).
+ */
+function setLocked(input, locked) {
+  input.disabled = false;
+  if (input.type !== "checkbox") input.readOnly = locked;
+  if (locked) input.setAttribute("aria-disabled", "true");
+  else input.removeAttribute("aria-disabled");
+  input.closest("td").classList.toggle("locked", locked);
+}
+
+function lockHint(body, inst) {
+  const field = body.dataset.lockHint;
+  if (!field) return "";
+  return `${fieldLabel(field)} is locked while ${inst.name} is ${inst.status}: stop it to change this.`;
 }
 
 function setValue(input, value) {
@@ -338,6 +383,11 @@ function renderNote(body, inst) {
   } else if (inst.status_message && inst.status !== "stopped") {
     text = inst.status_message.split("\n")[0];
   }
+  const notes = [lockHint(body, inst)];
+  if (body.dataset.setAside) {
+    notes.push(`Your unsaved ${body.dataset.setAside} was set aside: ${inst.name} started meanwhile, which locks it.`);
+  }
+  text = [text, ...notes].filter(Boolean).join(" · ");
   // GPU IDs that could not be checked (no NVML) or name a GPU that is gone: said, not refused.
   if (inst.gpu_warning) text = text ? `${text} · ${inst.gpu_warning}` : inst.gpu_warning;
   const gpuInput = $("[data-field='gpu_ids']", body);
@@ -414,6 +464,7 @@ function markDirty(body) {
 
 function revert(body) {
   const inst = instanceOf(body);
+  delete body.dataset.setAside;
   for (const input of $$("[data-field]", body)) {
     input.classList.remove("changed");
     setValue(input, inst[input.dataset.field]);
