@@ -212,8 +212,7 @@ OPENAPI_PATHS: dict[str, Any] = {
             "responses": {
                 "200": _resp("Deleted", {"type": "object", "properties": {"deleted": {"type": "string"},
                                                                          "moved_to": {"type": "string"}}}),
-                **_errors(_400="Not a valid blueprint id", _403="A built-in blueprint (read-only)",
-                          _404="Unknown blueprint"),
+                **_errors(_403="A built-in blueprint (read-only)", _404="Unknown blueprint"),
             },
         },
     },

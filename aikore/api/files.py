@@ -52,7 +52,9 @@ def _path(request: web.Request, root: Path, follow: bool = True, value: str | No
 async def _body(request: web.Request, allowed: set[str], required: set[str]) -> dict[str, Any]:
     data = await read_json_object(request)
     reject_unknown(data, allowed)
-    for name in sorted(required):
+    # Every field of these bodies is a string; an optional one too when it is given (a number as
+    # `path` reached the path resolver and answered 500).
+    for name in sorted(required | data.keys()):
         if not isinstance(data.get(name), str):
             raise AikoreError("invalid_field", f"{name}: a string is required", 400, field=name)
     return data

@@ -136,6 +136,18 @@ async def test_bad_new_names_are_refused(client: TestClient, folder: tuple[str, 
     assert (path / "launch.sh").exists()
 
 
+@pytest.mark.parametrize("path", [-131071, None, ["a"], {"a": 1}, True])
+async def test_a_path_that_is_not_a_string_is_a_400_naming_it(client: TestClient, folder: tuple[str, Path],
+                                                             path: object) -> None:
+    base, where = folder
+    for url, body in ((f"{base}/folders", {"path": path, "name": "n"}), (f"{base}/rename", {"path": path, "name": "n"}),
+                      (f"{base}/text", {"path": path, "content": ""})):
+        resp = await client.request("PUT" if url.endswith("/text") else "POST", url, json=body)
+        assert resp.status == 400, (url, path, resp.status)
+        assert (await resp.json())["error"]["field"] == "path"
+    assert not (where / "n").exists()
+
+
 async def test_links_pointing_out_are_refused_and_not_archived(client: TestClient, folder: tuple[str, Path],
                                                                tmp_path: Path) -> None:
     base, path = folder
