@@ -59,3 +59,36 @@ function render(cluster) {
       node.reason ? h("p", { class: "muted small", text: node.reason }) : null);
   }));
 }
+
+/** The add dialog's "Runs on" choice: this machine, or a partition of the cluster (with --slurm). */
+export async function fillWhere() {
+  const where = $("#add-where");
+  const select = $("#add-partition");
+  select.onchange = () => { $("#add-slurm").hidden = !select.value; };
+  select.onchange();
+  try {
+    const cluster = await api.cluster();
+    where.hidden = !cluster.enabled;
+    select.replaceChildren(h("option", { value: "", text: "This machine" }),
+      ...cluster.partitions.map((p) => h("option", { value: p.name,
+        text: `Slurm partition ${p.name}${p.gpus_per_node ? ` (${p.gpus_per_node} GPUs per node)` : ""}${p.available ? "" : " - down"}` })));
+  } catch {
+    where.hidden = true;
+  }
+}
+
+/** The Slurm fields of the add form, only when a partition is chosen (typed as the API takes them). */
+export function whereFields(data) {
+  const partition = String(data.get("slurm_partition") ?? "");
+  if (!partition) return {};
+  const text = (name) => String(data.get(name) ?? "").trim() || null;
+  const gpus = text("slurm_gpus");
+  return {
+    slurm_partition: partition,
+    // Sent as typed: a number when it is one, else the text, so the API's message names the problem.
+    slurm_gpus: gpus === null ? 0 : /^\d+$/.test(gpus) ? Number(gpus) : gpus,
+    slurm_node: text("slurm_node"),
+    slurm_time_limit: text("slurm_time_limit"),
+    slurm_account: text("slurm_account"),
+  };
+}

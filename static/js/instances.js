@@ -6,6 +6,7 @@ import { LIVE_FIELDS } from "./config.js";
 import { openDesktop } from "./desktop.js";
 import { $, $$, busy, confirmAction, h, openDialog, showError, toast } from "./dom.js";
 import * as fmt from "./format.js";
+import { fillWhere, whereFields } from "./cluster.js";
 import { openCopy, openSatellite } from "./copies.js";
 import { openEditor } from "./editor.js";
 import { failureLine } from "./failure.js";
@@ -556,6 +557,7 @@ function openAddDialog() {
   clearFormErrors(form);
   renderBlueprintChoices();
   renderGpuChoices();
+  fillWhere();
   openDialog($("#add-dialog"));
   $("#add-name").focus();
 }
@@ -624,7 +626,7 @@ function formFields(form) {
   const port = String(data.get("public_port") ?? "").trim();
   // Sent as typed: a number when it is one, else the text, so the API's message names the problem.
   if (port) fields.public_port = /^\d+$/.test(port) ? Number(port) : port;
-  return fields;
+  return { ...fields, ...whereFields(data) };
 }
 
 async function submitAdd(event) {

@@ -39,3 +39,34 @@ def test_system_view_lists_cluster_nodes_with_their_instances(
     expect(page.locator("#cluster-partitions")).to_contain_text("gpu")
     assert errors == []
     page.close()
+
+
+def test_add_dialog_creates_an_instance_on_a_partition_and_node(
+    cluster: Cluster, aikore: Start, browser: Browser
+) -> None:
+    proc = aikore()
+    page = browser.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(f"{proc.base}/")
+    page.click("#add-instance-btn")
+    expect(page.locator("#add-where")).to_be_visible()
+    expect(page.locator("#add-slurm")).to_be_hidden()
+    page.fill("#add-name", "picked")
+    page.check("label.blueprint[data-blueprint='web'] input")
+    page.select_option("#add-partition", PARTITION)
+    page.fill("#add-slurm input[name='slurm_node']", "node2")
+    page.fill("#add-slurm input[name='slurm_time_limit']", "soon")
+    page.click("#add-submit")
+    # A bad field is named beside it; nothing is created.
+    expect(page.locator("[data-error-for='slurm_time_limit']")).to_contain_text("time limit")
+    page.fill("#add-slurm input[name='slurm_time_limit']", "1:00:00")
+    page.click("#add-submit")
+    expect(page.locator("#add-dialog")).to_be_hidden()
+    created = next(i for i in proc.request("GET", "/api/instances").json() if i["name"] == "picked")
+    assert (created["slurm_partition"], created["slurm_gpus"], created["slurm_node"], created["slurm_time_limit"]) == (
+        PARTITION, 1, "node2", "1:00:00")
+    assert proc.request("POST", f"/api/instances/{created['id']}/start").status == 200
+    assert instance(proc, created["id"], "running")["node"] == "node2"
+    assert errors == []
+    page.close()
