@@ -273,6 +273,11 @@ function renderRow(body, inst) {
   renderPort(body, inst);
   renderButtons(body, inst);
   if (setAside.length) body.dataset.setAside = setAside.join(", ");
+  // Stopped again: nothing is locked, so neither note has anything left to say.
+  if (stopped) {
+    delete body.dataset.setAside;
+    delete body.dataset.lockHint;
+  }
   renderNote(body, inst);
   renderUsageRow(body, inst);
   markDirty(body);
@@ -386,7 +391,8 @@ function renderNote(body, inst) {
   }
   const notes = [lockHint(body, inst)];
   if (body.dataset.setAside) {
-    notes.push(`Your unsaved ${body.dataset.setAside} was set aside: ${inst.name} started meanwhile, which locks it.`);
+    notes.push(`Your unsaved change to ${body.dataset.setAside} was set aside: ${inst.name} started meanwhile, `
+      + "which locks it.");
   }
   text = [text, ...notes].filter(Boolean).join(" · ");
   // GPU IDs that could not be checked (no NVML) or name a GPU that is gone: said, not refused.

@@ -30,7 +30,9 @@ def test_an_edit_in_progress_survives_a_start_elsewhere_and_locked_fields_say_wh
     board.api("POST", f"/api/instances/{created['id']}/start")
     expect(row.locator("[data-show='status']")).to_have_text("running", timeout=RUNNING_TIMEOUT)
     note = row.locator("[data-show='note']")
-    expect(note).to_contain_text("Your unsaved GPU IDs was set aside: lk started meanwhile, which locks it.")
+    expect(note).to_contain_text(
+        "Your unsaved change to GPU IDs was set aside: lk started meanwhile, which locks it."
+    )
     expect(gpus).to_have_value("")
     expect(gpus).to_be_disabled()
     expect(gpus).to_have_attribute("readonly", "")
@@ -60,3 +62,4 @@ def test_an_edit_in_progress_survives_a_start_elsewhere_and_locked_fields_say_wh
     board.api("POST", f"/api/instances/{created['id']}/stop")
     expect(gpus).to_be_enabled(timeout=RUNNING_TIMEOUT)
     expect(cell).not_to_have_class("locked")
+    expect(note).to_be_hidden()  # nothing is locked any more, so nothing to explain
