@@ -18,6 +18,7 @@ from aikore.config import ConfigError, Settings
 from aikore.http import AUTH, startup_message
 from aikore.store.faults import Unusable
 from aikore.store.lock import DataDirLock
+from aikore.supervisor import slurm
 from proxy import SERVER_HANDLER_ARGS, GuardedRunner
 
 log = logging.getLogger("aikore")
@@ -30,6 +31,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = Settings.from_args(argv)
     except ConfigError as exc:
         print(f"aikore: error: {exc}", file=sys.stderr)
+        return 2
+    if settings.slurm and (missing := slurm.missing_commands()):
+        print(f"aikore: error: --slurm needs Slurm's client commands; not found: {', '.join(missing)}",
+              file=sys.stderr)
         return 2
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     with asyncio.Runner(loop_factory=_loop_factory()) as runner:

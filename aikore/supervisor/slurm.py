@@ -20,6 +20,7 @@ import json
 import logging
 import re
 import shlex
+import shutil
 import sys
 import time
 from collections.abc import Mapping, Sequence
@@ -49,6 +50,14 @@ ACTIVE = frozenset({"PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "SUSPENDE
 # Ended by someone's decision, not by a failure of the app: shown as stopped, not error.
 STOPPED_BY_SLURM = frozenset({"CANCELLED", "PREEMPTED"})
 _FIELD = re.compile(r"(\S+?)=(.*?)(?= \S+?=|$)")
+
+
+CLIENT_COMMANDS = ("sbatch", "squeue", "scontrol", "scancel", "sinfo")
+
+
+def missing_commands() -> list[str]:
+    """The Slurm client commands AiKore needs that are not on PATH (checked once, at startup)."""
+    return [name for name in CLIENT_COMMANDS if shutil.which(name) is None]
 
 
 class SlurmError(Exception):

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 from aiohttp.test_utils import TestClient
 
@@ -25,3 +30,14 @@ async def test_without_slurm_a_partition_is_refused_naming_the_flag(client: Test
     assert await (await client.get("/api/instances")).json() == []
     cluster = await (await client.get("/api/cluster")).json()
     assert cluster == {"enabled": False, "partitions": [], "nodes": [], "jobs": []}
+
+
+def test_aikore_with_slurm_but_no_slurm_commands_refuses_to_start_naming_them(tmp_path: Path) -> None:
+    env = {**os.environ, "PATH": str(tmp_path)}  # nothing of Slurm's on it
+    done = subprocess.run(
+        [sys.executable, "-m", "aikore", "--slurm", "--no-auth", "--port", "0", "--data-dir", str(tmp_path / "data")],
+        capture_output=True, text=True, timeout=60, env=env,
+    )
+    assert done.returncode == 2
+    assert "--slurm needs Slurm's client commands; not found: sbatch, squeue, scontrol, scancel, sinfo" in done.stderr
+    assert not (tmp_path / "data").exists()
