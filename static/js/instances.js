@@ -27,7 +27,9 @@ const table = () => $("#instances-table");
 const rows = new Map(); // id -> <tbody>
 const selected = new Set(); // ids ticked for a bulk start/stop
 // The controls that act on AiKore; paused (disabled) while it does not answer.
-const ACTIONS = "#view-instances button, #view-instances a[data-action], #view-instances input[data-field]";
+// The tools pane's script tabs save and restart through the API too.
+const ACTIONS = "#view-instances button, #view-instances a[data-action], #view-instances input[data-field], "
+  + "#tools .editor-save, #tools .editor-restart";
 let offline = false;
 
 /** Pause every action while AiKore is away; on its return, drop the errors that its absence caused. */

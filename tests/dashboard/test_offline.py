@@ -34,12 +34,16 @@ def test_offline_shows_a_banner_pauses_actions_and_clears_stale_errors_on_return
     expect(error).to_contain_text("AiKore did not answer")
     page.unroute("**/api/instances/*/start", drop)
 
+    board.action("wifi", "script").click()
+    save = page.locator("#tools .editor-save")
+    expect(save).to_be_enabled()
+
     board.server.stop()
     expect(banner).to_be_visible()
     expect(banner).to_contain_text("AiKore is not answering")
     expect(live).to_have_attribute("data-state", "offline")
     for control in (start, row.locator("[data-action='logs']"), row.locator(".more-toggle"),
-                    page.locator("#add-instance-btn"), row.locator("[data-field='gpu_ids']")):
+                    page.locator("#add-instance-btn"), row.locator("[data-field='gpu_ids']"), save):
         expect(control).to_be_disabled()
     expect(row.locator("[data-action='open']")).to_have_attribute("aria-disabled", "true")
 
@@ -49,5 +53,6 @@ def test_offline_shows_a_banner_pauses_actions_and_clears_stale_errors_on_return
     expect(error).to_be_hidden()
     expect(start).to_be_enabled()
     expect(row.locator("[data-field='gpu_ids']")).to_be_enabled()
+    expect(save).to_be_enabled()
     start.click()
     expect(row.locator("[data-show='status']")).to_have_text("running", timeout=60_000)
