@@ -53,6 +53,8 @@ def test_a_63_character_name_is_cut_short_and_shown_whole_on_hover_and_focus(
     name = row.locator("[data-field='name']")
     link = row.locator("[data-show='url']")
     expect(name).to_have_value(LONG)
+    # The name gets the room there is (on a phone, most of the card's width).
+    assert name.evaluate("input => input.getBoundingClientRect().width") >= min(viewport["width"] * 0.4, 200)
     expect(name).to_have_attribute("title", LONG)
     expect(link).to_have_attribute("title", re.compile(rf"^/app/{LONG}/(\n|$)"))
     assert link.evaluate("a => a.scrollWidth > a.clientWidth"), "the URL is cut short, not stretching its column"
