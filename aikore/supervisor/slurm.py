@@ -202,7 +202,8 @@ class JobHandle:
         info = self.slurm.job(self.pid)
         if info is None or info.state != "PENDING":
             return None
-        return info.reason
+        # Before the scheduler first looks at a job its reason is "None".
+        return info.reason if info.reason not in ("", "None") else "waiting for the scheduler"
 
     def node(self) -> str | None:
         info = self.slurm.job(self.pid)
@@ -271,7 +272,10 @@ class Slurm:
         for job_id in list(self._watched):
             info = jobs.get(job_id)
             if job_id not in self._ends and (info is None or not info.active):
-                self._ends[job_id] = await self.end_of(job_id)
+                end = await self.end_of(job_id)
+                # squeue may miss a job for a moment that scontrol still calls active: not an end.
+                if end.state not in ACTIVE:
+                    self._ends[job_id] = end
 
     async def end_of(self, job_id: int) -> JobEnd:
         """How a job ended: ``scontrol`` while Slurm keeps it (MinJobAge), else ``sacct``."""
@@ -364,6 +368,9 @@ class Slurm:
         sbatch = [
             "sbatch", "--parsable", f"--job-name={JOB_PREFIX}{name}", f"--comment={COMMENT_PREFIX}{launch_id}",
             f"--chdir={cwd}", f"--output={log_dir / JOB_OUTPUT}", "--open-mode=append", "--export=ALL",
+            # A node failure ends the job (NODE_FAIL, an error): AiKore's restart policy decides what
+            # follows, not a silent requeue that would leave the route pointing at the old node.
+            "--no-requeue",
             *request.sbatch_args(), "--wrap", f"exec {shlex.join(wrapped)}",
         ]
         proc = await asyncio.create_subprocess_exec(
