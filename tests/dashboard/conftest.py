@@ -136,25 +136,11 @@ def dashboard(
         args = ["--token", TOKEN, "--stop-timeout", "5", "--monitor-interval", "1", *extra_args]
         server = aikore_process(extra_args=args, env=env)
         server.token = TOKEN
-        context = browser.new_context(viewport=viewport or DESKTOP, color_scheme="dark")
-        page = context.new_page()
-        page.set_default_timeout(15_000)
-        board = Dashboard(server=server, page=page)
-        page.on("pageerror", lambda exc: board.errors.append(f"page error: {exc}"))
-        page.on("console", lambda msg: _console(board, msg))
-        opened.append(board)
-        return board
+        opened.append(_open(browser, server, viewport))
+        return opened[-1]
 
     yield start
-    for board in opened:
-        name = re.sub(r"[^\w.-]+", "_", request.node.name)
-        try:
-            board.shot(f"last-{name}")
-        except Exception:
-            pass
-        board.page.context.close()
-    for board in opened:
-        assert not board.errors, "the page reported errors:\n" + "\n".join(board.errors)
+    _close(opened, request)
 
 
 @pytest.fixture(scope="module")
@@ -183,16 +169,28 @@ def shared_dashboard(
     opened: list[Dashboard] = []
 
     def open_page(viewport: dict[str, int] | None = None, color_scheme: str = "dark") -> Dashboard:
-        context = browser.new_context(viewport=viewport or DESKTOP, color_scheme=color_scheme)
-        page = context.new_page()
-        page.set_default_timeout(15_000)
-        board = Dashboard(server=shared_aikore, page=page)
-        page.on("pageerror", lambda exc: board.errors.append(f"page error: {exc}"))
-        page.on("console", lambda msg: _console(board, msg))
-        opened.append(board)
-        return board
+        opened.append(_open(browser, shared_aikore, viewport, color_scheme))
+        return opened[-1]
 
     yield open_page
+    _close(opened, request)
+
+
+def _open(
+    browser: Browser, server: AikoreProcess, viewport: dict[str, int] | None, color_scheme: str = "dark"
+) -> Dashboard:
+    """A new browser context and page on ``server``, recording what goes wrong in the page."""
+    context = browser.new_context(viewport=viewport or DESKTOP, color_scheme=color_scheme)
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    board = Dashboard(server=server, page=page)
+    page.on("pageerror", lambda exc: board.errors.append(f"page error: {exc}"))
+    page.on("console", lambda msg: _console(board, msg))
+    return board
+
+
+def _close(opened: list[Dashboard], request: pytest.FixtureRequest) -> None:
+    """A last screenshot of each page for the record, then fail the test on any error a page reported."""
     for board in opened:
         name = re.sub(r"[^\w.-]+", "_", request.node.name)
         try:
