@@ -25,7 +25,6 @@ def test_update_and_delete_say_they_were_done(shared_dashboard: Callable[..., Da
     expect(row.locator("[data-action='update']")).to_be_hidden()
 
     row.locator(".more-toggle").click()
-
     row.locator("[data-action='delete']").click()
     page.click("#confirm-ok")
     expect(page.locator("#toast")).to_contain_text("Deleted fb-update.")
@@ -60,7 +59,6 @@ def test_restart_from_the_editor_says_when_the_new_script_runs(shared_dashboard:
     expect(row.locator("[data-show='status']")).to_have_text("running", timeout=RUNNING_TIMEOUT)
 
     row.locator(".more-toggle").click()
-
     row.locator("[data-action='script']").click()
     editor = board.tool("editor", created["id"])
     expect(editor.locator(".editor-host .CodeMirror")).to_contain_text("aikore.demo")

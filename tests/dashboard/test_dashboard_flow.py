@@ -136,7 +136,6 @@ def test_rebuild_asks_first_then_starts_with_the_rebuild_flag(dashboard: Callabl
     row = page.locator(board.row("rebuilt"))
 
     row.locator(".more-toggle").click()
-
     row.locator("[data-action='rebuild']").click()
     expect(page.locator("#confirm-text")).to_contain_text("AIKORE_REBUILD_ENV")
     page.keyboard.press("Escape")
@@ -144,7 +143,6 @@ def test_rebuild_asks_first_then_starts_with_the_rebuild_flag(dashboard: Callabl
     assert board.api("GET", f"/api/instances/{created['id']}")["status"] == "stopped"
 
     row.locator(".more-toggle").click()
-
     row.locator("[data-action='rebuild']").click()
     page.click("#confirm-ok")
     expect(row.locator("[data-show='status']")).to_have_text("running", timeout=RUNNING_TIMEOUT)

@@ -31,7 +31,6 @@ def test_update_from_the_dialog_then_roll_back(
     expect(badge).to_have_text("v1 · v2 available")
 
     row.locator(".more-toggle").click()
-
     row.locator("[data-action='versions']").click()
     dialog = page.locator("#versions-dialog")
     expect(dialog).to_be_visible()
@@ -52,7 +51,6 @@ def test_update_from_the_dialog_then_roll_back(
     assert board.server.request("GET", "/app/app/").json() == {"release": "v2", "probe": "2.0"}
 
     row.locator(".more-toggle").click()
-
     row.locator("[data-action='versions']").click()
     snapshot.locator("button", has_text="Roll back").click()
     expect(page.locator("#confirm-title")).to_have_text(re.compile(r"^Roll app back to v1\?$"))
