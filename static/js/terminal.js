@@ -37,6 +37,8 @@ function send(entry, message) {
 function keyHandler(entry) {
   return (event) => {
     if (event.type !== "keydown") return true;
+    // F6 is the page's, not the shell's: the one key that leaves a terminal for the other pane.
+    if (event.key === "F6") return false;
     const mod = event.ctrlKey && event.shiftKey;
     if (mod && event.code === "KeyC") {
       navigator.clipboard?.writeText(entry.term.getSelection()).catch(() => {});
@@ -193,5 +195,7 @@ export function setupTerminal() {
   $("#terminal-paste").addEventListener("click", () => { if (active) paste(active); });
   $("#aikore-shell").addEventListener("click", () => openTerminal(null));
   // Keys typed into a shell belong to it (Delete, arrows), not to the page around it.
-  $("#terminal-panes").addEventListener("keydown", (event) => event.stopPropagation());
+  $("#terminal-panes").addEventListener("keydown", (event) => {
+    if (event.key !== "F6") event.stopPropagation();
+  });
 }

@@ -160,6 +160,10 @@ function setVisible(tool, shown) {
 function refresh() {
   const ws = workspace();
   const count = tools.size;
+  const shape = `${count ? "open" : "empty"} ${prefs.layout}`;
+  // The views' pane changes size without the window doing so: charts and terminals measure again.
+  const reshaped = ws.dataset.shape !== undefined && ws.dataset.shape !== shape;
+  ws.dataset.shape = shape;
   ws.dataset.tools = count ? "open" : "empty";
   ws.dataset.layout = prefs.layout;
   // A phone shows one tab at a time: side by side, each would be a sliver.
@@ -177,6 +181,7 @@ function refresh() {
   updateSplitter();
   updateToggles();
   savePrefs();
+  if (reshaped) window.dispatchEvent(new Event("resize"));
 }
 
 function updateToggles() {
@@ -258,6 +263,19 @@ function onTabKey(event) {
   }
 }
 
+// ---- F6 moves the keyboard between the panes, as in a desktop application's windows ----
+
+function onPaneKey(event) {
+  if (event.key !== "F6" || event.defaultPrevented || !selected) return;
+  event.preventDefault();
+  if ($("#tools").contains(document.activeElement)) {
+    showPane("main");
+    $("#main").focus();
+  } else {
+    selectTool(selected, { focus: true });
+  }
+}
+
 // ---- Phone: one pane at a time ----
 
 function showPane(pane) {
@@ -318,10 +336,10 @@ function onInstances() {
 export function setupWorkspace() {
   setupSplitter();
   $("#tools-tabs").addEventListener("keydown", onTabKey);
+  document.addEventListener("keydown", onPaneKey);
   $("#tools-layout").addEventListener("click", () => {
     prefs.layout = prefs.layout === "rows" ? "columns" : "rows";
     refresh();
-    window.dispatchEvent(new Event("resize"));
   });
   $("#tools-arrange").addEventListener("click", () => {
     prefs.arrange = prefs.arrange === "side" ? "tabs" : "side";

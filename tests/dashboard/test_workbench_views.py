@@ -52,6 +52,11 @@ def test_terminal_runs_a_command_in_the_instance_environment(dashboard: Callable
     expect(screen).to_contain_text("name=studio gpus=0")
     expect(screen).to_contain_text("launch.sh")
     board.shot("terminal", readme=True)
+    # Every key goes to the shell but F6, which leaves it for the other pane and comes back.
+    page.keyboard.press("F6")
+    expect(page.locator("#main")).to_be_focused()
+    page.keyboard.press("F6")
+    expect(page.locator("#tool-terminal-tab")).to_be_focused()
     # A second shell beside the first, then both end with the Terminal tab.
     page.click("#terminal-new")
     expect(dialog.locator(".terminal-tab")).to_have_count(2)

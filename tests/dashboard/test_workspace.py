@@ -171,6 +171,11 @@ def test_panes_resize_by_drag_and_keyboard_and_a_reload_keeps_sizes_and_tabs(
     expect(logs_tab).to_have_attribute("aria-selected", "true")
     expect(_logs(page, created["id"])).to_be_visible()
     tools_width = _box(page, "#tools")["width"]
+    # F6 goes from one pane to the other and back.
+    page.keyboard.press("F6")
+    expect(page.locator("#main")).to_be_focused()
+    page.keyboard.press("F6")
+    expect(logs_tab).to_be_focused()
 
     page.reload()
     page.wait_for_selector("#instances-loading", state="hidden")
