@@ -37,6 +37,13 @@ _EXPECTATION_FAILED = {
 }
 
 
+_MALFORMED = {
+    "description": "A malformed request (a bad Content-Length, header or request line), refused by the HTTP "
+    "server before any view",
+    "content": {"text/plain": {"schema": {"type": "string"}}},
+}
+
+
 def build_document(modules: Iterable[ModuleType]) -> dict[str, Any]:
     """The whole document from each API module's ``OPENAPI_PATHS`` and ``OPENAPI_SCHEMAS``."""
     paths: dict[str, Any] = {}
@@ -46,7 +53,11 @@ def build_document(modules: Iterable[ModuleType]) -> dict[str, Any]:
         schemas.update(getattr(module, "OPENAPI_SCHEMAS", {}))
     for operations in paths.values():
         for operation in operations.values():
-            if isinstance(operation, dict) and "requestBody" in operation:
+            if not isinstance(operation, dict):
+                continue
+            # aiohttp's HTTP parser answers a malformed request itself, whatever the operation.
+            operation["responses"].setdefault("400", _MALFORMED)
+            if "requestBody" in operation:
                 # aiohttp's server answers an Expect other than 100-continue itself, before any view.
                 operation["responses"].setdefault("417", _EXPECTATION_FAILED)
     return {
