@@ -360,3 +360,29 @@ def test_a_persistent_instance_desktop_is_a_tab_that_unloads_when_closed(
     expect(tool).to_have_count(0)
     expect(page.locator("iframe")).to_have_count(0)
     board.api("POST", f"/api/instances/{created['id']}/stop")
+
+
+def test_at_most_three_logs_follow_at_once_so_the_page_keeps_connections(
+    shared_dashboard: Callable[..., Dashboard],
+) -> None:
+    board = shared_dashboard()
+    ids = [board.api("POST", "/api/instances", {"name": f"many-{n}", "blueprint": "demo"})["id"] for n in range(4)]
+    board.login()
+    page = board.page
+    board.action("many-0", "logs").click()
+    page.click("#tools-arrange")
+    for n in range(1, 4):
+        board.action(f"many-{n}", "logs").click()
+    states = [_logs(page, instance_id).locator(".logs-state") for instance_id in ids]
+    for state in states[:3]:
+        expect(state).to_have_text("No output yet: it appears here when the instance starts.")
+    expect(states[3]).to_contain_text("Not following: at most 3 logs are followed at once")
+    # The page's own requests still get through: a start goes out and its row follows live.
+    board.action("many-0", "start").click()
+    expect(page.locator(board.row("many-0")).locator("[data-show='status']")).to_have_text(
+        "running", timeout=RUNNING_TIMEOUT)
+    expect(_logs(page, ids[0]).locator(".logs-output")).to_contain_text("demo: starting many-0")
+    # Closing one lets the waiting log follow.
+    board.close_tool("logs", ids[1])
+    expect(states[3]).to_have_text("No output yet: it appears here when the instance starts.")
+    board.api("POST", f"/api/instances/{ids[0]}/stop")
