@@ -67,6 +67,8 @@ class RotatingFile:
         self._error = ""
         # Whether the file ends at a line end (a dropped write may have cut a line).
         self._line_start = True
+        # Bytes of the unfinished line at the end of this file (0 at a line end or in a new file).
+        self._line_len = 0
         # Bytes of the current ``write`` that reached the file.
         self._landed = 0
         try:
@@ -93,12 +95,20 @@ class RotatingFile:
     def _write_rotating(self, data: bytes) -> None:
         while self.size + len(data) > self.max_bytes:
             cut = data.rfind(b"\n", 0, max(self.max_bytes - self.size, 0)) + 1
-            if cut == 0 and self.size == 0:
-                # One line longer than a whole file: it is kept whole, in a file of its own.
-                cut = data.find(b"\n") + 1 or len(data)
+            if cut == 0:
+                end = data.find(b"\n") + 1
+                if self._line_len and self._line_len + (end or len(data)) <= self.max_bytes:
+                    # The rest of a line this file already holds the start of: finished here, the
+                    # file going over the limit by less than a line, so that no line shorter than a
+                    # file is ever split across two (apps print a line in several writes).
+                    cut = end or len(data)
+                elif self.size == self._line_len:
+                    # One line longer than a whole file: kept in a file of its own (split only where
+                    # it passes the limit).
+                    cut = end or len(data)
             self._write(data[:cut])
             data = data[cut:]
-            if not data and self.size <= self.max_bytes:
+            if not data and (self.size <= self.max_bytes or 0 < self._line_len <= self.max_bytes):
                 return
             self.rotate()
         if data:
@@ -106,11 +116,15 @@ class RotatingFile:
 
     def _write(self, data: bytes) -> None:
         view = memoryview(data)
-        while view:
+        start = 0
+        while start < len(data):
             assert self._fd is not None
-            written = os.write(self._fd, view)
-            self._line_start = view[written - 1 : written] == b"\n" if written else self._line_start
-            view = view[written:]
+            written = os.write(self._fd, view[start:])
+            end = start + written
+            self._line_start = data[end - 1 : end] == b"\n" if written else self._line_start
+            last = data.rfind(b"\n", start, end)
+            self._line_len = end - last - 1 if last >= 0 else self._line_len + written
+            start = end
             self.size += written
             self._landed += written
 
@@ -150,6 +164,7 @@ class RotatingFile:
                 if older.exists():
                     older.replace(backup_path(self.path, index + 1))
             self.path.replace(backup_path(self.path, 1))
+        self._line_len = 0
         self._open()
 
     def close(self) -> None:
