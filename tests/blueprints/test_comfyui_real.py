@@ -34,7 +34,12 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
 
 NAME = "comfy"
 TOKEN = "comfyui-real-token-0123456789abcdef"
-TESTDATA = Path(__file__).resolve().parents[3] / "shared" / "testdata"
+# The workplace's source snapshots: shared/testdata beside the checkout (or above it), or where
+# AIKORE_TESTDATA says.
+TESTDATA = Path(os.environ["AIKORE_TESTDATA"]) if "AIKORE_TESTDATA" in os.environ else next(
+    (p / "shared" / "testdata" for p in Path(__file__).resolve().parents if (p / "shared" / "testdata").is_dir()),
+    Path(__file__).resolve().parents[3] / "shared" / "testdata",
+)
 COMFYUI_URL = "https://github.com/comfyanonymous/ComfyUI.git"
 MANAGER_URL = "https://github.com/ltdrdata/ComfyUI-Manager.git"
 # The torch build these machines keep on disk (pip's constraints cap torch at it).
