@@ -66,18 +66,37 @@ export async function fillWhere() {
   const select = $("#add-partition");
   select.onchange = () => { $("#add-slurm").hidden = !select.value; };
   select.onchange();
-  try {
-    const cluster = await api.cluster();
-    where.hidden = !cluster.enabled;
-    select.replaceChildren(h("option", { value: "", text: "This machine" }),
-      ...cluster.partitions.map((p) => h("option", { value: p.name,
-        text: `Slurm partition ${p.name}${p.gpus_per_node ? ` (${p.gpus_per_node} GPUs per node)` : ""}${p.available ? "" : " - down"}` })));
-  } catch {
-    where.hidden = true;
-  }
+  where.hidden = !(await fillPartitions(select, ""));
 }
 
-/** The Slurm fields of the add form, only when a partition is chosen (typed as the API takes them). */
+/**
+ * A "Runs on" select: "This machine", then each partition sinfo lists, with `chosen` selected (kept
+ * as an option even when sinfo no longer lists it, so the select shows what is stored). False when
+ * AiKore runs without --slurm or the cluster cannot be read: the caller hides the choice.
+ */
+export async function fillPartitions(select, chosen) {
+  let cluster;
+  try {
+    cluster = await api.cluster();
+  } catch {
+    return false;
+  }
+  if (!cluster.enabled) return false;
+  const options = cluster.partitions.map((p) => h("option", { value: p.name,
+    text: `Slurm partition ${p.name}${p.gpus_per_node ? ` (${p.gpus_per_node} GPUs per node)` : ""}${p.available ? "" : " - down"}` }));
+  if (chosen && !cluster.partitions.some((p) => p.name === chosen)) {
+    options.push(h("option", { value: chosen, text: `Slurm partition ${chosen} (not listed by sinfo)` }));
+  }
+  select.replaceChildren(h("option", { value: "", text: "This machine" }), ...options);
+  select.value = chosen;
+  select.dispatchEvent(new Event("change"));
+  return true;
+}
+
+/**
+ * The Slurm fields of a form (`data.get(name)`), only when a partition is chosen, typed as the API
+ * takes them: the add dialog's FormData, or the Settings dialog's fields.
+ */
 export function whereFields(data) {
   const partition = String(data.get("slurm_partition") ?? "");
   if (!partition) return {};

@@ -271,7 +271,8 @@ function renderRow(body, inst) {
   badge.toggleAttribute("data-installing", badge.textContent !== inst.status);
   show(body, "progress").textContent = progressDetail(inst);
   show(body, "blueprint").textContent = blueprintName(inst.blueprint);
-  show(body, "pid").textContent = inst.pid ?? fmt.DASH;
+  show(body, "pid").textContent = inst.pid ?? (inst.slurm_partition ? "" : fmt.DASH);
+  renderSlurm(body, inst);
   renderPort(body, inst);
   renderButtons(body, inst);
   if (setAside.length) body.dataset.setAside = setAside.join(", ");
@@ -324,6 +325,24 @@ function openUrl(inst) {
   const publicUrl = inst.public_port ? `${location.protocol}//${location.hostname}:${inst.public_port}/` : null;
   if (inst.proxy_mode === "port-only") return publicUrl;
   return inst.url ?? publicUrl;
+}
+
+/**
+ * Where a Slurm instance runs, under its PID cell (a job has no pid here): "partition/node · job N"
+ * while its job is active, else the partition (and node) its next start asks for.
+ */
+function renderSlurm(body, inst) {
+  const badge = show(body, "where");
+  const partition = inst.slurm_partition;
+  badge.hidden = !partition;
+  if (!partition) return;
+  const active = !STOPPED.has(inst.status) && (inst.slurm_job_id ?? null) !== null;
+  const node = active ? inst.node ?? inst.slurm_node : inst.slurm_node;
+  badge.textContent = `${partition}${node ? `/${node}` : ""}${active ? ` · job ${inst.slurm_job_id}` : ""}`;
+  badge.title = active
+    ? `Slurm job ${inst.slurm_job_id} on partition ${partition}${inst.node ? `, node ${inst.node}`
+      + `${inst.node_address ? ` (${inst.node_address})` : ""}` : ", not on a node yet"}`
+    : `Runs as a Slurm job on partition ${partition}${node ? `, node ${node}` : ""} from its next start`;
 }
 
 function renderPort(body, inst) {

@@ -1,8 +1,11 @@
 // The Settings dialog: every setting of an instance after its creation, including its launch
 // arguments (one per line), extra environment variables and its blueprint's variables. While it
-// runs, each field says whether a change applies at the next restart or needs it stopped.
+// runs, each field says whether a change applies at the next restart or needs it stopped. With
+// --slurm it also says where the instance runs: this machine or a Slurm partition, with the job's
+// GPUs, node, time limit and account.
 
 import { api, ApiError } from "./api.js";
+import { fillPartitions, whereFields } from "./cluster.js";
 import { LIVE_FIELDS, RESTART_FIELDS } from "./config.js";
 import { $, $$, busy, h, openDialog, showError, toast } from "./dom.js";
 import { on, state, upsertInstance } from "./state.js";
@@ -10,10 +13,13 @@ import { on, state, upsertInstance } from "./state.js";
 const STOPPED = new Set(["stopped", "error"]);
 // Variables rewrite launch.sh, which is read at the next start, like a restart field.
 const SCRIPT_FIELD = "variables";
+const SLURM_FIELDS = ["slurm_partition", "slurm_gpus", "slurm_node", "slurm_time_limit", "slurm_account"];
 let current = null; // the id of the instance the dialog shows
 
 export function setupSettings() {
   $("#settings-form").addEventListener("submit", save);
+  const partition = $("#settings-partition");
+  partition.addEventListener("change", () => { $("#settings-slurm").hidden = !partition.value; });
   on("instances", () => {
     const inst = current !== null ? state.instances.get(current) : null;
     if (inst && $("#settings-dialog").open) renderApplies(inst);
@@ -34,6 +40,7 @@ export function openSettings(id) {
   form.elements.desktop_resolution.value = inst.desktop_resolution ?? "";
   form.elements.desktop_fps.value = inst.desktop_fps ?? "";
   renderVariables(inst);
+  renderWhere(inst);
   renderApplies(inst);
   openDialog($("#settings-dialog"), { onClose: () => { current = null; } });
   form.elements.restart_policy.focus();
@@ -54,6 +61,20 @@ function renderVariables(inst) {
       }),
       h("p", { class: "hint", text: v.description }));
   }));
+}
+
+/** "Runs on": shown only with --slurm (the partitions come from the cluster), prefilled from the instance. */
+async function renderWhere(inst) {
+  const el = $("#settings-form").elements;
+  // A local instance's slurm_gpus is 0; one moved to a partition most likely wants a GPU, as in the add dialog.
+  el.slurm_gpus.value = inst.slurm_partition ? String(inst.slurm_gpus) : "1";
+  el.slurm_node.value = inst.slurm_node ?? "";
+  el.slurm_time_limit.value = inst.slurm_time_limit ?? "";
+  el.slurm_account.value = inst.slurm_account ?? "";
+  $("#settings-where").hidden = true;
+  const enabled = await fillPartitions($("#settings-partition"), inst.slurm_partition ?? "");
+  // The dialog may show another instance by now, or none.
+  if (current === inst.id) $("#settings-where").hidden = !enabled;
 }
 
 /** What a change means while it runs: "next restart", "stop first", or nothing (applies at once). */
@@ -117,6 +138,21 @@ function changes(form, inst) {
     }
   }
   if (Object.keys(variables).length) out.variables = variables;
+  Object.assign(out, whereChanges(form, inst));
+  return out;
+}
+
+/** The Slurm fields that differ from the instance's; none while "Runs on" is not shown (no --slurm). */
+function whereChanges(form, inst) {
+  if ($("#settings-where").hidden) return {};
+  const el = form.elements;
+  // Read from the fields, not FormData, which leaves out the ones locked (disabled) while it runs.
+  const partition = el.slurm_partition.value;
+  const wanted = partition ? whereFields({ get: (name) => el[name].value }) : { slurm_partition: null };
+  const out = {};
+  for (const field of SLURM_FIELDS) {
+    if (field in wanted && !same(wanted[field], inst[field] ?? null)) out[field] = wanted[field];
+  }
   return out;
 }
 
