@@ -86,9 +86,12 @@ function renderApplies(inst) {
     const restart = field === SCRIPT_FIELD || RESTART_FIELDS.has(field);
     const live = field === SCRIPT_FIELD || LIVE_FIELDS.has(field);
     const note = !running ? "" : !live ? "stop first" : restart ? "next restart" : "";
+    // A field inside a group (the Slurm job's) has no badge of its own: the group's says it.
     const badge = $(".applies", box);
-    badge.textContent = note;
-    badge.hidden = !note;
+    if (badge) {
+      badge.textContent = note;
+      badge.hidden = !note;
+    }
     for (const input of $$("input, select, textarea", box)) {
       if (!input.dataset.variable) input.disabled = running && !live;
     }

@@ -70,6 +70,8 @@ def test_settings_edited_after_creation_say_what_waits_for_a_restart_and_errors_
     page.click("#settings-submit")
     expect(error).to_contain_text("env.WEBUI_PORT: is set by AiKore itself")
     expect(page.locator("#settings-env")).to_have_attribute("aria-invalid", "true")
+    # Without --slurm there is no "Runs on" choice (the cluster was asked when the dialog opened).
+    expect(page.locator("#settings-where")).to_be_hidden()
 
     page.fill("#settings-env", "GREETING=hello world")
     page.fill("[data-variable='COMFYUI_REF']", "v0.3.65")

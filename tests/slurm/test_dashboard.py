@@ -132,7 +132,9 @@ def test_settings_move_an_instance_to_a_partition_and_node_and_its_row_shows_whe
     expect(partition).to_have_value(PARTITION)
     expect(page.locator("#settings-slurm-node")).to_have_value("node2")
     expect(page.locator("#settings-slurm-time")).to_have_value("1:00:00")
-    expect(page.locator("#settings-slurm-gpus")).to_be_disabled()
-    expect(dialog.locator("[data-setting='slurm_node'] .applies")).to_have_text("stop first")
+    expect(dialog.locator("[data-setting='slurm_partition'] .applies")).to_have_text("stop first")
+    for field in ("#settings-partition", "#settings-slurm-gpus", "#settings-slurm-node", "#settings-slurm-time",
+                  "#settings-slurm-account"):
+        expect(page.locator(field)).to_be_disabled()
     assert errors == []
     page.close()
