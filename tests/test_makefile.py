@@ -13,8 +13,12 @@ from tests.helpers import REPO
 
 def _dry_run(target: str, venv: Path) -> str:
     """What make would do (``-n``: nothing is run), with the virtual environment under ``venv``."""
+    # A make of its own, not a sub-make of the `make test` running this suite: with the parent's
+    # MAKEFLAGS/MAKELEVEL it would also print "Entering directory" lines and take its flags.
+    env = {k: v for k, v in os.environ.items() if k not in {"MAKEFLAGS", "MAKELEVEL", "MFLAGS", "MAKEOVERRIDES"}}
     done = subprocess.run(
-        ["make", "-n", target, f"VENV={venv}"], cwd=REPO, capture_output=True, text=True, check=True, timeout=30
+        ["make", "-n", target, f"VENV={venv}"], cwd=REPO, capture_output=True, text=True, check=True, timeout=30,
+        env=env,
     )
     return done.stdout
 
