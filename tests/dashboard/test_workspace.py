@@ -105,13 +105,15 @@ def test_two_instances_logs_side_by_side_while_the_strip_updates(shared_dashboar
     wait_until(lambda: _sample_time(page) > seen, what="a new sample in the strip")
     board.shot("workspace", readme=True)
 
-    # Closing a tab ends its stream: the browser aborts that request.
+    # Closing a tab ends its stream: the browser aborts that request. (Waited for through
+    # Playwright: its sync API delivers events only while the test calls into it, never while a
+    # plain polling loop sleeps.)
     ended: list[str] = []
     page.on("requestfailed", lambda request: ended.append(request.url))
-    page.locator(f"#tools-tabs [data-tool='logs-{first}'] .tool-close").click()
+    with page.expect_event("requestfailed", lambda r: f"/instances/{first}/logs/stream" in r.url, timeout=30_000):
+        page.locator(f"#tools-tabs [data-tool='logs-{first}'] .tool-close").click()
     expect(_logs(page, first)).to_have_count(0)
     expect(tabs).to_have_count(1)
-    wait_until(lambda: any(f"/instances/{first}/logs/stream" in url for url in ended), what="alpha's stream ended")
     assert not any(f"/instances/{second}/logs/stream" in url for url in ended)
     expect(_logs(page, second).locator(".logs-state")).to_have_text("Following live output")
 
