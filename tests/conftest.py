@@ -51,7 +51,4 @@ def aikore_process(tmp_path: Path) -> Iterator[Callable[..., AikoreProcess]]:
 
     yield start
     for proc in started:
-        try:
-            proc.stop(timeout=60)
-        except Exception:
-            proc.kill()
+        proc.close()

@@ -279,3 +279,10 @@ class AikoreProcess:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait(timeout=30)
+
+    def close(self) -> None:
+        """A fixture's teardown: a graceful stop (its instances stopped with it), else a kill."""
+        try:
+            self.stop(timeout=60)
+        except Exception:
+            self.kill()

@@ -3,26 +3,16 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 
-import pytest
-from playwright.sync_api import Browser, expect, sync_playwright
+from playwright.sync_api import Browser, expect
 
-from tests.helpers import launch_chromium
+from tests.dashboard.conftest import browser  # noqa: F401 - the module's Chromium
 from tests.slurm.aikore import Start, create, instance
 from tests.slurm.cluster import PARTITION, Cluster
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as p:
-        browser = launch_chromium(p)
-        yield browser
-        browser.close()
-
-
 def test_system_view_lists_cluster_nodes_with_their_instances(
-    cluster: Cluster, aikore: Start, browser: Browser
+    cluster: Cluster, aikore: Start, browser: Browser  # noqa: F811
 ) -> None:
     proc = aikore()
     started = create(proc, "shown", slurm_partition=PARTITION, slurm_gpus=1, slurm_node="node1")
@@ -42,7 +32,7 @@ def test_system_view_lists_cluster_nodes_with_their_instances(
 
 
 def test_add_dialog_creates_an_instance_on_a_partition_and_node(
-    cluster: Cluster, aikore: Start, browser: Browser
+    cluster: Cluster, aikore: Start, browser: Browser  # noqa: F811
 ) -> None:
     proc = aikore()
     page = browser.new_page()
@@ -73,7 +63,7 @@ def test_add_dialog_creates_an_instance_on_a_partition_and_node(
 
 
 def test_settings_move_an_instance_to_a_partition_and_node_and_its_row_shows_where_it_runs(
-    cluster: Cluster, aikore: Start, browser: Browser
+    cluster: Cluster, aikore: Start, browser: Browser  # noqa: F811
 ) -> None:
     proc = aikore()
     started = create(proc, "moved")  # on this machine first
