@@ -116,11 +116,32 @@ class OsKit(Protocol):
     async def close(self) -> None: ...
 
 
+class HealthGets:
+    """GETs of apps' health paths on one kept client session: ready is any answer below 500."""
+
+    def __init__(self) -> None:
+        self._session: aiohttp.ClientSession | None = None
+
+    async def answers(self, url: str) -> bool:
+        if self._session is None:
+            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=_PROBE_TIMEOUT))
+        try:
+            async with self._session.get(url, allow_redirects=False) as resp:
+                return resp.status < 500
+        except (aiohttp.ClientError, TimeoutError, OSError, ValueError):
+            return False
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+
 class RealOsKit:
     """The real thing: subprocess, signals, cgroups, psutil and aiohttp."""
 
     def __init__(self) -> None:
-        self._session: aiohttp.ClientSession | None = None
+        self._health = HealthGets()
         self._cgroups: cgroups.Cgroups | None = None
         self._impostors: set[tuple[int, str]] = set()
 
@@ -225,18 +246,10 @@ class RealOsKit:
                 log.warning("port %s: another program listens there, not launch %s; not ready", port, owners[0].marker)
             if not ours:
                 return False
-        if self._session is None:
-            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=_PROBE_TIMEOUT))
-        try:
-            async with self._session.get(f"http://127.0.0.1:{port}{path}", allow_redirects=False) as resp:
-                return resp.status < 500
-        except (aiohttp.ClientError, TimeoutError, OSError, ValueError):
-            return False
+        return await self._health.answers(f"http://127.0.0.1:{port}{path}")
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        await self._health.close()
 
     def _signal(self, handle: Handle | None, members: Iterable[psutil.Process], sig: int) -> None:
         members = list(members)

@@ -29,10 +29,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import aiohttp
-
 from aikore.supervisor import slurmjob
-from aikore.supervisor.oskit import Exit, Handle, Owner
+from aikore.supervisor.oskit import Exit, Handle, HealthGets, Owner
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +40,6 @@ ENDPOINT_FILE = "slurm-endpoint.json"
 JOB_OUTPUT = "slurm-job.out"
 POLL_INTERVAL = 1.0
 _COMMAND_TIMEOUT = 30.0
-_PROBE_TIMEOUT = 2.0
 _KILL_WAIT = 10.0
 # States of a job whose processes may still run (COMPLETING: Slurm is ending them).
 ACTIVE = frozenset({"PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "SUSPENDED", "REQUEUED", "RESIZING",
@@ -233,7 +230,7 @@ class Slurm:
     _ends: dict[int, JobEnd] = field(default_factory=dict)
     _watched: set[int] = field(default_factory=set)
     _partitions: list[dict[str, Any]] = field(default_factory=list)
-    _session: aiohttp.ClientSession | None = None
+    _health: HealthGets = field(default_factory=HealthGets)
     _poller: asyncio.Task[None] | None = None
 
     # -- the client commands ----------------------------------------------------------------
@@ -453,13 +450,7 @@ class Slurm:
         host = next((e.host for o in owners if isinstance(o.handle, JobHandle) and (e := o.handle.endpoint())), None)
         if host is None:
             return False
-        if self._session is None:
-            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=_PROBE_TIMEOUT))
-        try:
-            async with self._session.get(f"http://{host}:{port}{path}", allow_redirects=False) as resp:
-                return resp.status < 500
-        except (aiohttp.ClientError, TimeoutError, OSError, ValueError):
-            return False
+        return await self._health.answers(f"http://{host}:{port}{path}")
 
     def make_cgroup(self, launch_id: str) -> str | None:
         return None  # the node's slurmd holds the job's processes, not this machine
@@ -499,9 +490,7 @@ class Slurm:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        await self._health.close()
 
 
 def _fresh_endpoint(log_dir: Path) -> Path:
