@@ -55,8 +55,14 @@ def build_document(modules: Iterable[ModuleType]) -> dict[str, Any]:
         for operation in operations.values():
             if not isinstance(operation, dict):
                 continue
-            # aiohttp's HTTP parser answers a malformed request itself, whatever the operation.
-            operation["responses"].setdefault("400", _MALFORMED)
+            # aiohttp's HTTP parser answers a malformed request itself (in text/plain), whatever the
+            # operation: beside an operation's own JSON 400, or as its only 400.
+            responses = operation["responses"]
+            if "400" in responses:
+                own = responses["400"]
+                responses["400"] = {**own, "content": {**own.get("content", {}), **_MALFORMED["content"]}}
+            else:
+                responses["400"] = _MALFORMED
             if "requestBody" in operation:
                 # aiohttp's server answers an Expect other than 100-continue itself, before any view.
                 operation["responses"].setdefault("417", _EXPECTATION_FAILED)
