@@ -286,3 +286,14 @@ class AikoreProcess:
             self.stop(timeout=60)
         except Exception:
             self.kill()
+
+
+# A committer identity of the tests' own: git refuses to commit without one, and the machine's
+# configuration (signing, hooks) must not change what a test does.
+GIT_ID = ["-c", "user.name=AiKore Test", "-c", "user.email=test@example.invalid", "-c", "commit.gpgsign=false"]
+
+
+def git(repo: Path, *args: str) -> str:
+    """Run git in ``repo`` (a test's own repositories); its output, stripped."""
+    return subprocess.run(["git", *GIT_ID, "-C", str(repo), *args], check=True, capture_output=True,
+                          text=True).stdout.strip()

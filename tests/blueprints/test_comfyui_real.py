@@ -26,7 +26,7 @@ from urllib.parse import unquote, urlparse
 import pytest
 
 from tests.blueprints.conftest import BLUEPRINTS
-from tests.helpers import AikoreProcess, launch_chromium, wait_until
+from tests.helpers import AikoreProcess, git, launch_chromium, wait_until
 
 sync_api = pytest.importorskip("playwright.sync_api")
 
@@ -45,7 +45,6 @@ MANAGER_URL = "https://github.com/ltdrdata/ComfyUI-Manager.git"
 # The torch build these machines keep on disk (pip's constraints cap torch at it).
 TORCH_PINS = ("torch==2.14.1", "torchvision==0.29.1")
 UV = Path(sys.executable).parent / "uv"
-GIT_ID = ["-c", "user.name=AiKore Test", "-c", "user.email=test@example.invalid", "-c", "commit.gpgsign=false"]
 # Several GB of torch and CUDA libraries unpacked into a cold uv cache, then ComfyUI's requirements.
 INSTALL_DEADLINE = 1200.0
 # A start that installs nothing still imports torch and runs the Manager's start-up checks.
@@ -66,9 +65,6 @@ class Upstreams:
     next_commit: str
 
 
-def git(repo: Path, *args: str) -> str:
-    proc = subprocess.run(["git", *GIT_ID, "-C", str(repo), *args], check=True, capture_output=True, text=True)
-    return proc.stdout.strip()
 
 
 def repo_from_snapshot(archive: Path, dest: Path, branch: str, message: str) -> Path:

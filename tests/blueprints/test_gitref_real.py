@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import pytest
 
+from tests.helpers import git
+
 SCRIPT = 'source "$AIKORE_BLUEPRINTS_LIB/aikore.sh"\naik_git_checkout "$UPSTREAM" "$INSTANCE_CONF_DIR/app" "$APP_REF"\n'
-GIT_ID = ["-c", "user.name=AiKore Test", "-c", "user.email=test@example.invalid", "-c", "commit.gpgsign=false"]
 
 
-def git(repo: Path, *args: str) -> str:
-    return subprocess.run(["git", *GIT_ID, "-C", str(repo), *args], check=True, capture_output=True,
-                          text=True).stdout.strip()
 
 
 def commit(repo: Path, text: str) -> str:

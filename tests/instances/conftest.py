@@ -3,16 +3,13 @@ environment, and a stdlib HTTP app that says which app, environment and argument
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.helpers import AikoreProcess, wait_until
-
-GIT_ID = ["-c", "user.name=AiKore Test", "-c", "user.email=test@example.invalid", "-c", "commit.gpgsign=false"]
+from tests.helpers import AikoreProcess, git, wait_until
 
 # Reports what it runs on: its own file (which app), its interpreter (which environment), its
 # arguments, and the blueprint environment it was given.
@@ -65,9 +62,6 @@ aik_launch python "$INSTANCE_CONF_DIR/app/app.py"
 '''
 
 
-def git(repo: Path, *args: str) -> str:
-    return subprocess.run(["git", *GIT_ID, "-C", str(repo), *args], check=True, capture_output=True,
-                          text=True).stdout.strip()
 
 
 @pytest.fixture

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
 import sys
 import time
 import zipfile
@@ -21,11 +20,10 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from aikore.resources import builtin_blueprints_dir
-from tests.helpers import until, wait_until
+from tests.helpers import git, until, wait_until
 from tests.supervisor.conftest import MakeClient, api, create, status_is
 
 UV_DIR = Path(sys.executable).parent
-GIT_ID = ["-c", "user.name=AiKore Test", "-c", "user.email=test@example.invalid", "-c", "commit.gpgsign=false"]
 READY_TIMEOUT = 1.5
 # A blueprint of the library: clone, environment, requirements, a phase of its own that waits for
 # the test (a long install step), the shared model folders, launch.
@@ -63,8 +61,6 @@ http.server.HTTPServer((os.environ["WEBUI_HOST"], int(os.environ["WEBUI_PORT"]))
 """
 
 
-def git(repo: Path, *args: str) -> None:
-    subprocess.run(["git", *GIT_ID, "-C", str(repo), *args], check=True, capture_output=True)
 
 
 def make_upstream(root: Path) -> Path:

@@ -21,9 +21,8 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import AikoreProcess, wait_until
+from tests.helpers import AikoreProcess, git, wait_until
 
-GIT_ID = ["-c", "user.name=AiKore Test", "-c", "user.email=test@example.invalid", "-c", "commit.gpgsign=false"]
 BLUEPRINT = "versioned"
 
 APP = '''import json, os, signal
@@ -77,9 +76,6 @@ aik_launch python app.py
 """
 
 
-def git(repo: Path, *args: str) -> str:
-    return subprocess.run(["git", *GIT_ID, "-C", str(repo), *args], check=True, capture_output=True,
-                          text=True).stdout.strip()
 
 
 def build_wheel(folder: Path, name: str, version: str) -> Path:

@@ -7,8 +7,7 @@ from pathlib import Path
 
 import psutil
 
-from tests.helpers import wait_until
-from tests.versions.conftest import git
+from tests.helpers import git, wait_until
 
 V1_REQS = "aikore-probe==1.0\n"
 V2_REQS = "aikore-probe==2.0\naikore-extra==1.0\n"
